@@ -1,0 +1,48 @@
+"""DDIM baseline: an unconditional pixel diffusion. With no encoder, its latent is x_T by DDIM inversion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from diled.diffusion import slerp
+from diled.model import Autoencoding
+from diled.modalities.image import PixelDiffusion
+
+
+class DDIM(Autoencoding):
+    """Unconditional pixel UNet; reconstruction and interpolation go through DDIM inversion of x_T."""
+
+    def __init__(self, pixel: PixelDiffusion):
+        super().__init__()
+        if pixel.unet.cond_dim:
+            raise ValueError("the DDIM baseline needs an unconditional UNet (cond_dim = 0)")
+        self.pixel = pixel
+
+    def loss(self, x0: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Simple eps-matching loss (Ho et al. 2020)."""
+        loss = self.pixel.loss(x0).mean()
+        return loss, {"eps": loss.item()}
+
+    @torch.no_grad()
+    def encode(self, x0: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        """x_T by deterministic DDIM inversion with ``steps`` steps (the paper's stand-in for an encoder)."""
+        if steps is None:
+            raise ValueError("DDIM's representation is the inverted x_T: pass the number of steps")
+        return self.pixel.invert(x0, steps)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, steps: int, seeds: Sequence[int] | None = None) -> torch.Tensor:
+        """Deterministic DDIM from x_T = z."""
+        return self.pixel.sample(z, steps)
+
+    @staticmethod
+    def mix(za: torch.Tensor, zb: torch.Tensor, alpha: float) -> torch.Tensor:
+        """Spherical interpolation: x_T is Gaussian noise, whose norm a lerp would shrink."""
+        return slerp(za, zb, alpha)
+
+    @torch.no_grad()
+    def generate(self, seeds: Sequence[int], steps: int) -> torch.Tensor:
+        """Decode seeded x_T."""
+        return self.decode(self.pixel.noise(seeds, next(self.parameters()).device), steps)

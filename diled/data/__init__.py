@@ -1,0 +1,1 @@
+"""Dataset loaders: embedded (offline) and paper-scale."""

@@ -1,0 +1,213 @@
+"""Gaussian diffusion on any tensor: schedules, q(x_t | x_start), DDPM/DDIM sampling, DDIM inversion.
+
+Timesteps are 1-indexed, t in {1..T}. ``Schedule.alphabar`` has T + 1 entries and
+``alphabar[0] == 1``: index 0 is the clean point the chain starts from (``x_start``). Every sampler
+ends with the clean prediction at alphabar = 1.
+
+DiLED's latent chain starts at the encoder sample x1, and the official code indexes its cumulative
+product one step further than the plain DDPM convention (alphabar_t = 0.992^(t+1) with t 1-indexed,
+i.e. ``torch.cumprod(alphas)[t]`` read with a 1-indexed t). ``Schedule.from_betas(..., shift=1)``
+reproduces that: alphabar_t = prod_{s=1}^{t+shift} alpha_s. ``shift=0`` (our default) is the
+convention of DESIGN.md: x_t = sqrt(alphabar_t) x1 + sqrt(1 - alphabar_t) eps with
+alphabar_t = prod_{s=1}^{t} alpha_s, so that alphabar_1 = alpha_1 and the t = 1 alignment weight is
+exactly alpha_1 / beta_1.
+
+Samplers take ``eps_fn(x_t, t) -> eps`` where ``t`` is a LongTensor of shape (B,): a plain function,
+so a model, an analytic denoiser in a test, or a conditioned network all fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+def make_betas(kind: str, T: int, *, value: float = 0.008, start: float = 1e-4, end: float = 0.02) -> torch.Tensor:
+    """Beta schedule of length T (float64): ``constant`` (DiLED/DiffAE latents) or ``linear`` (DDPM pixels)."""
+    if T < 1:
+        raise ValueError(f"T must be >= 1, got {T}")
+    if kind == "constant":
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"constant beta must lie in (0, 1), got {value}")
+        return torch.full((T,), float(value), dtype=torch.float64)
+    if kind == "linear":
+        if not 0.0 < start <= end < 1.0:
+            raise ValueError(f"linear betas need 0 < start <= end < 1, got {start}, {end}")
+        return torch.linspace(start, end, T, dtype=torch.float64)
+    raise ValueError(f"unknown beta schedule {kind!r}; choose 'constant' or 'linear'")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Cumulative noise levels of a diffusion chain; ``alphabar[t]`` for t = 0..T with alphabar[0] = 1."""
+
+    alphabar: torch.Tensor
+
+    @classmethod
+    def from_betas(cls, betas: torch.Tensor, shift: int = 0) -> "Schedule":
+        """Schedule from per-step betas; ``shift`` extra leading steps reproduce off-by-k indexings."""
+        if shift < 0:
+            raise ValueError("shift must be >= 0")
+        betas = betas.to(torch.float64)
+        full = torch.cat([betas[:1].expand(shift), betas]) if shift else betas
+        ab = torch.cumprod(1.0 - full, dim=0)[shift:]
+        return cls(torch.cat([torch.ones(1, dtype=torch.float64), ab]))
+
+    @classmethod
+    def make(cls, kind: str, T: int, shift: int = 0, **kw: float) -> "Schedule":
+        """Shorthand for ``from_betas(make_betas(kind, T, **kw), shift)``."""
+        return cls.from_betas(make_betas(kind, T, **kw), shift)
+
+    @property
+    def T(self) -> int:
+        return self.alphabar.numel() - 1
+
+    @property
+    def alphas(self) -> torch.Tensor:
+        """Per-step alpha_t = alphabar_t / alphabar_{t-1}, index 0 unused (= 1)."""
+        ab = self.alphabar
+        return torch.cat([ab[:1], ab[1:] / ab[:-1]])
+
+    @property
+    def betas(self) -> torch.Tensor:
+        return 1.0 - self.alphas
+
+    def at(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """alphabar_t gathered for a (B,) batch of timesteps, shaped to broadcast against ``like``."""
+        ab = self.alphabar.to(like.device)[t].to(like.dtype)
+        return ab.view(-1, *([1] * (like.dim() - 1)))
+
+    def q_sample(self, x_start: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Closed-form x_t = sqrt(alphabar_t) x_start + sqrt(1 - alphabar_t) noise."""
+        ab = self.at(t, x_start)
+        return ab.sqrt() * x_start + (1 - ab).sqrt() * noise
+
+    def predict_start(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """x_start implied by x_t and a noise estimate."""
+        ab = self.at(t, x_t)
+        return (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
+
+    def lambda_t(self, t: torch.Tensor) -> torch.Tensor:
+        """ELBO weight lambda_t = beta_t / (2 alpha_t (1 - alphabar_t)) of the eps-matching term."""
+        a, b, ab = self.alphas[t], self.betas[t], self.alphabar[t]
+        return b / (2 * a * (1 - ab))
+
+
+def timestep_subsequence(T: int, steps: int) -> list[int]:
+    """``steps`` timesteps spread evenly over 1..T, ascending, always containing 1 and T."""
+    if not 1 <= steps <= T:
+        raise ValueError(f"sampling steps must lie in 1..{T}, got {steps}")
+    if steps == 1:
+        return [T]
+    seq = torch.linspace(1, T, steps, dtype=torch.float64).round().long().tolist()
+    if len(set(seq)) != steps:  # only possible when steps is close to T
+        raise ValueError(f"cannot place {steps} distinct steps in 1..{T}")
+    return seq
+
+
+# ----------------------------------------------------------------------------- seeded noise
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from any hashable description, stable across processes and platforms."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def seeded_normal(shape: Sequence[int], seeds: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
+    """Stack of standard normals, sample i drawn from its own generator seeded by ``seeds[i]``.
+
+    Sample i therefore never depends on the batch it is drawn in (EDM's convention).
+    """
+    out = []
+    for s in seeds:
+        g = torch.Generator().manual_seed(int(s))
+        out.append(torch.randn(tuple(shape), generator=g, dtype=torch.float32))
+    return torch.stack(out).to(device) if out else torch.empty(0, *shape, device=device)
+
+
+# ----------------------------------------------------------------------------- samplers
+
+
+def _batch_t(t: int, x: torch.Tensor) -> torch.Tensor:
+    return torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+
+
+@torch.no_grad()
+def ddim_sample(
+    eps_fn: EpsFn,
+    x_T: torch.Tensor,
+    schedule: Schedule,
+    timesteps: Sequence[int],
+    eta: float = 0.0,
+    noise_fn: Callable[[int], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """DDIM (Song et al. 2021, Eq. 12) from x_T down the ascending ``timesteps``, ending at the clean point.
+
+    ``eta = 0`` is the deterministic ODE-like sampler; ``eta = 1`` on the full sequence 1..T is
+    exactly DDPM ancestral sampling. ``noise_fn(i)`` supplies the fresh noise of step i when eta > 0.
+    """
+    ts = list(timesteps)
+    if ts != sorted(set(ts)) or ts[0] < 1 or ts[-1] > schedule.T:
+        raise ValueError(f"timesteps must be ascending, distinct and within 1..{schedule.T}")
+    if eta > 0 and noise_fn is None:
+        raise ValueError("eta > 0 needs noise_fn")
+    ab = schedule.alphabar
+    x = x_T
+    prevs = [0] + ts[:-1]
+    for i, (t, t_prev) in enumerate(zip(reversed(ts), reversed(prevs))):
+        eps = eps_fn(x, _batch_t(t, x))
+        a_t, a_prev = ab[t].item(), ab[t_prev].item()
+        x0 = (x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
+        sigma = eta * math.sqrt((1 - a_prev) / (1 - a_t)) * math.sqrt(1 - a_t / a_prev)
+        x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
+        if sigma > 0:
+            x = x + sigma * noise_fn(i).to(x)
+    return x
+
+
+def ddpm_sample(eps_fn: EpsFn, x_T: torch.Tensor, schedule: Schedule, noise_fn: Callable[[int], torch.Tensor]) -> torch.Tensor:
+    """Ancestral DDPM sampling over all T steps (posterior variance beta-tilde)."""
+    return ddim_sample(eps_fn, x_T, schedule, list(range(1, schedule.T + 1)), eta=1.0, noise_fn=noise_fn)
+
+
+@torch.no_grad()
+def ddim_invert(eps_fn: EpsFn, x_start: torch.Tensor, schedule: Schedule, timesteps: Sequence[int]) -> torch.Tensor:
+    """Deterministic DDIM inversion: run the eta = 0 update upward from the clean point to x_T.
+
+    Step i -> i+1 reuses the noise estimate at the current point (at the clean point, the estimate
+    at the first timestep), the usual first-order inverse of ``ddim_sample(eta=0)``; the round trip
+    is exact up to O(step^2) per step, so it tightens as the number of steps grows.
+    """
+    ts = list(timesteps)
+    if ts != sorted(set(ts)) or ts[0] < 1 or ts[-1] > schedule.T:
+        raise ValueError(f"timesteps must be ascending, distinct and within 1..{schedule.T}")
+    ab = schedule.alphabar
+    x = x_start
+    for t_cur, t_next in zip([0] + ts[:-1], ts):
+        eps = eps_fn(x, _batch_t(max(t_cur, ts[0]), x))
+        a_cur, a_next = ab[t_cur].item(), ab[t_next].item()
+        x0 = (x - math.sqrt(1 - a_cur) * eps) / math.sqrt(a_cur)
+        x = math.sqrt(a_next) * x0 + math.sqrt(1 - a_next) * eps
+    return x
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Spherical interpolation per sample (for Gaussian noise latents such as DDIM's x_T)."""
+    af, bf = a.flatten(1), b.flatten(1)
+    cos = (af * bf).sum(1) / (af.norm(dim=1) * bf.norm(dim=1)).clamp_min(1e-12)
+    theta = torch.arccos(cos.clamp(-1.0, 1.0)).view(-1, *([1] * (a.dim() - 1)))
+    sin = torch.sin(theta)
+    safe = sin.abs() > 1e-6
+    w_a = torch.where(safe, torch.sin((1 - alpha) * theta) / sin.where(safe, torch.ones_like(sin)), torch.full_like(sin, 1 - alpha))
+    w_b = torch.where(safe, torch.sin(alpha * theta) / sin.where(safe, torch.ones_like(sin)), torch.full_like(sin, alpha))
+    return w_a * a + w_b * b

@@ -1,0 +1,81 @@
+"""Run manifests: what produced a number (config and its hash, commit, versions, hardware, seed, wall time)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+PACKAGES = ("diled", "torch", "torchvision", "numpy", "scipy", "pytorch-fid", "snakemake", "mlxtend", "pandas", "matplotlib")
+
+
+def config_digest(config: Any) -> str:
+    """sha256 of the canonical JSON form of a config (sorted keys): the config hash."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def git_state(repo: str | Path | None = None) -> dict[str, Any]:
+    """Commit and dirtiness of the checkout the code runs from (``unknown`` outside git)."""
+    repo = Path(repo or Path(__file__).resolve().parent.parent)
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown", "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a number depends on."""
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def hardware() -> dict[str, Any]:
+    """Machine, CPU count, torch threads and accelerator."""
+    info = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    return info
+
+
+def build(config: Any, seed: int | None, wall_s: float, **extra: Any) -> dict[str, Any]:
+    """A complete manifest for one job."""
+    return {
+        "config": config,
+        "config_sha256": config_digest(config),
+        "git": git_state(),
+        "packages": package_versions(),
+        "hardware": hardware(),
+        "seed": seed,
+        "wall_s": round(wall_s, 3),
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **extra,
+    }
+
+
+def write_json(obj: Any, path: str | Path) -> None:
+    """Atomic JSON write (no partial file on failure)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)

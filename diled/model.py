@@ -1,0 +1,131 @@
+"""DiLED: a learnable encoder as the first forward step, a learnable decoder as the last reverse step.
+
+    encoder     q(x1 | x0) = N(E(x0), s1^2 I)           E: any nn.Module, data -> latent mean
+    denoiser    eps_theta(x_t, t) on the latent chain    t = 2..T Gaussian, t = 1 aligned to E(x0)
+    decoder     p(x0 | x1)                               Gaussian pixel diffusion (images) or categorical (tokens)
+
+All three train jointly on ``objective.py``'s loss; the decoder's ``objective`` attribute picks the
+elbo form (likelihood decoders) or the image form (pixel-diffusion decoders, with one shared t).
+
+Capabilities, shared with every baseline so evaluation never asks which model it holds:
+``generate``, ``encode``, ``decode``, ``mix``, ``reconstruct``, ``interpolate``. Randomness at
+inference comes from per-sample seeds, so sample i never depends on the batch it is drawn in.
+
+``z_shift`` / ``z_scale`` standardize the encoder output (z = (E(x) - shift) / scale). They are 0 / 1
+for a model trained from scratch and DiffAE's latent statistics for image DiLED fine-tuned from
+DiffAE, whose latent diffusion lives on standardized z.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from diled import objective as obj
+from diled.diffusion import Schedule, ddim_sample, derive_seed, seeded_normal, timestep_subsequence
+
+
+class Autoencoding(nn.Module):
+    """``reconstruct`` and ``interpolate`` composed from a model's ``encode``, ``mix`` and ``decode``."""
+
+    @torch.no_grad()
+    def reconstruct(self, x0: torch.Tensor, steps: int, seeds: Sequence[int]) -> torch.Tensor:
+        """Decode the encoding of x0."""
+        return self.decode(self.encode(x0, steps), steps, seeds)
+
+    @torch.no_grad()
+    def interpolate(self, xa: torch.Tensor, xb: torch.Tensor, alpha: float, steps: int, seeds: Sequence[int]) -> torch.Tensor:
+        """Decode ``mix(encode(xa), encode(xb), alpha)``; decoder noise depends only on ``seeds`` (shared x_T)."""
+        return self.decode(self.mix(self.encode(xa, steps), self.encode(xb, steps), alpha), steps, seeds)
+
+
+class DiLED(Autoencoding):
+    """Encoder + latent denoiser + decoder, one model that generates, reconstructs and represents."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        denoiser: nn.Module,
+        decoder: nn.Module,
+        schedule: Schedule,
+        z_dim: int,
+        w: float = 1.0,
+        encoder_var: float = 0.008,
+    ):
+        super().__init__()
+        if decoder.objective not in ("elbo", "image"):
+            raise ValueError(f"decoder.objective must be 'elbo' or 'image', got {decoder.objective!r}")
+        if encoder_var <= 0:
+            raise ValueError(f"encoder_var must be > 0, got {encoder_var}")
+        self.encoder, self.denoiser, self.decoder = encoder, denoiser, decoder
+        self.schedule = schedule
+        self.z_dim = z_dim
+        self.w = float(w)
+        self.encoder_std = float(encoder_var) ** 0.5
+        self.register_buffer("z_shift", torch.zeros(z_dim))
+        self.register_buffer("z_scale", torch.ones(z_dim))
+
+    # ------------------------------------------------------------------ latent <-> decoder space
+
+    def encoder_mean(self, x0: torch.Tensor) -> torch.Tensor:
+        """E(x0) in the standardized latent space."""
+        return (self.encoder(x0) - self.z_shift) / self.z_scale
+
+    def _decoder_cond(self, z: torch.Tensor) -> torch.Tensor:
+        return self.z_shift + self.z_scale * z
+
+    # ------------------------------------------------------------------ training
+
+    def loss(self, x0: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Batch-mean DiLED loss and its parts; t, encoder noise and diffusion noise drawn from torch's RNG."""
+        b = x0.shape[0]
+        t = obj.sample_timesteps(b, self.schedule.T, x0.device)
+        mean = self.encoder_mean(x0)
+        x1 = mean + self.encoder_std * torch.randn_like(mean)
+        eps = torch.randn_like(x1)
+        x_t = self.schedule.q_sample(x1, t, eps)
+        latent = obj.latent_term(self.schedule, t, x_t, eps, self.denoiser(x_t, t), mean)
+        rec = self.decoder.loss(x0, self._decoder_cond(x1), t)
+        if self.decoder.objective == "image":
+            total = obj.image_loss(rec, latent, self.w)
+        else:
+            total = obj.elbo_loss(self.schedule, t, rec, latent, self.w)
+        return total.mean(), {"latent": latent.mean().item(), "rec": rec.mean().item()}
+
+    # ------------------------------------------------------------------ capabilities
+
+    def _check_steps(self, steps: int) -> None:
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+
+    @torch.no_grad()
+    def sample_latents(self, seeds: Sequence[int], steps: int) -> torch.Tensor:
+        """Latent reverse chain x_T -> x1 (DDIM, eta = 0) with one seed per sample."""
+        self._check_steps(steps)
+        device = self.z_shift.device
+        x_T = seeded_normal((self.z_dim,), [derive_seed(s, "latent-xT") for s in seeds], device)
+        return ddim_sample(self.denoiser, x_T, self.schedule, timestep_subsequence(self.schedule.T, steps))
+
+    @torch.no_grad()
+    def encode(self, x0: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        """Representation: the encoder mean (``steps`` is accepted for interface parity and unused)."""
+        return self.encoder_mean(x0)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, steps: int, seeds: Sequence[int]) -> torch.Tensor:
+        """p(x0 | x1 = z); ``seeds`` fix the decoder's own noise (x_T of a pixel decoder)."""
+        self._check_steps(steps)
+        x_T = self.decoder.noise(seeds, z.device)
+        return self.decoder.sample(x_T, steps, self._decoder_cond(z))
+
+    @staticmethod
+    def mix(za: torch.Tensor, zb: torch.Tensor, alpha: float) -> torch.Tensor:
+        """Linear interpolation of semantic latents."""
+        return (1 - alpha) * za + alpha * zb
+
+    @torch.no_grad()
+    def generate(self, seeds: Sequence[int], steps: int) -> torch.Tensor:
+        """Latent chain, then decode; one sample per seed."""
+        return self.decode(self.sample_latents(seeds, steps), steps, seeds)

@@ -1,0 +1,65 @@
+"""DiLED's generalized objective (paper Eq. 30-33) as pure tensor functions.
+
+One timestep t ~ U{1..T} per example. With x1 = E(x0) + s1 * eps1 (the encoder sample) and
+x_t = sqrt(alphabar_t) x1 + sqrt(1 - alphabar_t) eps (see ``diffusion.Schedule`` for the indexing):
+
+    elbo form   loss = L_rec(x0 | x1) / (T * lambda_t)  +  w * l_t
+    image form  loss = (2 - w) * L_decoder(t)            +  w * l_t      (one t shared by both)
+
+    l_t = ||eps - eps_theta(x_t, t)||^2                                         t > 1
+    l_1 = (alphabar_1 / (1 - alphabar_1)) ||mu - (x_t - sqrt(1 - alphabar_1) eps_theta) / sqrt(alphabar_1)||^2
+
+where mu = E(x0) is the encoder *mean* (the alignment term). For the default indexing
+alphabar_1 = alpha_1 and 1 - alphabar_1 = beta_1, which is the paper's alpha_1 / beta_1 weight.
+Squared norms are means over latent dimensions; L_rec is whatever per-example reconstruction loss
+the decoder reports (token NLL summed over positions for text).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from diled.diffusion import Schedule
+
+
+def sample_timesteps(batch: int, T: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
+    """t ~ U{1..T}, one per example."""
+    return torch.randint(1, T + 1, (batch,), device=device, generator=generator)
+
+
+def _mean_sq(x: torch.Tensor) -> torch.Tensor:
+    return x.pow(2).flatten(1).mean(1)
+
+
+def latent_term(
+    schedule: Schedule,
+    t: torch.Tensor,
+    x_t: torch.Tensor,
+    eps: torch.Tensor,
+    eps_pred: torch.Tensor,
+    mean: torch.Tensor,
+) -> torch.Tensor:
+    """Per-example l_t: eps matching for t > 1, alignment to the encoder mean for t = 1."""
+    eps_term = _mean_sq(eps - eps_pred)
+    ab1 = schedule.alphabar[1].item()
+    x1_hat = (x_t - (1 - ab1) ** 0.5 * eps_pred) / ab1**0.5
+    align_term = ab1 / (1 - ab1) * _mean_sq(mean - x1_hat)
+    return torch.where(t == 1, align_term, eps_term)
+
+
+def reconstruction_weight(schedule: Schedule, t: torch.Tensor) -> torch.Tensor:
+    """1 / (T * lambda_t): spreads L_rec over all timesteps so encoder and decoder learn at every t."""
+    lam = schedule.lambda_t(t.cpu()).to(torch.float32).to(t.device)
+    return 1.0 / (schedule.T * lam)
+
+
+def elbo_loss(schedule: Schedule, t: torch.Tensor, rec: torch.Tensor, latent: torch.Tensor, w: float) -> torch.Tensor:
+    """Per-example elbo-form loss L_rec / (T lambda_t) + w l_t (text, proteins, any likelihood decoder)."""
+    return reconstruction_weight(schedule, t) * rec + w * latent
+
+
+def image_loss(decoder: torch.Tensor, latent: torch.Tensor, w: float) -> torch.Tensor:
+    """Per-example image-form loss w * L_latent + (2 - w) * L_decoder (decoder is a pixel diffusion)."""
+    if not 0.0 <= w <= 2.0:
+        raise ValueError(f"image objective needs 0 <= w <= 2, got {w}")
+    return w * latent + (2.0 - w) * decoder
