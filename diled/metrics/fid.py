@@ -3,13 +3,20 @@
 The protocol record says everything that moves the number: feature network and its weight digest,
 where and how images are resized, quantization, normalization, channel handling, precision.
 Statistics carry the digest of the protocol that made them, and ``frechet_distance`` refuses to
-compare statistics of different protocols. Features come from pytorch-fid's ``InceptionV3``;
-the Frechet distance is pytorch-fid's ``calculate_frechet_distance``.
+compare statistics of different protocols. Features come from pytorch-fid's ``InceptionV3``.
+
+The Frechet distance is computed here rather than with pytorch-fid's ``calculate_frechet_distance``
+because that one calls SciPy's ``sqrtm`` (about 18 s for 2048 x 2048 on one core, and its ``disp``
+argument is deprecated). We use the identity tr((S_a S_b)^1/2) = sum_i sqrt(lambda_i), lambda_i the
+eigenvalues of the symmetric PSD matrix S_b^1/2 S_a S_b^1/2, with S_b^1/2 from one ``eigh`` per
+statistics object (cached): about 1.3 s per set, equal to pytorch-fid's value to ~1e-7 relative
+(checked in tests). Tiny negative eigenvalues from round-off are clipped to zero.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from contextlib import contextmanager
@@ -129,6 +136,12 @@ class Statistics:
         np.savez(tmp, mu=self.mu, sigma=self.sigma, count=self.count, protocol=self.protocol)
         tmp.replace(path)
 
+    @functools.cached_property
+    def sigma_sqrt(self) -> np.ndarray:
+        """Symmetric PSD square root of sigma (negative round-off eigenvalues clipped)."""
+        w, v = np.linalg.eigh((self.sigma + self.sigma.T) / 2)
+        return (v * np.sqrt(w.clip(min=0))) @ v.T
+
     @classmethod
     def load(cls, path: str | Path) -> "Statistics":
         with np.load(path) as f:
@@ -138,9 +151,16 @@ class Statistics:
 
 
 def frechet_distance(a: Statistics, b: Statistics) -> float:
-    """Frechet distance between two Gaussians fitted under the same protocol."""
-    from pytorch_fid.fid_score import calculate_frechet_distance
+    """||mu_a - mu_b||^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^1/2) for statistics of one protocol.
 
+    Pass the statistics you reuse (the reference) as ``b``: its square root is computed once.
+    """
     if a.protocol != b.protocol:
         raise ProtocolMismatch(f"statistics from different FID protocols: {a.protocol} vs {b.protocol}")
-    return float(calculate_frechet_distance(a.mu, a.sigma, b.mu, b.sigma))
+    if a.mu.shape != b.mu.shape:
+        raise ValueError(f"feature dimensions differ: {a.mu.shape} vs {b.mu.shape}")
+    root = b.sigma_sqrt
+    m = root @ a.sigma @ root
+    eig = np.linalg.eigvalsh((m + m.T) / 2).clip(min=0)
+    diff = a.mu - b.mu
+    return float(diff @ diff + np.trace(a.sigma) + np.trace(b.sigma) - 2 * np.sqrt(eig).sum())

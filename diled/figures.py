@@ -1,0 +1,47 @@
+"""Figures: sample / reconstruction / interpolation grids."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from diled.tables import DISPLAY  # noqa: E402
+
+
+def _strip(images: np.ndarray, count: int) -> np.ndarray:
+    """(N, C, H, W) uint8 -> one row of ``count`` tiles with a white 1-pixel border, (H', W') or (H', W', 3)."""
+    tiles = np.pad(images[:count].transpose(0, 2, 3, 1), ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=255)
+    row = np.concatenate(list(tiles), axis=1)
+    return row[..., 0] if row.shape[-1] == 1 else row
+
+
+def sample_grid(sets_by_steps: dict[int, dict[str, np.ndarray]], model: str, count: int, path: str | Path) -> None:
+    """Rows per T: generated; then source a, reconstruction, interpolations, source b (columns are pairs)."""
+    rows: list[tuple[str, np.ndarray]] = []
+    for steps in sorted(sets_by_steps):
+        s = sets_by_steps[steps]
+        rows.append((f"T={steps} generated", _strip(s["gen"], count)))
+    last = sets_by_steps[max(sets_by_steps)]
+    rows.append(("source a", _strip(last["source_a"], count)))
+    rows.append((f"T={max(sets_by_steps)} reconstruction", _strip(last["rec"], count)))
+    for key in sorted(k for k in last if k.startswith("interp_")):
+        rows.append((f"α={key.split('_')[1]} (a→b)", _strip(last[key], count)))
+    rows.append(("source b", _strip(last["source_b"], count)))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(count * 0.55 + 2.2, len(rows) * 0.62 + 0.5))
+    for ax, (label, img) in zip(axes, rows):
+        ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(f"{DISPLAY.get(model, model)}: samples, reconstructions, interpolations", fontsize=10)
+    fig.tight_layout()
+    tmp = f"{path}.partial.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)

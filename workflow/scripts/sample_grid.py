@@ -1,0 +1,10 @@
+"""One PNG per model: samples, reconstructions and interpolations at every T."""
+import numpy as np
+
+from diled import figures
+from diled.jobs import Job
+
+job = Job(snakemake)
+sets = {int(t): dict(np.load(p)) for t, p in zip(snakemake.params.steps, snakemake.input)}
+figures.sample_grid(sets, snakemake.wildcards.model, snakemake.params.grid_count, snakemake.output[0])
+job.log(f"wrote {snakemake.output[0]}")

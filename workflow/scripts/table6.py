@@ -1,0 +1,29 @@
+"""Assemble Table 6 (CSV + Markdown) from the per-(model, T) FID records."""
+import os
+
+from diled import tables
+from diled.jobs import Job
+
+job = Job(snakemake)
+records = tables.load_records(snakemake.input)
+df = tables.table6(records, job.config["outdir"])
+first = records[0]
+notes = [
+    f"FID protocol `{first['protocol']['name']}` (digest `{first['protocol']['digest']}`): {first['protocol']['feature_network']}; "
+    f"resize {first['protocol']['resize']}; {first['protocol']['quantization']}; reference: {first['protocol']['reference']}.",
+    f"Each FID compares {first['counts']['gen']} images with {first['reference_count']} held-out reference digits "
+    "(small-sample FID is biased upward; compare rows, not with published numbers).",
+    "T is the number of DDIM steps (eta = 0) of every chain a model runs: latent and pixel chains alike.",
+    "Reconstruction: DDIM inverts x0 to x_T with T steps and decodes it; DiffAE and DiLED decode the encoder mean "
+    "from a seeded random x_T (no inversion).",
+    "Interpolation: pairs of reference images fixed by the seed; DiffAE/DiLED mix the semantic latents linearly and decode "
+    "with one x_T shared across alphas; DDIM slerps the two inverted x_T.",
+    "Each row's `manifest` is its metric record: protocol, counts, training info, and the job manifest "
+    "(config hash, git commit, package versions, hardware, seed, wall time).",
+]
+tmp_csv = snakemake.output.csv + ".partial"
+df.to_csv(tmp_csv, index=False)
+os.replace(tmp_csv, snakemake.output.csv)
+with open(snakemake.output.md, "w") as f:
+    f.write(tables.to_markdown(df, notes))
+job.log("\n" + df.to_string(index=False))
