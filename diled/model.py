@@ -78,10 +78,10 @@ class DiLED(Autoencoding):
 
     # ------------------------------------------------------------------ training
 
-    def loss(self, x0: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """Batch-mean DiLED loss and its parts; t, encoder noise and diffusion noise drawn from torch's RNG."""
-        b = x0.shape[0]
-        t = obj.sample_timesteps(b, self.schedule.T, x0.device)
+    def loss(self, x0: torch.Tensor, t: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Batch-mean DiLED loss and its parts; t (unless given), encoder and diffusion noise from torch's RNG."""
+        if t is None:
+            t = obj.sample_timesteps(x0.shape[0], self.schedule.T, x0.device)
         mean = self.encoder_mean(x0)
         x1 = mean + self.encoder_std * torch.randn_like(mean)
         eps = torch.randn_like(x1)
