@@ -1,4 +1,4 @@
-"""Tokens: a bag-of-embeddings encoder and a categorical (per-position softmax) decoder.
+"""Tokens: a position-wise embedding encoder and a categorical (per-position softmax) decoder.
 
 The decoder reports a token negative log-likelihood, so DiLED trains it with the elbo form of the
 objective (L_rec / (T lambda_t) + w l_t). Deliberately small: it demonstrates that the DiLED core
@@ -12,16 +12,15 @@ from torch import nn
 
 
 class TokenEncoder(nn.Module):
-    """Token ids (B, L) -> latent mean (B, z_dim): position-aware embeddings, mean-pooled, then an MLP."""
+    """Token ids (B, L) -> latent mean (B, z_dim): token embeddings concatenated over positions, then an MLP."""
 
-    def __init__(self, vocab: int, length: int, z_dim: int, hidden: int = 128):
+    def __init__(self, vocab: int, length: int, z_dim: int, hidden: int = 128, embed: int = 16):
         super().__init__()
-        self.tok = nn.Embedding(vocab, hidden)
-        self.pos = nn.Parameter(torch.randn(length, hidden) * 0.02)
-        self.head = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, z_dim))
+        self.tok = nn.Embedding(vocab, embed)
+        self.head = nn.Sequential(nn.Linear(length * embed, hidden), nn.SiLU(), nn.Linear(hidden, z_dim))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.head((self.tok(ids) + self.pos).mean(1))
+        return self.head(self.tok(ids).flatten(1))
 
 
 class CategoricalDecoder(nn.Module):
