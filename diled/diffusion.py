@@ -150,11 +150,14 @@ def ddim_sample(
     timesteps: Sequence[int],
     eta: float = 0.0,
     noise_fn: Callable[[int], torch.Tensor] | None = None,
+    clip: float | None = None,
 ) -> torch.Tensor:
     """DDIM (Song et al. 2021, Eq. 12) from x_T down the ascending ``timesteps``, ending at the clean point.
 
     ``eta = 0`` is the deterministic ODE-like sampler; ``eta = 1`` on the full sequence 1..T is
     exactly DDPM ancestral sampling. ``noise_fn(i)`` supplies the fresh noise of step i when eta > 0.
+    ``clip`` clamps every clean-point prediction to [-clip, clip] and re-derives eps from it, as
+    DDPM/DiffAE image samplers do for data known to lie in [-1, 1].
     """
     ts = list(timesteps)
     if ts != sorted(set(ts)) or ts[0] < 1 or ts[-1] > schedule.T:
@@ -168,6 +171,9 @@ def ddim_sample(
         eps = eps_fn(x, _batch_t(t, x))
         a_t, a_prev = ab[t].item(), ab[t_prev].item()
         x0 = (x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
+        if clip is not None:
+            x0 = x0.clamp(-clip, clip)
+            eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
         sigma = eta * math.sqrt((1 - a_prev) / (1 - a_t)) * math.sqrt(1 - a_t / a_prev)
         x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
         if sigma > 0:

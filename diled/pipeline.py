@@ -179,7 +179,7 @@ def evaluation_sets(
     mix_seeds = [derive_seed(seed, "interp", i) for i in range(n)]
     out: dict[str, list[np.ndarray]] = {"gen": [], "rec": [], **{f"interp_{a:g}": [] for a in alphas}}
     codes = []
-    for sl in tqdm(_chunks(n, batch_size), desc=f"{desc}/encode", mininterval=5.0):
+    for sl in tqdm(_chunks(n, batch_size), desc=f"{desc}/generate+encode", mininterval=5.0):
         codes.append(model.encode(x[sl].to(device), steps))
         out["gen"].append(mnist.to_uint8(model.generate(gen_seeds[sl], steps)))
     z = torch.cat(codes)

