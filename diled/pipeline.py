@@ -119,7 +119,7 @@ def train_stage(name: str, stage: str, cfg: dict, data: torch.Tensor, run_dir: P
         return res.ema, res
     if (name, stage) == ("diffae", "latent"):
         model = copy.deepcopy(init).to(device).requires_grad_(True)
-        raw = encode_all(lambda x: model.encoder(x), data, cfg["eval"]["batch_size"])
+        raw = encode_all(model.encoder, data.to(device), cfg["eval"]["batch_size"])
         model.fit_standardization(raw)
         z = (raw - model.z_shift) / model.z_scale
         spec = train_spec(cfg["models"]["diffae"]["latent"], seed)

@@ -1,0 +1,95 @@
+"""Benchmark the image track in one process (no Snakemake): training and sampling throughput per model.
+
+    python benchmarks/image_track.py --config config/gpu.yaml --data mnist32.npz --out DIR
+
+Runs the same ``diled.pipeline`` functions the workflow's rules call, on ``device`` from the
+config, and writes DIR/timings.json (seconds per training step, images per second of sampling,
+wall times), DIR/models/*.pt and DIR/samples_<model>.npz (every T's sets, keys ``T<steps>/<set>``).
+Meant for a GPU machine without the workflow's dependencies; FID of the returned sets is computed
+elsewhere with ``--fid DIR`` (same protocol code as the workflow's ``fid`` rule).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+
+def run(cfg: dict, data: Path, out: Path) -> dict:
+    from diled import manifest, pipeline
+    from diled.data import mnist
+
+    device = pipeline.resolve_device(cfg["device"])
+    pipeline.setup_torch(cfg["threads"], device)
+    x = mnist.to_model_space(mnist.load(data, "train")[0])
+    reference, _ = mnist.load(data, "reference")
+    timings: dict = {"device": str(device), "hardware": manifest.hardware(), "stages": {}, "sampling": {}}
+    t_all = time.perf_counter()
+    models = {}
+    plan = [("ddim", "train", None), ("diffae", "autoencoder", None), ("diffae", "latent", "diffae_ae"), ("diled", "train", "diffae")]
+    for name, stage, init in plan:
+        model, res = pipeline.train_stage(name, stage, cfg, x, out / "runs" / f"{name}-{stage}", device, models.get(init))
+        models["diffae_ae" if (name, stage) == ("diffae", "autoencoder") else name] = model
+        timings["stages"][f"{name}/{stage}"] = {"steps": res.steps, "s_per_step": res.s_per_step, "wall_s": res.wall_s,
+                                                 "final_loss": res.final_loss}
+    for name in pipeline.MODELS:
+        pipeline.save_model(models[name], name, cfg, out / "models" / f"{name}.pt", timings["stages"])
+        sets = {}
+        for steps in cfg["eval"]["sampling_steps"]:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            s = pipeline.evaluation_sets(models[name], reference, steps, cfg["eval"]["num_samples"], cfg["eval"]["interp_alphas"],
+                                         cfg["seed"], cfg["eval"]["batch_size"], desc=f"{name}/T{steps}")
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            wall = time.perf_counter() - t0
+            n_images = sum(len(v) for k, v in s.items() if not k.startswith("source"))
+            timings["sampling"][f"{name}/T{steps}"] = {"wall_s": wall, "images": n_images, "images_per_s": n_images / wall}
+            sets.update({f"T{steps}/{k}": v for k, v in s.items()})
+        np.savez_compressed(out / f"samples_{name}.npz", **sets)
+    timings["total_wall_s"] = time.perf_counter() - t_all
+    timings["manifest"] = manifest.build(cfg, cfg["seed"], timings["total_wall_s"])
+    (out / "timings.json").write_text(json.dumps(timings, indent=2, default=str))
+    return timings
+
+
+def fid_table(directory: Path, data: Path, device: str = "cpu") -> str:
+    """FID of every returned set against the reference set of ``data`` (workflow protocol)."""
+    from diled.data import mnist
+    from diled.metrics import fid
+
+    net = fid.load_inception(device)
+    proto = fid.PYTORCH_FID
+    ref = fid.Statistics.of(fid.features(mnist.load(data, "reference")[0], net, desc="reference"), proto)
+    rows = []
+    for path in sorted(directory.glob("samples_*.npz")):
+        model = path.stem.removeprefix("samples_")
+        with np.load(path) as f:
+            for steps in sorted({int(k.split("/")[0][1:]) for k in f.files}):
+                scores = {k: fid.frechet_distance(fid.Statistics.of(fid.features(f[f"T{steps}/{k}"], net, desc=k), proto), ref)
+                          for k in ("gen", "rec", "interp_0.2", "interp_0.4")}
+                rows.append(f"| {model} | {steps} | " + " | ".join(f"{scores[k]:.2f}" for k in ("gen", "rec", "interp_0.2", "interp_0.4")) + " |")
+    head = f"protocol {proto.name}:{proto.digest}, reference {ref.count} images\n\n| model | T | gen | rec | interp 0.2 | interp 0.4 |\n|---|---|---|---|---|---|"
+    return head + "\n" + "\n".join(rows)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", type=Path)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--fid", type=Path, help="compute FIDs of a finished benchmark directory instead")
+    args = ap.parse_args()
+    if args.fid:
+        print(fid_table(args.fid, args.data))
+    else:
+        args.out.mkdir(parents=True, exist_ok=True)
+        t = run(yaml.safe_load(args.config.read_text()), args.data, args.out)
+        print(json.dumps({k: t[k] for k in ("device", "stages", "sampling", "total_wall_s")}, indent=2, default=str))
