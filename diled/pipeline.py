@@ -17,7 +17,6 @@ from torch import nn
 from tqdm import tqdm
 
 from baselines import DDIM, DiffAE
-from diled import manifest
 from diled.data import mnist
 from diled.diffusion import Schedule, derive_seed
 from diled.modalities.image import PixelDiffusion
@@ -106,6 +105,7 @@ def train_stage(name: str, stage: str, cfg: dict, data: torch.Tensor, run_dir: P
     diled/train (needs ``init``: the trained DiffAE, whose parts and latent standardization it starts from).
     """
     seed = derive_seed(cfg["seed"], name, stage)
+    torch.manual_seed(derive_seed(seed, "init"))  # weight initialisation is part of the run's determinism
     if (name, stage) == ("ddim", "train"):
         model = build("ddim", cfg).to(device)
         spec = train_spec(cfg["models"]["ddim"]["train"], seed)
@@ -192,15 +192,3 @@ def evaluation_sets(
     sets["source_a"], sets["source_b"] = reference[ia], reference[ib]
     return sets
 
-
-__all__ = [
-    "MODELS",
-    "build",
-    "evaluation_sets",
-    "load_model",
-    "manifest",
-    "resolve_device",
-    "save_model",
-    "setup_torch",
-    "train_stage",
-]

@@ -111,8 +111,7 @@ def convert_fid_helper(torchscript_path: str | Path) -> dict[str, torch.Tensor]:
     Convolutions are matched in order and must agree in shape; batch-norm gamma is 1, beta/mean/var
     are copied. Raises ``WeightsError`` if the two layouts disagree anywhere.
     """
-    from pytorch_fid.inception import fid_inception_v3  # noqa: F401  (layout comes from pytorch-fid)
-    import pytorch_fid.inception as pfi
+    import pytorch_fid.inception as pfi  # the target layout is pytorch-fid's own FID Inception
 
     ts = torch.jit.load(str(torchscript_path), map_location="cpu").state_dict()
     ts_convs = [k[: -len(".weight")] for k in ts if k.endswith(".weight")]

@@ -18,6 +18,9 @@ notes = [
     "from a seeded random x_T (no inversion).",
     "Interpolation: pairs of reference images fixed by the seed; DiffAE/DiLED mix the semantic latents linearly and decode "
     "with one x_T shared across alphas; DDIM slerps the two inverted x_T.",
+    "DiLED starts from the trained DiffAE (encoder, decoder, latent net and standardization) and adds "
+    f"{job.config['models']['diled']['train']['steps']} joint fine-tuning steps (w = {job.config['models']['diled']['w']}); "
+    "its difference from DiffAE includes those extra steps, as in the paper's protocol.",
     "Each row's `manifest` is its metric record: protocol, counts, training info, and the job manifest "
     "(config hash, git commit, package versions, hardware, seed, wall time).",
 ]
