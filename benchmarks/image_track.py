@@ -60,8 +60,8 @@ def run(cfg: dict, data: Path, out: Path) -> dict:
     return timings
 
 
-def fid_table(directory: Path, data: Path, device: str = "cpu") -> str:
-    """FID of every returned set against the reference set of ``data`` (workflow protocol)."""
+def fid_table(directory: Path, data: Path, limit: int = 100, device: str = "cpu") -> str:
+    """FID of the first ``limit`` images of every returned set against the reference set of ``data``."""
     from diled.data import mnist
     from diled.metrics import fid
 
@@ -73,10 +73,10 @@ def fid_table(directory: Path, data: Path, device: str = "cpu") -> str:
         model = path.stem.removeprefix("samples_")
         with np.load(path) as f:
             for steps in sorted({int(k.split("/")[0][1:]) for k in f.files}):
-                scores = {k: fid.frechet_distance(fid.Statistics.of(fid.features(f[f"T{steps}/{k}"], net, desc=k), proto), ref)
+                scores = {k: fid.frechet_distance(fid.Statistics.of(fid.features(f[f"T{steps}/{k}"][:limit], net, desc=k), proto), ref)
                           for k in ("gen", "rec", "interp_0.2", "interp_0.4")}
                 rows.append(f"| {model} | {steps} | " + " | ".join(f"{scores[k]:.2f}" for k in ("gen", "rec", "interp_0.2", "interp_0.4")) + " |")
-    head = f"protocol {proto.name}:{proto.digest}, reference {ref.count} images\n\n| model | T | gen | rec | interp 0.2 | interp 0.4 |\n|---|---|---|---|---|---|"
+    head = f"protocol {proto.name}:{proto.digest}, {limit} images per set, reference {ref.count} images\n\n| model | T | gen | rec | interp 0.2 | interp 0.4 |\n|---|---|---|---|---|---|"
     return head + "\n" + "\n".join(rows)
 
 
@@ -86,9 +86,10 @@ if __name__ == "__main__":
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--fid", type=Path, help="compute FIDs of a finished benchmark directory instead")
+    ap.add_argument("--limit", type=int, default=100, help="images per set for --fid (default: the embedded default's 100)")
     args = ap.parse_args()
     if args.fid:
-        print(fid_table(args.fid, args.data))
+        print(fid_table(args.fid, args.data, args.limit))
     else:
         args.out.mkdir(parents=True, exist_ok=True)
         t = run(yaml.safe_load(args.config.read_text()), args.data, args.out)
