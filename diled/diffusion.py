@@ -53,7 +53,7 @@ class Schedule:
     alphabar: torch.Tensor
 
     @classmethod
-    def from_betas(cls, betas: torch.Tensor, shift: int = 0) -> "Schedule":
+    def from_betas(cls, betas: torch.Tensor, shift: int = 0) -> Schedule:
         """Schedule from per-step betas; ``shift`` extra leading steps reproduce off-by-k indexings."""
         if shift < 0:
             raise ValueError("shift must be >= 0")
@@ -63,7 +63,7 @@ class Schedule:
         return cls(torch.cat([torch.ones(1, dtype=torch.float64), ab]))
 
     @classmethod
-    def make(cls, kind: str, T: int, shift: int = 0, **kw: float) -> "Schedule":
+    def make(cls, kind: str, T: int, shift: int = 0, **kw: float) -> Schedule:
         """Shorthand for ``from_betas(make_betas(kind, T, **kw), shift)``."""
         return cls.from_betas(make_betas(kind, T, **kw), shift)
 

@@ -127,7 +127,7 @@ class Statistics:
     protocol: str
 
     @classmethod
-    def of(cls, feats: np.ndarray, protocol: FIDProtocol) -> "Statistics":
+    def of(cls, feats: np.ndarray, protocol: FIDProtocol) -> Statistics:
         return cls(feats.mean(0), np.cov(feats, rowvar=False), len(feats), protocol.digest)
 
     def save(self, path: str | Path) -> None:
@@ -143,7 +143,7 @@ class Statistics:
         return (v * np.sqrt(w.clip(min=0))) @ v.T
 
     @classmethod
-    def load(cls, path: str | Path) -> "Statistics":
+    def load(cls, path: str | Path) -> Statistics:
         with np.load(path) as f:
             if "protocol" not in f:
                 raise ProtocolMismatch(f"{path} carries no protocol digest")
