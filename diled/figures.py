@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from diled.files import atomic_path  # noqa: E402
 from diled.tables import DISPLAY  # noqa: E402
 
 
@@ -41,7 +41,6 @@ def sample_grid(sets_by_steps: dict[int, dict[str, np.ndarray]], model: str, cou
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     fig.suptitle(f"{DISPLAY.get(model, model)}: samples, reconstructions, interpolations", fontsize=10)
     fig.tight_layout()
-    tmp = f"{path}.partial.png"
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from diled.files import atomic_path
+
 PACKAGES = ("diled", "torch", "torchvision", "numpy", "scipy", "pytorch-fid", "snakemake", "mlxtend", "pandas", "matplotlib")
 
 
@@ -74,8 +76,5 @@ def build(config: Any, seed: int | None, wall_s: float, **extra: Any) -> dict[st
 
 def write_json(obj: Any, path: str | Path) -> None:
     """Atomic JSON write (no partial file on failure)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

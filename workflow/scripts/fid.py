@@ -15,7 +15,7 @@ net = fid.load_inception(job.device)
 scores, counts = {}, {}
 with np.load(snakemake.input.sets) as sets:
     for key in sorted(k for k in sets.files if k == "gen" or k == "rec" or k.startswith("interp_")):
-        stats = fid.Statistics.of(fid.features(sets[key], net, snakemake.params.batch_size, desc=key), protocol)
+        stats = fid.statistics(sets[key], net, protocol, snakemake.params.batch_size, desc=key)
         scores[key], counts[key] = fid.frechet_distance(stats, reference), stats.count
         job.log(f"{snakemake.wildcards.model} T={snakemake.wildcards.steps} {key}: FID {scores[key]:.3f} ({stats.count} images)")
 sample_manifest = json.load(open(snakemake.input.sample_manifest))

@@ -1,7 +1,6 @@
 """Assemble Table 6 (CSV + Markdown) from the per-(model, T) FID records."""
-import os
-
 from diled import tables
+from diled.files import atomic_path
 from diled.jobs import Job
 
 job = Job(snakemake)
@@ -24,9 +23,8 @@ notes = [
     "Each row's `manifest` is its metric record: protocol, counts, training info, and the job manifest "
     "(config hash, git commit, package versions, hardware, seed, wall time).",
 ]
-tmp_csv = snakemake.output.csv + ".partial"
-df.to_csv(tmp_csv, index=False)
-os.replace(tmp_csv, snakemake.output.csv)
-with open(snakemake.output.md, "w") as f:
-    f.write(tables.to_markdown(df, notes))
+with atomic_path(snakemake.output.csv) as tmp:
+    df.to_csv(tmp, index=False)
+with atomic_path(snakemake.output.md) as tmp:
+    tmp.write_text(tables.to_markdown(df, notes))
 job.log("\n" + df.to_string(index=False))
