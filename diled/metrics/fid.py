@@ -1,26 +1,32 @@
-"""FID under a named, hashed protocol (first protocol: pytorch-fid, reference statistics on the fly).
+"""FID under a named, hashed protocol (``diled.metrics.protocols``), one path for every image source.
 
-The protocol record says everything that moves the number: feature network and its weight digest,
-where and how images are resized, quantization, normalization, channel handling, precision.
-Statistics carry the digest of the protocol that made them, and ``frechet_distance`` refuses to
-compare statistics of different protocols. Features come from pytorch-fid's ``InceptionV3``.
+Features come from the field's libraries: pytorch-fid's ``InceptionV3`` (``torch-bilinear`` and
+``pil-bicubic`` resizes; for the latter clean-fid's own resizer feeds the network with its resize
+and normalization switched off) and torch-fidelity's ``FeatureExtractorInceptionV3``
+(``tf1-bilinear``), all with the same verified weights. Statistics accumulate in constant memory
+(running sum and sum of outer products in float64; no N x 2048 matrix is kept), and the features of
+an image set are cached on disk under (protocol feature digest, content hash of the uint8 images),
+so rescoring a set against another reference, or under a protocol that differs only in reference,
+costs no Inception pass.
 
 The Frechet distance is computed here rather than with pytorch-fid's ``calculate_frechet_distance``
-because that one calls SciPy's ``sqrtm`` (about 18 s for 2048 x 2048 on one core, and its ``disp``
-argument is deprecated). We use the identity tr((S_a S_b)^1/2) = sum_i sqrt(lambda_i), lambda_i the
-eigenvalues of the symmetric PSD matrix S_b^1/2 S_a S_b^1/2, with S_b^1/2 from one ``eigh`` per
-statistics object (cached): about 1.3 s per set, equal to pytorch-fid's value to ~1e-7 relative
-(checked in tests). Tiny negative eigenvalues from round-off are clipped to zero.
+because that one calls SciPy's ``sqrtm`` (about 18 s for 2048 x 2048 on one core, its ``disp``
+argument is deprecated, and it leaves complex residue on near-singular products). We use
+tr((S_a S_b)^1/2) = sum_i sqrt(lambda_i), lambda_i the eigenvalues of the symmetric PSD matrix
+S_b^1/2 S_a S_b^1/2, with S_b^1/2 from one ``eigh`` per statistics object (cached): about 1.3 s per
+2048-d pair, real by construction, equal to pytorch-fid's value to ~1e-7 relative (tests). Round-off
+asymmetry is symmetrized away and tiny negative eigenvalues are clipped to zero, which also makes
+singular covariances (fewer samples than dimensions) well defined.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
+import os
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from unittest import mock
 
@@ -30,51 +36,19 @@ from tqdm import tqdm
 
 from diled import weights
 from diled.files import atomic_path
+from diled.metrics.images import ImageInputError, ImageSource, downscale, open_source
+from diled.metrics.protocols import ADM, CLEAN_FID, PRESETS, PYTORCH_FID, FIDProtocol, get_protocol
 
+__all__ = [
+    "ADM", "CLEAN_FID", "PRESETS", "PYTORCH_FID", "FIDProtocol", "get_protocol", "ProtocolMismatch",
+    "Statistics", "statistics", "frechet_distance", "load_reference", "FeatureExtractor",
+]
 
-@dataclass(frozen=True)
-class FIDProtocol:
-    """Everything that changes an FID value, as data."""
-
-    name: str
-    feature_network: str
-    weights_digest: str
-    resize: str
-    quantization: str
-    normalization: str
-    channels: str
-    precision: str
-    reference: str
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
-
-
-PYTORCH_FID = FIDProtocol(
-    name="pytorch-fid",
-    feature_network="pytorch-fid 0.3 InceptionV3 (TF inception-2015-12-05), pool3, 2048-d",
-    weights_digest=weights.FID_INCEPTION.tensor_digest,
-    resize="in-network bilinear to 299x299 (F.interpolate, align_corners=False), from native resolution",
-    quantization="uint8, rounded to nearest, before features (as saved PNGs)",
-    normalization="x / 255 in [0, 1], then 2x - 1 inside the network",
-    channels="grayscale repeated to 3 channels",
-    precision="float32, TF32 disabled",
-    reference="statistics computed on the fly from the held-out reference set",
-)
-
-PROTOCOLS = {PYTORCH_FID.name: PYTORCH_FID}
-
-
-def get_protocol(name: str) -> FIDProtocol:
-    """Protocol by name; unknown names list the known ones."""
-    if name not in PROTOCOLS:
-        raise ValueError(f"unknown FID protocol {name!r}; known: {sorted(PROTOCOLS)}")
-    return PROTOCOLS[name]
+DIM = 2048
 
 
 class ProtocolMismatch(ValueError):
-    """Two statistics files were made under different protocols."""
+    """Two statistics were made under different protocols (or one carries none)."""
 
 
 @contextmanager
@@ -87,53 +61,108 @@ def _strict_fp32():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-def load_inception(device: torch.device | str = "cpu") -> torch.nn.Module:
-    """pytorch-fid's InceptionV3 (pool3) with weights resolved and verified by ``diled.weights``."""
+# ----------------------------------------------------------------------------- feature networks
+
+
+@functools.cache
+def _pytorch_fid_net(device: str) -> torch.nn.Module:
     import pytorch_fid.inception as pfi
 
     state = torch.load(weights.resolve(weights.FID_INCEPTION), map_location="cpu", weights_only=True)
     with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: state):
-        net = pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
+        net = pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[DIM]])
     return net.eval().to(device)
 
 
-@torch.no_grad()
-def features(images: np.ndarray, net: torch.nn.Module, batch_size: int = 50, desc: str = "inception") -> np.ndarray:
-    """Pool3 features (N, 2048) float64 of uint8 images (N, C, H, W), C in {1, 3}."""
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"expected uint8 images of shape (N, 1|3, H, W), got {images.dtype} {images.shape}")
-    if len(images) < 2:
-        raise ValueError(f"FID needs at least 2 images, got {len(images)}")
-    device = next(net.parameters()).device
-    out = []
-    with _strict_fp32():
-        for i in tqdm(range(0, len(images), batch_size), desc=desc, mininterval=5.0, leave=False):
-            x = torch.from_numpy(images[i : i + batch_size]).to(device, torch.float32) / 255.0
-            if x.shape[1] == 1:
-                x = x.repeat(1, 3, 1, 1)
-            out.append(net(x)[0].flatten(1).double().cpu())
-    feats = torch.cat(out).numpy()
-    if not np.isfinite(feats).all():
-        raise ValueError("Inception features contain NaN or inf")
-    return feats
+@functools.cache
+def _torch_fidelity_net(device: str) -> torch.nn.Module:
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    path = weights.resolve(weights.TORCH_FIDELITY_INCEPTION)
+    net = FeatureExtractorInceptionV3("inception-v3-compat", [str(DIM)], feature_extractor_weights_path=str(path))
+    return net.eval().to(device)
+
+
+class FeatureExtractor:
+    """uint8 (B, 3, H, W) -> float64 (B, 2048) pool3 features under one protocol's resize."""
+
+    def __init__(self, protocol: FIDProtocol, device: torch.device | str = "cpu"):
+        self.protocol, self.device = protocol, str(device)
+        if protocol.resize == "tf1-bilinear":
+            self.net = _torch_fidelity_net(self.device)
+        else:
+            self.net = _pytorch_fid_net(self.device)
+        if protocol.resize == "pil-bicubic":
+            from cleanfid.resize import make_resizer
+
+            self._resize = make_resizer("PIL", False, "bicubic", (299, 299))
+
+    @torch.no_grad()
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if self.protocol.resolution:
+            batch = downscale(batch, self.protocol.resolution)
+        with _strict_fp32():
+            if self.protocol.resize == "tf1-bilinear":
+                out = self.net(torch.from_numpy(batch).to(self.device))[0]
+            elif self.protocol.resize == "torch-bilinear":
+                self.net.resize_input = self.net.normalize_input = True
+                out = self.net(torch.from_numpy(batch).to(self.device, torch.float32) / 255.0)[0]
+            else:  # pil-bicubic: clean-fid's float resize, then the TF graph's own normalization
+                x = np.stack([self._resize(img.transpose(1, 2, 0)) for img in batch]).transpose(0, 3, 1, 2)
+                x = (torch.from_numpy(np.ascontiguousarray(x)).to(self.device, torch.float32) - 128.0) / 128.0
+                self.net.resize_input = self.net.normalize_input = False
+                out = self.net(x)[0]
+        feats = out.reshape(len(batch), -1).double().cpu().numpy()
+        if not np.isfinite(feats).all():
+            raise ValueError("Inception features contain NaN or inf (check the weights and the device)")
+        return feats
+
+
+# ----------------------------------------------------------------------------- statistics
 
 
 @dataclass(frozen=True)
 class Statistics:
-    """Mean and covariance of features, tagged with the protocol that made them."""
+    """Mean and covariance of features, tagged with the protocol that made them and their inputs."""
 
     mu: np.ndarray
     sigma: np.ndarray
     count: int
-    protocol: str
+    protocol: str  # digest
+    protocol_name: str = ""
+    manifest: dict = field(default_factory=dict, compare=False)
 
     @classmethod
-    def of(cls, feats: np.ndarray, protocol: FIDProtocol) -> Statistics:
-        return cls(feats.mean(0), np.cov(feats, rowvar=False), len(feats), protocol.digest)
+    def of(cls, feats: np.ndarray, protocol: FIDProtocol, **manifest) -> Statistics:
+        """Statistics of an in-memory feature matrix (tests, small sets)."""
+        acc = _Accumulator(feats.shape[1])
+        acc.add(feats)
+        return acc.statistics(protocol, manifest)
+
+    @property
+    def label(self) -> str:
+        return f"{self.protocol_name or '?'} ({self.protocol})"
 
     def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:
-            np.savez(tmp, mu=self.mu, sigma=self.sigma, count=self.count, protocol=self.protocol)
+            np.savez(tmp, mu=self.mu, sigma=self.sigma, count=self.count, protocol=self.protocol,
+                     protocol_name=self.protocol_name, manifest=json.dumps(self.manifest, sort_keys=True))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Statistics:
+        """Statistics written by ``save``; foreign ``.npz`` statistics raise ``ProtocolMismatch``."""
+        try:
+            f = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise ImageInputError(f"{path}: unreadable statistics file ({exc})") from exc
+        with f:
+            if "protocol" not in f:
+                raise ProtocolMismatch(
+                    f"{path} carries no protocol digest; statistics from elsewhere are accepted only by protocols "
+                    "with precomputed reference statistics (e.g. adm), as the reference"
+                )
+            return cls(f["mu"], f["sigma"], int(f["count"]), str(f["protocol"]), str(f.get("protocol_name", "")),
+                       json.loads(str(f["manifest"])) if "manifest" in f else {})
 
     @functools.cached_property
     def sigma_sqrt(self) -> np.ndarray:
@@ -141,17 +170,141 @@ class Statistics:
         w, v = np.linalg.eigh((self.sigma + self.sigma.T) / 2)
         return (v * np.sqrt(w.clip(min=0))) @ v.T
 
-    @classmethod
-    def load(cls, path: str | Path) -> Statistics:
-        with np.load(path) as f:
-            if "protocol" not in f:
-                raise ProtocolMismatch(f"{path} carries no protocol digest")
-            return cls(f["mu"], f["sigma"], int(f["count"]), str(f["protocol"]))
+
+class _Accumulator:
+    """Running count, sum and sum of outer products in float64: constant memory in N."""
+
+    def __init__(self, dim: int = DIM):
+        self.n, self.s1, self.s2 = 0, np.zeros(dim), np.zeros((dim, dim))
+
+    def add(self, feats: np.ndarray) -> None:
+        f = np.asarray(feats, dtype=np.float64)
+        self.n += len(f)
+        self.s1 += f.sum(0)
+        self.s2 += f.T @ f
+
+    def statistics(self, protocol: FIDProtocol, manifest: dict) -> Statistics:
+        if self.n < 2:
+            raise ImageInputError(f"FID needs at least 2 images, got {self.n}")
+        mu = self.s1 / self.n
+        sigma = (self.s2 - self.n * np.outer(mu, mu)) / (self.n - 1)
+        return Statistics(mu, (sigma + sigma.T) / 2, self.n, protocol.digest, protocol.name, manifest)
 
 
-def statistics(images: np.ndarray, net: torch.nn.Module, protocol: FIDProtocol, batch_size: int = 50, desc: str = "inception") -> Statistics:
-    """Feature statistics of uint8 images under ``protocol`` (features, then mean and covariance)."""
-    return Statistics.of(features(images, net, batch_size, desc), protocol)
+def feature_cache_dir() -> Path:
+    """``$DILED_FEATURE_CACHE`` or ``<weights cache>/features``; set ``DILED_FEATURE_CACHE=off`` to disable."""
+    return Path(os.environ.get("DILED_FEATURE_CACHE", weights.cache_dir() / "features")).expanduser()
+
+
+def statistics(
+    images: str | Path | np.ndarray | torch.Tensor | ImageSource,
+    protocol: FIDProtocol,
+    device: torch.device | str = "cpu",
+    batch_size: int = 50,
+    desc: str = "inception",
+    cache: bool = True,
+    role: str = "generated",
+) -> Statistics:
+    """Feature statistics of an image set (folder, array file, array or tensor) under ``protocol``.
+
+    For ``role="generated"`` the first ``protocol.sample_count`` images are used when the protocol
+    fixes a count; a ``"reference"`` set is used whole. Features are read from / written to the
+    content-addressed cache unless ``cache`` is false.
+    """
+    if role not in ("generated", "reference"):
+        raise ValueError(f"role must be 'generated' or 'reference', got {role!r}")
+    src = open_source(images, protocol.quantization)
+    if protocol.sample_count is not None and role == "generated":
+        src = src.head(protocol.sample_count)
+    content = src.content_hash()
+    manifest = {"source": src.description, "role": role, "images": len(src), "content_sha256": content,
+                "protocol": protocol.record(), "protocol_digest": protocol.digest}
+    cdir = feature_cache_dir()
+    use_cache = cache and str(cdir) != "off"
+    cached = cdir / protocol.feature_digest / f"{content}.npy"
+    acc = _Accumulator()
+    if use_cache and cached.exists():
+        feats = np.load(cached, mmap_mode="r")
+        for i in range(0, len(feats), 1024):
+            acc.add(feats[i : i + 1024])
+        manifest["features"] = f"cache:{cached.name}"
+        return acc.statistics(protocol, manifest)
+    extract = FeatureExtractor(protocol, device)
+    total = (len(src) + batch_size - 1) // batch_size
+    if use_cache:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cached) as tmp:
+            store = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(src), DIM))
+            i = 0
+            for batch in tqdm(src.batches(batch_size), total=total, desc=desc, mininterval=5.0, leave=False):
+                f = extract(batch)
+                acc.add(f)
+                store[i : i + len(f)] = f
+                i += len(f)
+            store.flush()
+            del store
+        manifest["features"] = "computed (cached)"
+    else:
+        for batch in tqdm(src.batches(batch_size), total=total, desc=desc, mininterval=5.0, leave=False):
+            acc.add(extract(batch))
+        manifest["features"] = "computed"
+    return acc.statistics(protocol, manifest)
+
+
+def load_reference(path: str | Path, protocol: FIDProtocol) -> tuple[Statistics, FIDProtocol]:
+    """Reference statistics from a file, and the protocol to score against them.
+
+    Our own statistics must carry ``protocol``'s digest. A foreign ``.npz`` with ``mu``/``sigma``
+    (guided-diffusion's reference batches) is accepted only by a protocol with precomputed reference
+    statistics; the file's sha256 must equal the protocol's pinned one, or is bound into the returned
+    protocol (so its digest names the exact reference file).
+    """
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as f:
+        ours = "protocol" in f.files
+        if not ours and not {"mu", "sigma"} <= set(f.files):
+            raise ImageInputError(f"{path}: not a statistics file (needs mu and sigma; found {f.files})")
+    if ours:
+        stats = Statistics.load(path)
+        if stats.protocol != protocol.digest:
+            raise ProtocolMismatch(f"{path} was made under protocol {stats.label}, not {protocol.label}")
+        return stats, protocol
+    if protocol.reference != "precomputed":
+        raise ProtocolMismatch(
+            f"{path} carries no protocol digest: protocol {protocol.label} computes reference statistics on the fly "
+            "from images; precomputed statistics need a protocol with reference='precomputed' (e.g. adm)"
+        )
+    digest = weights.sha256_file(path)
+    if protocol.reference_sha256 and protocol.reference_sha256 != digest:
+        raise ProtocolMismatch(
+            f"{path}: reference statistics sha256 mismatch for protocol {protocol.name}: "
+            f"expected {protocol.reference_sha256}, found {digest}"
+        )
+    bound = protocol if protocol.reference_sha256 else protocol.variant(name=protocol.name, reference_sha256=digest)
+    with np.load(path, allow_pickle=False) as f:
+        mu, sigma = f["mu"].astype(np.float64), f["sigma"].astype(np.float64)
+        count = int(len(f["arr_0"])) if "arr_0" in f.files else -1
+    if mu.shape != (DIM,) or sigma.shape != (DIM, DIM) or not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise ImageInputError(f"{path}: mu/sigma must be finite with shapes ({DIM},), ({DIM}, {DIM}); got {mu.shape}, {sigma.shape}")
+    manifest = {"source": str(path), "sha256": digest, "images": count, "protocol": bound.record(), "protocol_digest": bound.digest}
+    return Statistics(mu, sigma, count, bound.digest, bound.name, manifest), bound
+
+
+def save_reference_batch(images: np.ndarray, stats: Statistics, path: str | Path) -> str:
+    """Write a guided-diffusion-style reference batch (``arr_0`` NHWC uint8, ``mu``, ``sigma``); returns its sha256.
+
+    Zip entries get a fixed timestamp so equal contents give equal bytes (and an equal sha256).
+    """
+    import zipfile
+
+    arrays = {"arr_0": np.ascontiguousarray(images.transpose(0, 2, 3, 1)), "mu": stats.mu, "sigma": stats.sigma}
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            for key, arr in arrays.items():
+                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with zf.open(info, "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asarray(arr), allow_pickle=False)
+    return weights.sha256_file(path)
 
 
 def frechet_distance(a: Statistics, b: Statistics) -> float:
@@ -160,7 +313,7 @@ def frechet_distance(a: Statistics, b: Statistics) -> float:
     Pass the statistics you reuse (the reference) as ``b``: its square root is computed once.
     """
     if a.protocol != b.protocol:
-        raise ProtocolMismatch(f"statistics from different FID protocols: {a.protocol} vs {b.protocol}")
+        raise ProtocolMismatch(f"statistics from different FID protocols: {a.label} vs {b.label}")
     if a.mu.shape != b.mu.shape:
         raise ValueError(f"feature dimensions differ: {a.mu.shape} vs {b.mu.shape}")
     root = b.sigma_sqrt
@@ -168,3 +321,49 @@ def frechet_distance(a: Statistics, b: Statistics) -> float:
     eig = np.linalg.eigvalsh((m + m.T) / 2).clip(min=0)
     diff = a.mu - b.mu
     return float(diff @ diff + np.trace(a.sigma) + np.trace(b.sigma) - 2 * np.sqrt(eig).sum())
+
+
+def fid(gen, ref, protocol: FIDProtocol, device: torch.device | str = "cpu", batch_size: int = 50) -> dict:
+    """FID of ``gen`` against ``ref`` (image sources or statistics files) with the record that produced it."""
+    ref_stats, protocol = _as_reference(ref, protocol, device, batch_size)
+    gen_stats = _as_statistics(gen, protocol, device, batch_size, "generated")
+    value = frechet_distance(gen_stats, ref_stats)
+    return {"fid": value, "protocol": protocol.name, "protocol_digest": protocol.digest, "protocol_record": protocol.record(),
+            "generated": gen_stats.manifest, "reference": ref_stats.manifest,
+            "counts": {"generated": gen_stats.count, "reference": ref_stats.count}}
+
+
+def _is_stats_file(x) -> bool:
+    return isinstance(x, (str, Path)) and Path(x).suffix == ".npz" and Path(x).is_file() and not _has_images(x)
+
+
+def _has_images(path) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return "arr_0" in f.files and "mu" not in f.files
+    except Exception as exc:
+        raise ImageInputError(f"{path}: unreadable .npz file ({type(exc).__name__}: {exc})") from exc
+
+
+def _as_reference(ref, protocol, device, batch_size) -> tuple[Statistics, FIDProtocol]:
+    if isinstance(ref, Statistics):
+        return ref, protocol
+    if _is_stats_file(ref):
+        return load_reference(ref, protocol)
+    if protocol.reference == "precomputed":
+        raise ProtocolMismatch(f"protocol {protocol.name} scores against precomputed reference statistics (.npz with mu/sigma), got {ref}")
+    return statistics(ref, protocol, device, batch_size, "reference", role="reference"), protocol
+
+
+def _as_statistics(gen, protocol, device, batch_size, desc) -> Statistics:
+    if isinstance(gen, Statistics):
+        stats = gen
+    elif _is_stats_file(gen):
+        stats = Statistics.load(gen)
+    else:
+        return statistics(gen, protocol, device, batch_size, desc)
+    # statistics made under a precomputed-reference protocol before its reference file was bound are valid
+    unbound = protocol.variant(name=protocol.name, reference_sha256=None) if protocol.reference_sha256 else protocol
+    if stats.protocol not in (protocol.digest, unbound.digest):
+        raise ProtocolMismatch(f"generated statistics were made under {stats.label}, not {protocol.label}")
+    return Statistics(stats.mu, stats.sigma, stats.count, protocol.digest, protocol.name, stats.manifest)

@@ -10,6 +10,7 @@ OUT = config["outdir"]
 wildcard_constraints:
     model="|".join(MODELS),
     steps=r"\d+",
+    setting=r"[a-z0-9-]+",
 
 
 def out(*parts):
@@ -36,6 +37,17 @@ def check_config(cfg):
             f"eval.num_samples ({cfg['eval']['num_samples']}) exceeds data.reference_size "
             f"({cfg['data']['reference_size']}): reconstructions are drawn from the reference set"
         )
+    fs = cfg["fid_settings"]
+    if fs["steps"] > t_max:
+        problems.append(f"fid_settings.steps ({fs['steps']}) exceeds the number of training timesteps ({t_max})")
+    if fs["adm_reference"] and not fs["adm_reference_sha256"]:
+        problems.append(
+            f"fid_settings.adm_reference is set ({fs['adm_reference']}) but adm_reference_sha256 is not: "
+            "pin the file you downloaded (sha256sum it once) so every score names its exact reference"
+        )
+    for key in ("images", "reference_images", "alternate_reference_images", "adm_reference"):
+        if fs[key] and not os.path.exists(fs[key]):
+            problems.append(f"fid_settings.{key}: {fs[key]} does not exist")
     n_levels = len(cfg["image"]["unet"]["mults"])
     if cfg["image"]["size"] % 2 ** (n_levels - 1):
         problems.append(f"image.size {cfg['image']['size']} is not divisible by 2^{n_levels - 1} (unet.mults)")

@@ -11,3 +11,23 @@ rule table6:
         out("logs/table6.log"),
     script:
         "../scripts/table6.py"
+
+
+def settings_rows():
+    from diled.metrics.settings import settings
+
+    keys = [s.key for s in settings(SETTINGS_CFG["num_samples"], SETTINGS_CFG["downscale"])]
+    return expand(out("fid_settings/rows/{setting}.json"), setting=keys)
+
+
+rule fid_settings:
+    input:
+        settings_rows(),
+    output:
+        csv=out("tables/fid_settings.csv"),
+        md=out("tables/fid_settings.md"),
+        png=out("figures/fid_settings.png"),
+    log:
+        out("logs/fid_settings.log"),
+    script:
+        "../scripts/fid_settings.py"

@@ -1,7 +1,9 @@
-rule fid_weights:
+rule weights:
     output:
-        out("weights/fid_inception.json"),
+        out("weights/verified.json"),
+    params:
+        artifacts=["fid-inception", "torch-fidelity-inception", "lpips-alexnet"],
     log:
-        out("logs/fid_weights.log"),
+        out("logs/weights.log"),
     script:
-        "../scripts/fid_weights.py"
+        "../scripts/weights.py"

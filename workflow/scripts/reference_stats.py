@@ -1,12 +1,11 @@
-"""Inception statistics of the held-out reference set, tagged with the protocol digest."""
+"""Inception statistics of the held-out reference set, tagged with the protocol digest (features cached)."""
 from diled.data import mnist
 from diled.jobs import Job
 from diled.metrics import fid
 
 job = Job(snakemake)
 protocol = fid.get_protocol(snakemake.params.protocol)
-reference, _ = mnist.load(snakemake.input.data, "reference")
-net = fid.load_inception(job.device)
-stats = fid.statistics(reference, net, protocol, snakemake.params.batch_size, desc="reference")
+images = mnist.reference_images(snakemake.input.data, "held-out")
+stats = fid.statistics(images, protocol, job.device, snakemake.params.batch_size, desc="reference", role="reference")
 stats.save(snakemake.output[0])
-job.log(f"reference statistics of {stats.count} images under protocol {protocol.name} ({protocol.digest}) in {job.wall_s:.1f} s")
+job.log(f"reference statistics of {stats.count} images under protocol {protocol.label} in {job.wall_s:.1f} s")

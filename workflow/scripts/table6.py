@@ -8,10 +8,13 @@ records = tables.load_records(snakemake.input)
 df = tables.table6(records, job.config["outdir"])
 first = records[0]
 notes = [
-    f"FID protocol `{first['protocol']['name']}` (digest `{first['protocol']['digest']}`): {first['protocol']['feature_network']}; "
-    f"resize {first['protocol']['resize']}; {first['protocol']['quantization']}; reference: {first['protocol']['reference']}.",
+    f"FID protocol `{first['protocol']['name']}` (digest `{first['protocol']['digest']}`): {first['protocol']['resize_definition']}; "
+    f"{first['protocol']['feature']}; quantization {first['protocol']['quantization_definition']}; reference statistics "
+    f"{first['protocol']['reference']} from the {first['protocol']['reference_set']} set; {first['protocol']['precision']}.",
     f"Each FID compares {first['counts']['gen']} images with {first['reference_count']} held-out reference digits "
     "(small-sample FID is biased upward; compare rows, not with published numbers).",
+    f"Reconstruction metrics: {first['recon_definition']}; DiffAE's conventions (PSNR per image, then averaged; SSIM "
+    "from pytorch_msssim, window 11, sigma 1.5).",
     "T is the number of DDIM steps (eta = 0) of every chain a model runs: latent and pixel chains alike.",
     "Reconstruction: DDIM inverts x0 to x_T with T steps and decodes it; DiffAE and DiLED decode the encoder mean "
     "from a seeded random x_T (no inversion).",

@@ -1,0 +1,245 @@
+"""Image sets for evaluation: folders, array/tensor files and in-memory generator outputs, one format.
+
+Every source yields uint8 batches of shape (B, 3, H, W), streamed (a folder is never held in
+memory at once), and a content hash of exactly those bytes, so a folder of PNGs and the in-memory
+tensor they were saved from hash, and score, identically.
+
+Accepted inputs and how they are handled (anything else is refused with ``ImageInputError``):
+
+- folders of ``.png .jpg .jpeg .bmp .webp .tif .tiff`` files (sorted by name; dotfiles ignored);
+  modes L and 1 (grayscale) are repeated to RGB, P without transparency is converted to RGB, RGB is
+  used as is; RGBA/LA/PA or P with transparency (alpha: compositing is a choice we will not make for
+  you), 16-bit and float modes (I;16, I, F: quantization is a choice too) and CMYK/YCbCr are refused;
+  a file with another extension, an unreadable or truncated image, and mixed sizes are errors;
+- ``.npy`` / ``.npz`` (key ``arr_0``, the guided-diffusion sample format) / ``.pt`` arrays of shape
+  (N, C, H, W) or (N, H, W, C) with C in {1, 3}: uint8 used as is, floats taken to be in [-1, 1],
+  clipped, and quantized as the protocol says; NaN or inf is an error;
+- in memory: numpy arrays or torch tensors with the same rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+ARRAY_EXTENSIONS = {".npy", ".npz", ".pt"}
+
+
+class ImageInputError(ValueError):
+    """An image set that cannot be evaluated as given."""
+
+
+def quantize(x: np.ndarray, mode: str) -> np.ndarray:
+    """Float images in [-1, 1] -> uint8: ``round`` (PNG-like) or ``truncate`` (``.to(uint8)``-like)."""
+    if not np.isfinite(x).all():
+        raise ImageInputError("images contain NaN or inf")
+    u = (np.clip(x.astype(np.float64), -1.0, 1.0) + 1.0) * 127.5
+    if mode == "round":
+        u = np.round(u)
+    elif mode == "truncate":
+        u = np.floor(u)
+    else:
+        raise ValueError(f"unknown quantization {mode!r}")
+    return u.astype(np.uint8)
+
+
+def _to_nchw(arr: np.ndarray, where: str) -> np.ndarray:
+    if arr.ndim != 4:
+        raise ImageInputError(f"{where}: expected 4-D images (N, C, H, W) or (N, H, W, C), got shape {arr.shape}")
+    if arr.shape[1] in (1, 3):
+        return arr
+    if arr.shape[-1] in (1, 3):
+        return arr.transpose(0, 3, 1, 2)
+    raise ImageInputError(f"{where}: no channel axis of size 1 or 3 in shape {arr.shape}")
+
+
+class ImageSource:
+    """A finite, ordered set of images streamed as uint8 (B, 3, H, W) batches."""
+
+    description: str = "images"
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    def head(self, n: int) -> ImageSource:
+        """The first ``n`` images (the protocol's sample count)."""
+        if n > len(self):
+            raise ImageInputError(f"{self.description}: protocol wants {n} images, only {len(self)} given")
+        return _Head(self, n)
+
+    def content_hash(self) -> str:
+        """sha256 of the uint8 (N, 3, H, W) bytes this source yields, with their shape."""
+        h = hashlib.sha256()
+        for b in self.batches(256):
+            h.update(f"{b.shape[1:]}".encode())
+            h.update(np.ascontiguousarray(b).tobytes())
+        h.update(f"n={len(self)}".encode())
+        return h.hexdigest()
+
+
+class _Head(ImageSource):
+    def __init__(self, src: ImageSource, n: int):
+        self.src, self.n = src, n
+        self.description = f"first {n} of {src.description}"
+
+    def __len__(self) -> int:
+        return self.n
+
+    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        left = self.n
+        for b in self.src.batches(batch_size):
+            if left <= 0:
+                return
+            yield b[:left]
+            left -= len(b[:left])
+
+
+class ArraySource(ImageSource):
+    """In-memory images: uint8 used as given; floats in [-1, 1] quantized by ``quantization``."""
+
+    def __init__(self, images: np.ndarray | torch.Tensor, quantization: str = "round", description: str = "array"):
+        arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+        arr = _to_nchw(arr, description)
+        if arr.dtype != np.uint8:
+            if not np.issubdtype(arr.dtype, np.floating):
+                raise ImageInputError(f"{description}: images must be uint8 or float in [-1, 1], got {arr.dtype}")
+            arr = quantize(arr, quantization)
+        if len(arr) < 2:
+            raise ImageInputError(f"{description}: FID needs at least 2 images, got {len(arr)}")
+        self.images = arr
+        self.description = description
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        for i in range(0, len(self.images), batch_size):
+            b = self.images[i : i + batch_size]
+            yield np.repeat(b, 3, axis=1) if b.shape[1] == 1 else b
+
+
+def read_image(path: Path) -> np.ndarray:
+    """One image file -> uint8 (3, H, W), converting or refusing modes as the module docstring says."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode == "P" and "transparency" in img.info:
+                raise ImageInputError(f"{path}: palette image with transparency (alpha is refused; composite it first)")
+            if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+                raise ImageInputError(f"{path}: image has an alpha channel ({mode}); composite it onto a background first")
+            if mode.startswith("I") or mode == "F":
+                raise ImageInputError(f"{path}: {mode} image (16-bit or float); convert it to 8-bit first")
+            if mode not in ("L", "1", "P", "RGB"):
+                raise ImageInputError(f"{path}: unsupported image mode {mode}; convert it to RGB first")
+            arr = np.asarray(img.convert("RGB"))
+    except ImageInputError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise ImageInputError(f"{path}: not an image file PIL can identify") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageInputError(f"{path}: unreadable or truncated image ({exc})") from exc
+    return arr.transpose(2, 0, 1)
+
+
+class FolderSource(ImageSource):
+    """Image files of one folder, sorted by name, decoded lazily batch by batch."""
+
+    def __init__(self, folder: str | Path):
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ImageInputError(f"{folder}: not a folder")
+        files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+        others = [p.name for p in files if p.is_dir() or p.suffix.lower() not in IMAGE_EXTENSIONS]
+        if others:
+            raise ImageInputError(
+                f"{folder}: non-image entries {others[:3]}{' ...' if len(others) > 3 else ''} "
+                f"(allowed extensions: {' '.join(sorted(IMAGE_EXTENSIONS))})"
+            )
+        if not files:
+            raise ImageInputError(f"{folder}: no images in this folder")
+        if len(files) < 2:
+            raise ImageInputError(f"{folder}: FID needs at least 2 images, found {len(files)}")
+        self.files = files
+        self.description = str(folder)
+        self._size: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        for i in range(0, len(self.files), batch_size):
+            out = []
+            for p in self.files[i : i + batch_size]:
+                img = read_image(p)
+                if self._size is None:
+                    self._size = img.shape[1:]
+                elif img.shape[1:] != self._size:
+                    raise ImageInputError(
+                        f"{p}: size {img.shape[2]}x{img.shape[1]} differs from the folder's first image "
+                        f"({self._size[1]}x{self._size[0]}); all images of a set must have one size"
+                    )
+                out.append(img)
+            yield np.stack(out)
+
+
+def load_array_file(path: str | Path, quantization: str = "round") -> ArraySource:
+    """``.npy`` / ``.npz`` (``arr_0``) / ``.pt`` image array -> ``ArraySource``."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as f:
+                if "arr_0" not in f.files:
+                    raise ImageInputError(f"{path}: .npz image files need an 'arr_0' array (found {f.files})")
+                arr = f["arr_0"]
+        elif path.suffix == ".pt":
+            arr = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(arr, torch.Tensor):
+                raise ImageInputError(f"{path}: expected one tensor, got {type(arr).__name__}")
+        else:
+            raise ImageInputError(f"{path}: unknown array format (use {' '.join(sorted(ARRAY_EXTENSIONS))})")
+    except ImageInputError:
+        raise
+    except Exception as exc:  # corrupt file: numpy/torch raise many kinds
+        raise ImageInputError(f"{path}: unreadable array file ({type(exc).__name__}: {exc})") from exc
+    return ArraySource(arr, quantization, description=str(path))
+
+
+def open_source(src: str | Path | np.ndarray | torch.Tensor | ImageSource, quantization: str = "round") -> ImageSource:
+    """Any accepted input -> ``ImageSource``."""
+    if isinstance(src, ImageSource):
+        return src
+    if isinstance(src, (np.ndarray, torch.Tensor)):
+        return ArraySource(src, quantization)
+    path = Path(src)
+    if not path.exists():
+        raise ImageInputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return FolderSource(path)
+    return load_array_file(path, quantization)
+
+
+def downscale(batch: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (B, 3, H, W) -> (B, 3, size, size) with PIL bicubic (antialiased when shrinking)."""
+    out = [np.asarray(Image.fromarray(img.transpose(1, 2, 0)).resize((size, size), Image.BICUBIC)) for img in batch]
+    return np.stack(out).transpose(0, 3, 1, 2)
+
+
+def save_folder(images: np.ndarray, folder: str | Path) -> None:
+    """uint8 (N, C, H, W) images -> numbered PNGs (for tests and for other tools to read)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(images):
+        hwc = img.transpose(1, 2, 0)
+        Image.fromarray(hwc[..., 0] if hwc.shape[-1] == 1 else hwc).save(folder / f"{i:06d}.png")

@@ -1,0 +1,17 @@
+"""The fixed generated set of the FID-settings comparison: float32 outputs in [-1, 1], not yet quantized."""
+import torch
+
+from diled import pipeline
+from diled.diffusion import derive_seed
+from diled.files import atomic_path
+from diled.jobs import Job
+
+job = Job(snakemake)
+model, ckpt = pipeline.load_model(snakemake.input.model, job.device)
+n, steps, bs = snakemake.params.num_samples, snakemake.params.steps, snakemake.params.batch_size
+seeds = [derive_seed(job.config["seed"], "fid-settings", i) for i in range(n)]
+with torch.no_grad():
+    x = torch.cat([model.generate(seeds[i : i + bs], steps).float().cpu() for i in range(0, n, bs)])
+with atomic_path(snakemake.output[0]) as tmp:
+    torch.save(x, tmp)
+job.log(f"{ckpt['name']}: {n} images at T={steps} in {job.wall_s:.1f} s (range {x.min():.3f}..{x.max():.3f})")
