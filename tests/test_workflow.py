@@ -16,16 +16,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+def snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONHASHSEED": "0", **(env or {})})
 
 
 @pytest.fixture(scope="module")
 def smoke_runs(tmp_path_factory):
+    """Two independent runs: separate working directories and feature caches (nothing shared but weights)."""
     runs = []
     for name in ("first", "second"):
         wd = tmp_path_factory.mktemp(name)
-        res = snakemake(wd, "--configfile", str(ROOT / "config/smoke.yaml"), "--cores", "2", "all")
+        res = snakemake(wd, "--configfile", str(ROOT / "config/smoke.yaml"), "--cores", "2", "all",
+                        env={"DILED_FEATURE_CACHE": str(wd / "features")})
         assert res.returncode == 0, res.stderr[-3000:]
         runs.append(wd / "results" / "smoke")
     return runs
@@ -52,9 +55,26 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
 
 
 @pytest.mark.smoke
-def test_smoke_twice_gives_identical_table(smoke_runs):
-    first, second = ((run / "tables/table6.csv").read_bytes() for run in smoke_runs)
-    assert first == second
+def test_smoke_twice_gives_identical_tables(smoke_runs):
+    for table in ("table6.csv", "fid_settings.csv"):
+        first, second = ((run / "tables" / table).read_bytes() for run in smoke_runs)
+        assert first == second, table
+
+
+@pytest.mark.smoke
+def test_smoke_fid_settings_and_recon_columns(smoke_runs):
+    out = smoke_runs[0]
+    df = pd.read_csv(out / "tables/fid_settings.csv")
+    assert list(df["setting"][:4]) == ["pytorch-fid", "pytorch-fid@16", "adm", "clean-fid"]
+    factors = {g.removeprefix("one factor: ") for g in df["group"] if g != "preset"}
+    assert factors == {"resize kernel", "reference set", "resolution", "sample count", "quantization"}
+    assert df["FID"].notna().all() and (df["FID"] > 0).all()
+    base = df.loc[df["setting"] == "pytorch-fid", "FID"].item()
+    assert (df["Δ vs pytorch-fid"] - (df["FID"] - base)).abs().max() < 1e-2
+    assert (out / "figures/fid_settings.png").stat().st_size > 5000
+    t6 = pd.read_csv(out / "tables/table6.csv")
+    assert ((t6["Rec SSIM"] <= 1) & (t6["Rec LPIPS"] >= 0) & (t6["Rec MSE"] >= 0)).all()
+    assert "Rec LPIPS" in (out / "tables/table6.md").read_text()
 
 
 @pytest.mark.smoke
@@ -66,7 +86,12 @@ def test_training_state_survives_outside_outputs(smoke_runs):
 def test_default_config_dry_run(tmp_path):
     res = snakemake(tmp_path, "-n", "--cores", "8", "all")
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "train_diled" in res.stdout and "table6" in res.stdout
+    assert "train_diled" in res.stdout and "table6" in res.stdout and "fid_settings" in res.stdout
+
+
+def test_lsun_settings_config_refuses_until_filled_in(tmp_path):
+    res = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config/lsun_fid_settings.yaml"), "--cores", "1", "fid_settings")
+    assert res.returncode != 0 and "does not exist" in res.stderr + res.stdout
 
 
 def _bad_config(tmp_path: Path, **changes) -> Path:
@@ -88,6 +113,9 @@ def _bad_config(tmp_path: Path, **changes) -> Path:
     ({"eval__num_samples": 1000}, "exceeds data.reference_size"),
     ({"models__diled__w": 3.0}, "w"),
     ({"models__ddim__train__steps": 0}, "steps"),
+    ({"eval__fid__protocol": "torchmetrics"}, "protocol"),
+    ({"fid_settings__adm_reference": "config/smoke.yaml"}, "adm_reference_sha256 is not"),
+    ({"fid_settings__images": "no/such/samples.npz"}, "fid_settings.images: no/such/samples.npz does not exist"),
 ])
 def test_config_errors_fail_early_and_clearly(tmp_path, changes, message):
     res = snakemake(tmp_path, "--configfile", str(_bad_config(tmp_path, **changes)), "--cores", "1", "all")

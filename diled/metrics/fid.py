@@ -101,6 +101,8 @@ class FeatureExtractor:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if self.protocol.resolution:
             batch = downscale(batch, self.protocol.resolution)
+        # one memory layout for every source: a channels-last view would pick other conv kernels (~1e-6 apart)
+        batch = np.ascontiguousarray(batch)
         with _strict_fp32():
             if self.protocol.resize == "tf1-bilinear":
                 out = self.net(torch.from_numpy(batch).to(self.device))[0]
@@ -112,10 +114,7 @@ class FeatureExtractor:
                 x = (torch.from_numpy(np.ascontiguousarray(x)).to(self.device, torch.float32) - 128.0) / 128.0
                 self.net.resize_input = self.net.normalize_input = False
                 out = self.net(x)[0]
-        feats = out.reshape(len(batch), -1).double().cpu().numpy()
-        if not np.isfinite(feats).all():
-            raise ValueError("Inception features contain NaN or inf (check the weights and the device)")
-        return feats
+        return out.reshape(len(batch), -1).double().cpu().numpy()
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -179,6 +178,8 @@ class _Accumulator:
 
     def add(self, feats: np.ndarray) -> None:
         f = np.asarray(feats, dtype=np.float64)
+        if not np.isfinite(f).all():
+            raise ValueError("Inception features contain NaN or inf (check the weights, the device and the inputs)")
         self.n += len(f)
         self.s1 += f.sum(0)
         self.s2 += f.T @ f
@@ -325,6 +326,8 @@ def frechet_distance(a: Statistics, b: Statistics) -> float:
 
 def fid(gen, ref, protocol: FIDProtocol, device: torch.device | str = "cpu", batch_size: int = 50) -> dict:
     """FID of ``gen`` against ``ref`` (image sources or statistics files) with the record that produced it."""
+    if not isinstance(gen, Statistics) and not _is_stats_file(gen):
+        gen = open_source(gen, protocol.quantization)  # refuse a bad generated set before the reference pass
     ref_stats, protocol = _as_reference(ref, protocol, device, batch_size)
     gen_stats = _as_statistics(gen, protocol, device, batch_size, "generated")
     value = frechet_distance(gen_stats, ref_stats)

@@ -14,6 +14,8 @@ PSNR and SSIM use the channels as they are.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -28,7 +30,9 @@ def load_lpips(net: str = "alex", device: torch.device | str = "cpu") -> torch.n
 
     if net not in _BACKBONES:
         raise ValueError(f"unknown LPIPS backbone {net!r}; known: {sorted(_BACKBONES)}")
-    model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():  # lpips 0.1.4 calls torchvision's deprecated `pretrained=`; the backbone is ours
+        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+        model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
     state = torch.load(weights.resolve(_BACKBONES[net]), map_location="cpu", weights_only=True)
     loaded = 0
     for slice_name, block in model.net.named_children():
@@ -44,10 +48,10 @@ def load_lpips(net: str = "alex", device: torch.device | str = "cpu") -> torch.n
 
 
 def to_unit(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float32 in [0, 1]."""
+    """uint8 (N, C, H, W) -> float64 in [0, 1] (exact MSE/PSNR; LPIPS and SSIM run in float32)."""
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(f"expected uint8 images (N, C, H, W), got {images.dtype} {images.shape}")
-    return torch.from_numpy(images).float() / 255.0
+    return torch.from_numpy(images).double() / 255.0
 
 
 @torch.no_grad()
@@ -72,7 +76,7 @@ def reconstruction_metrics(rec: np.ndarray, source: np.ndarray, lpips_model: tor
 
     if rec.shape != source.shape:
         raise ValueError(f"reconstructions {rec.shape} and sources {source.shape} differ in shape")
-    x, y = to_unit(rec).double(), to_unit(source).double()
+    x, y = to_unit(rec), to_unit(source)
     mse = ((x - y) ** 2).flatten(1).mean(1)
     psnr = 10 * torch.log10(1.0 / mse.clamp(min=1e-10))  # identical images: capped at 100 dB
     return {
