@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import torch
 
 from diled.diffusion import slerp
-from diled.model import Autoencoding
 from diled.modalities.image import PixelDiffusion
+from diled.model import Autoencoding
 
 
 class DDIM(Autoencoding):

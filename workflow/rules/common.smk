@@ -48,6 +48,11 @@ def check_config(cfg):
     for key in ("images", "reference_images", "alternate_reference_images", "adm_reference"):
         if fs[key] and not os.path.exists(fs[key]):
             problems.append(f"fid_settings.{key}: {fs[key]} does not exist")
+    if cfg["probe"]["ddim_steps"] > t_max:
+        problems.append(f"probe.ddim_steps ({cfg['probe']['ddim_steps']}) exceeds the number of training timesteps ({t_max})")
+    n_train = 5000 - cfg["data"]["reference_size"]  # the embedded data: 5,000 digits
+    if cfg["probe"]["train_size"] > n_train:
+        problems.append(f"probe.train_size ({cfg['probe']['train_size']}) exceeds the training split ({n_train} images)")
     n_levels = len(cfg["image"]["unet"]["mults"])
     if cfg["image"]["size"] % 2 ** (n_levels - 1):
         problems.append(f"image.size {cfg['image']['size']} is not divisible by 2^{n_levels - 1} (unet.mults)")

@@ -4,6 +4,8 @@ rule table6:
     output:
         csv=out("tables/table6.csv"),
         md=out("tables/table6.md"),
+        tex=out("tables/table6.tex"),
+        figure3=out("figures/figure3.png"),
     params:
         models=MODELS,
         steps=STEPS,
@@ -31,3 +33,15 @@ rule fid_settings:
         out("logs/fid_settings.log"),
     script:
         "../scripts/fid_settings.py"
+
+
+rule training_cost:
+    input:
+        expand(out("models/{stage}.json"), stage=["ddim", "diffae_autoencoder", "diffae", "diled"]),
+    output:
+        csv=out("tables/training_cost.csv"),
+        md=out("tables/training_cost.md"),
+    log:
+        out("logs/training_cost.log"),
+    script:
+        "../scripts/training_cost.py"

@@ -1,11 +1,11 @@
-"""Assemble Table 6 (CSV + Markdown) from the per-(model, T) FID records."""
-from diled import tables
+"""Assemble Table 6 (CSV, Markdown, LaTeX) and Figure 3 from the per-(model, T) metric records."""
+from diled import figures, tables
 from diled.files import atomic_path
 from diled.jobs import Job
 
 job = Job(snakemake)
 records = tables.load_records(snakemake.input)
-df = tables.table6(records, job.config["outdir"])
+df = tables.with_not_run(tables.table6(records, job.config["outdir"]))
 first = records[0]
 notes = [
     f"FID protocol `{first['protocol']['name']}` (digest `{first['protocol']['digest']}`): {first['protocol']['resize_definition']}; "
@@ -30,4 +30,9 @@ with atomic_path(snakemake.output.csv) as tmp:
     df.to_csv(tmp, index=False)
 with atomic_path(snakemake.output.md) as tmp:
     tmp.write_text(tables.to_markdown(df, notes))
+caption = (f"Embedded reproduction of Table 6 ({first['counts']['gen']} images per FID set vs {first['reference_count']} "
+           f"reference images, protocol {first['protocol']['name']}:{first['protocol']['digest']}).")
+with atomic_path(snakemake.output.tex) as tmp:
+    tmp.write_text(tables.to_latex(df, caption))
+figures.figure3(df, snakemake.output.figure3)
 job.log("\n" + df.to_string(index=False))

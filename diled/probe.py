@@ -1,0 +1,78 @@
+"""Representation quality: a linear probe (scikit-learn logistic regression on a fixed split) on each
+model's representation, and a 2-D projection of the latents coloured by class.
+
+Representations come from the capability interface (``model.encode``): the encoder mean for
+DiffAE/DiLED (standardized latent), the DDIM-inverted x_T for DDIM (flattened). The probe is fit on
+a seeded subset of the training split and scored on the held-out split, after standardizing each
+feature with the training statistics (``StandardScaler``), so no model gains from its latent scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from diled.files import atomic_path  # noqa: E402
+
+
+@torch.no_grad()
+def representations(model: torch.nn.Module, x: torch.Tensor, steps: int, batch_size: int, desc: str = "encode") -> np.ndarray:
+    """(N, D) float32 representations of images ``x`` in [-1, 1] through ``model.encode``."""
+    device = next(model.parameters()).device
+    out = []
+    for i in tqdm(range(0, len(x), batch_size), desc=desc, mininterval=5.0, leave=False):
+        out.append(model.encode(x[i : i + batch_size].to(device), steps).flatten(1).float().cpu())
+    return torch.cat(out).numpy()
+
+
+def linear_probe(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray, test_y: np.ndarray, seed: int = 0) -> dict:
+    """Fit standardize + multinomial logistic regression on train; accuracy on test (and on train)."""
+    if len(np.unique(train_y)) < 2:
+        raise ValueError("the probe needs at least two classes in its training set")
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    clf.fit(train_z, train_y)
+    return {"test_accuracy": float(clf.score(test_z, test_y)), "train_accuracy": float(clf.score(train_z, train_y)),
+            "train_size": int(len(train_y)), "test_size": int(len(test_y)), "dim": int(train_z.shape[1])}
+
+
+def projection_figure(latents: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str) -> None:
+    """One panel per model: PCA (after standardization) of the held-out latents, coloured by class."""
+    fig, axes = plt.subplots(1, len(latents), figsize=(3.6 * len(latents), 3.6), squeeze=False)
+    for ax, (name, (z, y)) in zip(axes[0], latents.items()):
+        xy = PCA(n_components=2, random_state=0).fit_transform(StandardScaler().fit_transform(z))
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=y, cmap="tab10", s=6, vmin=-0.5, vmax=9.5)
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(sc, ax=axes[0].tolist(), ticks=range(10), label="digit", shrink=0.8)
+    fig.suptitle(title, fontsize=10)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def subset(n_total: int, n: int, seed: int) -> np.ndarray:
+    """Sorted seeded subset of indices (the probe's fixed training split)."""
+    if not 0 < n <= n_total:
+        raise ValueError(f"probe train size must lie in 1..{n_total}, got {n}")
+    return np.sort(np.random.default_rng(seed).choice(n_total, n, replace=False))
+
+
+def probe_table(results: Sequence[dict]):
+    """DataFrame of probe accuracies, one row per model."""
+    import pandas as pd
+
+    return pd.DataFrame([{k: r[k] for k in ("model", "representation", "dim", "train_size", "test_size", "train_accuracy", "test_accuracy")}
+                         for r in results])

@@ -1,0 +1,58 @@
+"""Table 6 rendering: bold rules, not-run rows, LaTeX; probe maths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from diled import probe, tables
+
+
+def _df(rows):
+    return tables.with_not_run(pd.DataFrame([{**{c: np.nan for c in tables.SHOWN}, **r, "manifest": "m"} for r in rows]), {"X": "why"})
+
+
+def test_bold_best_per_t_and_direction():
+    df = _df([
+        {"model": "DDIM", "T": 10, "Gen FID": 5.0, "Rec SSIM": 0.9},
+        {"model": "DiLED", "T": 10, "Gen FID": 4.0, "Rec SSIM": 0.8},
+        {"model": "DDIM", "T": 20, "Gen FID": 3.0, "Rec SSIM": 0.7},
+        {"model": "DiLED", "T": 20, "Gen FID": 3.5, "Rec SSIM": 0.95},
+    ])
+    m = tables.bold_mask(df)
+    assert m["Gen FID"].tolist() == [False, True, True, False, False]
+    assert m["Rec SSIM"].tolist() == [True, False, False, True, False]  # higher is better
+
+
+def test_model_without_t_is_bold_only_if_it_beats_every_t():
+    base = [{"model": "DDIM", "T": 10, "Gen FID": 5.0}, {"model": "DiLED", "T": 20, "Gen FID": 3.0}]
+    df = _df([*base, {"model": "LDM", "T": pd.NA, "Gen FID": 4.0}])
+    assert not tables.bold_mask(df).at[2, "Gen FID"]  # beats T=10's best, not T=20's
+    df = _df([*base, {"model": "LDM", "T": pd.NA, "Gen FID": 2.0}])
+    assert tables.bold_mask(df).at[2, "Gen FID"]
+
+
+def test_markdown_and_latex_cells():
+    df = _df([{"model": "DDIM", "T": 10, "Gen FID": 5.0}, {"model": "DiLED", "T": 10, "Gen FID": 4.0}])
+    md = tables.to_markdown(df, ["a note"])
+    assert "**4.00**" in md and "| X " in md and "not run" in md and "- X: not run: why" in md and "n/a" in md
+    tex = tables.to_latex(df, "cap")
+    assert "\\textbf{4.00}" in tex and "X & -- & not run" in tex and "$\\alpha$" in tex
+
+
+def test_linear_probe_separable_and_chance():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    z = np.eye(3)[y] * 5 + rng.normal(size=(600, 3))
+    good = probe.linear_probe(z[:400], y[:400], z[400:], y[400:])
+    noise = probe.linear_probe(rng.normal(size=(400, 3)), y[:400], rng.normal(size=(200, 3)), y[400:])
+    assert good["test_accuracy"] > 0.97 and noise["test_accuracy"] < 0.5
+    with pytest.raises(ValueError, match="two classes"):
+        probe.linear_probe(z[:10], np.zeros(10), z[10:20], y[10:20])
+
+
+def test_probe_subset_is_seeded_and_checked():
+    assert np.array_equal(probe.subset(100, 10, 3), probe.subset(100, 10, 3))
+    with pytest.raises(ValueError, match="1..100"):
+        probe.subset(100, 101, 0)

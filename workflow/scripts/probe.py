@@ -1,0 +1,35 @@
+"""Linear-probe accuracy table and the 2-D latent projection figure."""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from diled import probe
+from diled.files import atomic_path
+from diled.jobs import Job
+from diled.manifest import write_json
+from diled.tables import DISPLAY
+
+job = Job(snakemake)
+results, latents = [], {}
+for npz, meta in zip(snakemake.input.npz, snakemake.input.json):
+    info = json.loads(Path(meta).read_text())
+    with np.load(npz) as f:
+        res = probe.linear_probe(f["train_z"], f["train_y"], f["ref_z"], f["ref_y"], job.config["seed"])
+        latents[DISPLAY[info["model"]]] = (f["ref_z"], f["ref_y"])
+    results.append({"model": DISPLAY[info["model"]], "representation": info["representation"], **res})
+    job.log(f"{info['model']}: probe accuracy {res['test_accuracy']:.4f} (train {res['train_accuracy']:.4f})")
+df = probe.probe_table(results)
+with atomic_path(snakemake.output.csv) as tmp:
+    df.to_csv(tmp, index=False)
+notes = [
+    f"Logistic regression (scikit-learn, lbfgs, max_iter 2000) on standardized representations of {results[0]['train_size']} "
+    f"seeded training images; accuracy on the {results[0]['test_size']} held-out images (digit class, chance 0.1).",
+    "LDM's representation joins when the LDM baseline lands (open issue: Table 6 complete).",
+]
+with atomic_path(snakemake.output.md) as tmp:
+    tmp.write_text("# Linear probe: digit class from each model's representation\n\n" + df.to_markdown(index=False) + "\n\n"
+                   + "\n".join(f"- {n}" for n in notes) + "\n")
+probe.projection_figure({k: latents[k] for k in ("DiLED", "DiffAE", "DDIM") if k in latents}, snakemake.output.png,
+                        "Held-out latents (PCA of standardized representation), coloured by digit")
+write_json({"results": results, "manifest": job.manifest()}, snakemake.output.json)
