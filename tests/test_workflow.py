@@ -84,7 +84,8 @@ def test_smoke_fid_settings_and_recon_columns(smoke_runs):
     assert (df["Δ vs pytorch-fid"] - (df["FID"] - base)).abs().max() < 1e-2
     assert (out / "figures/fid_settings.png").stat().st_size > 5000
     t6 = pd.read_csv(out / "tables/table6.csv")
-    assert ((t6["Rec SSIM"] <= 1) & (t6["Rec LPIPS"] >= 0) & (t6["Rec MSE"] >= 0)).all()
+    t6 = t6[t6["status"] == "run"]
+    assert len(t6) and ((t6["Rec SSIM"] <= 1) & (t6["Rec LPIPS"] >= 0) & (t6["Rec MSE"] >= 0)).all()
     assert "Rec LPIPS" in (out / "tables/table6.md").read_text()
 
 
