@@ -56,3 +56,23 @@ def test_probe_subset_is_seeded_and_checked():
     assert np.array_equal(probe.subset(100, 10, 3), probe.subset(100, 10, 3))
     with pytest.raises(ValueError, match="1..100"):
         probe.subset(100, 101, 0)
+
+
+def test_class_directions_move_a_linear_model_to_the_target():
+    """On separable Gaussian classes, stepping along dirs[a, b] turns a's predictions into b's."""
+    from sklearn.linear_model import LogisticRegression
+
+    from diled import editing
+
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(10), 50)
+    centers = rng.normal(size=(10, 16)) * 3
+    z = centers[y] + rng.normal(size=(500, 16))
+    dirs = editing.class_directions(z, y)
+    assert dirs.shape == (10, 10, 16)
+    np.testing.assert_allclose(np.linalg.norm(dirs[0, 1]), 1.0)
+    assert np.all(dirs[3, 3] == 0)
+    clf = LogisticRegression(max_iter=2000).fit(z, y)
+    src = z[y == 0]
+    assert (clf.predict(src) == 0).mean() > 0.9
+    assert (clf.predict(src + 12 * dirs[0, 1]) == 1).mean() > 0.9

@@ -59,6 +59,9 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     assert "\\begin{tabular}" in tex and "\\textbf{" in tex and "not run" in tex
     for fig in ("figure3.png", "latent_projection.png"):
         assert (out / "figures" / fig).stat().st_size > 5000
+    edits = pd.read_csv(out / "tables/editing.csv")
+    assert set(edits["model"]) == {"DiffAE", "DiLED"} and edits["success (judge says target)"].between(0, 1).all()
+    assert (out / "figures/editing.png").stat().st_size > 3000
     probe = pd.read_csv(out / "tables/probe.csv")
     assert list(probe["model"]) == ["DDIM", "DiffAE", "DiLED"] and probe["test_accuracy"].between(0, 1).all()
     cost = pd.read_csv(out / "tables/training_cost.csv")

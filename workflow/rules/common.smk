@@ -53,6 +53,10 @@ def check_config(cfg):
     n_train = 5000 - cfg["data"]["reference_size"]  # the embedded data: 5,000 digits
     if cfg["probe"]["train_size"] > n_train:
         problems.append(f"probe.train_size ({cfg['probe']['train_size']}) exceeds the training split ({n_train} images)")
+    if cfg["editing"]["num_edits"] > cfg["data"]["reference_size"]:
+        problems.append(f"editing.num_edits ({cfg['editing']['num_edits']}) exceeds data.reference_size ({cfg['data']['reference_size']})")
+    if cfg["editing"]["steps"] > t_max:
+        problems.append(f"editing.steps ({cfg['editing']['steps']}) exceeds the number of training timesteps ({t_max})")
     n_levels = len(cfg["image"]["unet"]["mults"])
     if cfg["image"]["size"] % 2 ** (n_levels - 1):
         problems.append(f"image.size {cfg['image']['size']} is not divisible by 2^{n_levels - 1} (unet.mults)")

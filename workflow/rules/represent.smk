@@ -34,3 +34,26 @@ rule probe:
         out("logs/probe/summary.log"),
     script:
         "../scripts/probe.py"
+
+
+rule editing:
+    input:
+        models=expand(out("models/{model}.pt"), model=["diffae", "diled"]),
+        latents=expand(out("probe/{model}.npz"), model=["diffae", "diled"]),
+        data=rules.prepare_data.output.data,
+        weights=rules.weights.output[0],
+    output:
+        csv=out("tables/editing.csv"),
+        md=out("tables/editing.md"),
+        png=out("figures/editing.png"),
+        json=out("editing/summary.json"),
+    params:
+        scales=config["editing"]["scales"],
+        steps=config["editing"]["steps"],
+        num_edits=config["editing"]["num_edits"],
+        figure_rows=config["editing"]["figure_rows"],
+    threads: config["threads"]
+    log:
+        out("logs/editing.log"),
+    script:
+        "../scripts/editing.py"
