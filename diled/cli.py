@@ -40,9 +40,9 @@ def _protocol(args: argparse.Namespace):
     from diled.metrics import fid
 
     protocol = fid.get_protocol(args.protocol)
-    if getattr(args, "sample_count", None):
+    if args.sample_count:
         protocol = protocol.variant(name=protocol.name, sample_count=args.sample_count)
-    if getattr(args, "reference_sha256", None):
+    if args.reference_sha256:
         protocol = protocol.variant(name=protocol.name, reference_sha256=args.reference_sha256)
     return protocol
 

