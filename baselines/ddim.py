@@ -26,7 +26,7 @@ class DDIM(Autoencoding):
         return loss, {"eps": loss.item()}
 
     @torch.no_grad()
-    def encode(self, x0: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+    def encode(self, x0: torch.Tensor, steps: int | None = None, seeds: Sequence[int] | None = None) -> torch.Tensor:
         """x_T by deterministic DDIM inversion with ``steps`` steps (the paper's stand-in for an encoder)."""
         if steps is None:
             raise ValueError("DDIM's representation is the inverted x_T: pass the number of steps")

@@ -142,6 +142,25 @@ def _batch_t(t: int, x: torch.Tensor) -> torch.Tensor:
     return torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
 
 
+def _ddim_update(x: torch.Tensor, eps: torch.Tensor, a_t, a_prev, clip: float | None, sigma: float = 0.0) -> torch.Tensor:
+    """The DDIM move from alphabar ``a_t`` to ``a_prev`` (floats, or tensors broadcasting against x), before any fresh noise."""
+    x0 = (x - (1 - a_t) ** 0.5 * eps) / a_t**0.5
+    if clip is not None:
+        x0 = x0.clamp(-clip, clip)
+        eps = (x - a_t**0.5 * x0) / (1 - a_t) ** 0.5
+    rest = 1 - a_prev - sigma**2
+    rest = rest.clamp_min(0.0) if torch.is_tensor(rest) else max(rest, 0.0)
+    return a_prev**0.5 * x0 + rest**0.5 * eps
+
+
+def ddim_step(eps_fn: EpsFn, x: torch.Tensor, schedule: Schedule, t: torch.Tensor, t_prev: torch.Tensor, clip: float | None = None) -> torch.Tensor:
+    """One deterministic DDIM step per sample, from timesteps ``t`` to ``t_prev`` ((B,) each; 0 is the clean point).
+
+    The solver a consistency model is distilled from: per-sample times, the same update as ``ddim_sample``.
+    """
+    return _ddim_update(x, eps_fn(x, t), schedule.at(t, x), schedule.at(t_prev, x), clip)
+
+
 @torch.no_grad()
 def ddim_sample(
     eps_fn: EpsFn,
@@ -168,14 +187,9 @@ def ddim_sample(
     x = x_T
     prevs = [0] + ts[:-1]
     for i, (t, t_prev) in enumerate(zip(reversed(ts), reversed(prevs))):
-        eps = eps_fn(x, _batch_t(t, x))
         a_t, a_prev = ab[t].item(), ab[t_prev].item()
-        x0 = (x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
-        if clip is not None:
-            x0 = x0.clamp(-clip, clip)
-            eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
         sigma = eta * math.sqrt((1 - a_prev) / (1 - a_t)) * math.sqrt(1 - a_t / a_prev)
-        x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
+        x = _ddim_update(x, eps_fn(x, _batch_t(t, x)), a_t, a_prev, clip, sigma)
         if sigma > 0:
             x = x + sigma * noise_fn(i).to(x)
     return x

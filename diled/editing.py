@@ -55,7 +55,7 @@ def edit(model, x: torch.Tensor, source: np.ndarray, target: np.ndarray, dirs: n
     """Decoded edits z + s * dirs[source, target] for each step size s (s = 0 is the plain reconstruction)."""
     device = next(model.parameters()).device
     z = model.encode(x.to(device), steps)
-    d = torch.as_tensor(dirs[source, target], dtype=z.dtype, device=device)
+    d = torch.as_tensor(dirs[source, target], dtype=z.dtype, device=device).view_as(z)  # directions live on flattened latents
     return {s: model.decode(z + s * d, steps, seeds).cpu() for s in scales}
 
 

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from diled.files import atomic_path  # noqa: E402
-from diled.tables import DISPLAY  # noqa: E402
+from diled.tables import CONSISTENCY, DISPLAY  # noqa: E402
 
 
 def _strip(images: np.ndarray, count: int) -> np.ndarray:
@@ -50,26 +50,54 @@ FIG3_COLUMNS = ["Gen FID", "Rec FID", "Interp FID (α=0.2)", "Interp FID (α=0.4
 
 
 def figure3(df, path: str | Path) -> None:
-    """Figure 3: grouped bars of generation, reconstruction and interpolation FID per model, one panel per T."""
+    """Figure 3: grouped bars of generation, reconstruction and interpolation FID per model, one panel per T.
+
+    Rows whose T counts consistency steps (CM-CD) have no DDIM T: their bars repeat in every panel.
+    """
     run = df[df["status"] == "run"]
-    steps = sorted(run["T"].dropna().unique())
-    models = list(dict.fromkeys(run["model"]))
-    fig, axes = plt.subplots(1, len(steps), figsize=(4.2 * len(steps), 3.4), sharey=True, squeeze=False)
-    width = 0.8 / max(len(models), 1)
+    fixed = run[run["model"].isin(CONSISTENCY)]
+    stepped = run[~run["model"].isin(CONSISTENCY)]
+    steps = sorted(stepped["T"].dropna().unique())
+    series = [(m, None) for m in dict.fromkeys(stepped["model"])] + [(m, t) for m, t in zip(fixed["model"], fixed["T"])]
+    fig, axes = plt.subplots(1, len(steps), figsize=(4.6 * len(steps), 3.4), sharey=True, squeeze=False)
+    width = 0.8 / max(len(series), 1)
     colors = plt.get_cmap("tab10")
     for ax, t in zip(axes[0], steps):
-        at_t = run[run["T"] == t].set_index("model")
         x = np.arange(len(FIG3_COLUMNS))
-        for j, m in enumerate(models):
-            vals = [float(at_t.at[m, c]) if m in at_t.index else np.nan for c in FIG3_COLUMNS]
-            ax.bar(x + (j - (len(models) - 1) / 2) * width, vals, width, label=m, color=colors(j))
+        for j, (m, k) in enumerate(series):
+            row = run[(run["model"] == m) & (run["T"] == (t if k is None else k))]
+            vals = [float(row[c].iloc[0]) if len(row) else np.nan for c in FIG3_COLUMNS]
+            label = m if k is None else f"{m} ({k}-step)"
+            ax.bar(x + (j - (len(series) - 1) / 2) * width, vals, width, label=label, color=colors(j))
         ax.set_xticks(x, ["gen", "rec", "interp\nα=0.2", "interp\nα=0.4"], fontsize=8)
         ax.set_title(f"T = {t}", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("FID (lower is better)")
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=len(models), fontsize=8, frameon=False)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=len(series), fontsize=8, frameon=False)
     fig.suptitle("Figure 3 (embedded reproduction): one model for generation, reconstruction and interpolation", fontsize=10)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+def w_ablation_figure(df, path: str | Path) -> None:
+    """FID (generation, reconstruction, interpolation) and probe accuracy against DiLED's w."""
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(8.4, 3.2))
+    for col, marker in zip(FIG3_COLUMNS, "osD^"):
+        if col in df:
+            ax.plot(df["w"], df[col], marker=marker, label=col.replace("Interp FID ", "interp "))
+    ax.set_xlabel("w  (loss = w L_latent + (2 - w) L_decoder)")
+    ax.set_ylabel("FID (lower is better)")
+    ax.set_title(f"T = {int(df['T'].iloc[0])}", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    ax2.plot(df["w"], df["Probe accuracy"], marker="o", color="black")
+    ax2.set_xlabel("w")
+    ax2.set_ylabel("linear-probe accuracy")
+    ax2.grid(alpha=0.3)
+    fig.suptitle("DiLED's w: generation vs. representation", fontsize=10)
+    fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
     plt.close(fig)

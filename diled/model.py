@@ -8,7 +8,8 @@ All three train jointly on ``objective.py``'s loss; the decoder's ``objective`` 
 elbo form (likelihood decoders) or the image form (pixel-diffusion decoders, with one shared t).
 
 Capabilities, shared with every baseline so evaluation never asks which model it holds:
-``generate``, ``encode``, ``decode``, ``mix``, ``reconstruct``, ``interpolate``. Randomness at
+``generate(seeds, steps)``, ``encode(x0, steps, seeds)``, ``decode(z, steps, seeds)``, ``mix(za, zb, alpha)``,
+``reconstruct``, ``interpolate``. Randomness at
 inference comes from per-sample seeds, so sample i never depends on the batch it is drawn in.
 
 ``z_shift`` / ``z_scale`` standardize the encoder output (z = (E(x) - shift) / scale). They are 0 / 1
@@ -32,13 +33,18 @@ class Autoencoding(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x0: torch.Tensor, steps: int, seeds: Sequence[int]) -> torch.Tensor:
-        """Decode the encoding of x0."""
-        return self.decode(self.encode(x0, steps), steps, seeds)
+        """Decode the encoding of x0 (a stochastic encoder, such as CM-CD's noising, draws from ``seeds`` too)."""
+        return self.decode(self.encode(x0, steps, seeds), steps, seeds)
 
     @torch.no_grad()
-    def interpolate(self, xa: torch.Tensor, xb: torch.Tensor, alpha: float, steps: int, seeds: Sequence[int]) -> torch.Tensor:
-        """Decode ``mix(encode(xa), encode(xb), alpha)``; decoder noise depends only on ``seeds`` (shared x_T)."""
-        return self.decode(self.mix(self.encode(xa, steps), self.encode(xb, steps), alpha), steps, seeds)
+    def interpolate(self, xa: torch.Tensor, xb: torch.Tensor, alpha: float, steps: int, seeds: Sequence[int],
+                    seeds_b: Sequence[int] | None = None) -> torch.Tensor:
+        """Decode ``mix(encode(xa), encode(xb), alpha)``; decoder noise depends only on ``seeds`` (shared x_T).
+
+        ``seeds_b`` seed xb's encoding where the encoder is stochastic (default: ``seeds``).
+        """
+        za, zb = self.encode(xa, steps, seeds), self.encode(xb, steps, seeds if seeds_b is None else seeds_b)
+        return self.decode(self.mix(za, zb, alpha), steps, seeds)
 
 
 class DiLED(Autoencoding):
@@ -109,8 +115,8 @@ class DiLED(Autoencoding):
         return ddim_sample(self.denoiser, x_T, self.schedule, timestep_subsequence(self.schedule.T, steps))
 
     @torch.no_grad()
-    def encode(self, x0: torch.Tensor, steps: int | None = None) -> torch.Tensor:
-        """Representation: the encoder mean (``steps`` is accepted for interface parity and unused)."""
+    def encode(self, x0: torch.Tensor, steps: int | None = None, seeds: Sequence[int] | None = None) -> torch.Tensor:
+        """Representation: the encoder mean (``steps`` and ``seeds`` are accepted for interface parity and unused)."""
         return self.encoder_mean(x0)
 
     @torch.no_grad()

@@ -1,7 +1,7 @@
 """The image track of the workflow as functions: build models from config, train each stage, sample sets.
 
 Workflow scripts are thin adapters over these functions, so everything here runs (and is tested)
-without Snakemake. Model names: ``ddim``, ``diffae``, ``diled``.
+without Snakemake. Model names: ``ddim``, ``diffae``, ``diled``, ``ldm``, ``cmcd``.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from baselines import DDIM, DiffAE
+from baselines import DDIM, LDM, ConsistencyModel, DiffAE
 from diled.data import mnist
 from diled.diffusion import Schedule, derive_seed
 from diled.files import atomic_path
 from diled.modalities.image import PixelDiffusion
 from diled.model import DiLED
-from diled.nets import ConvEncoder, MLPSkipNet, UNet
+from diled.nets import ConvDecoder, ConvEncoder, KLEncoder, MLPSkipNet, UNet
 from diled.train import TrainResult, TrainSpec, train
 
-MODELS = ("ddim", "diffae", "diled")
+MODELS = ("ddim", "diffae", "diled", "ldm", "cmcd")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -62,10 +62,27 @@ def _latent_parts(cfg: dict) -> tuple[nn.Module, nn.Module, Schedule]:
     return enc, mlp, sched
 
 
+def _ldm(cfg: dict) -> LDM:
+    im, m = cfg["image"], cfg["models"]["ldm"]
+    net = m["autoencoder_net"]
+    f = 2 ** (len(net["mults"]) - 1)
+    enc = KLEncoder(im["channels"], net["base"], net["mults"], net["latent_channels"])
+    dec = ConvDecoder(im["channels"], net["base"], net["mults"], net["latent_channels"])
+    unet = UNet(net["latent_channels"], m["unet"]["base"], m["unet"]["mults"])
+    shape = (net["latent_channels"], im["size"] // f, im["size"] // f)
+    latent = PixelDiffusion(unet, Schedule.make(im["pixel_schedule"], im["pixel_T"]), shape, clip=None)
+    return LDM(enc, dec, latent, m["kl_weight"], m["perceptual_weight"] if m["perceptual"] else 0.0)
+
+
 def build(name: str, cfg: dict) -> nn.Module:
     """A freshly initialised model of the named kind, sized by the config."""
     if name == "ddim":
         return DDIM(_pixel(cfg, 0))
+    if name == "ldm":
+        return _ldm(cfg)
+    if name == "cmcd":
+        c = cfg["models"]["cmcd"]
+        return ConsistencyModel(_pixel(cfg, 0), c["sigma_data"], c["encode_t"], c["intermediate_ts"], c["grid"])
     if name in ("diffae", "diled"):
         enc, mlp, sched = _latent_parts(cfg)
         cls = DiffAE if name == "diffae" else DiLED
@@ -88,6 +105,13 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn
     return model.to(device).eval(), ckpt
 
 
+def with_w(cfg: dict, w: float) -> dict:
+    """A copy of the config with DiLED's w replaced (the w ablation trains DiLED under each)."""
+    out = copy.deepcopy(cfg)
+    out["models"]["diled"]["w"] = float(w)
+    return out
+
+
 def train_spec(section: dict, seed: int) -> TrainSpec:
     """TrainSpec from a config section such as ``models.ddim.train``."""
     return TrainSpec(seed=seed, **section)
@@ -100,7 +124,8 @@ def train_stage(name: str, stage: str, cfg: dict, data: torch.Tensor, run_dir: P
     """Run one training stage and return (EMA model, result).
 
     Stages: ddim/train; diffae/autoencoder; diffae/latent (needs ``init``: the stage-1 model);
-    diled/train (needs ``init``: the trained DiffAE, whose parts and latent standardization it starts from).
+    diled/train (needs ``init``: the trained DiffAE, whose parts and latent standardization it starts from);
+    ldm/autoencoder; ldm/latent (needs ``init``: the stage-1 LDM); cmcd/distill (needs ``init``: the DDIM teacher).
     """
     seed = derive_seed(cfg["seed"], name, stage)
     torch.manual_seed(derive_seed(seed, "init"))  # weight initialisation is part of the run's determinism
@@ -128,6 +153,32 @@ def train_stage(name: str, stage: str, cfg: dict, data: torch.Tensor, run_dir: P
         model.load_state_dict(init.state_dict())
         spec = train_spec(cfg["models"]["diled"]["train"], seed)
         res = train(model, lambda m, x: m.loss(x), data, spec, run_dir, desc="diled")
+        return res.ema, res
+    if (name, stage) == ("ldm", "autoencoder"):
+        from diled.metrics.recon import load_lpips
+
+        model = build("ldm", cfg).to(device)
+        net = cfg["models"]["ldm"]["perceptual"]
+        perceptual = load_lpips(net, device) if net else None
+        params = list(model.encoder.parameters()) + list(model.decoder.parameters())
+        spec = train_spec(cfg["models"]["ldm"]["autoencoder"], seed)
+        res = train(model, lambda m, x: m.autoencoder_loss(x, perceptual), data, spec, run_dir, params=params, desc="ldm/autoencoder")
+        return res.ema, res
+    if (name, stage) == ("ldm", "latent"):
+        model = copy.deepcopy(init).to(device).requires_grad_(True)
+        means = encode_all(lambda b: model.encoder(b)[0], data.to(device), cfg["eval"]["batch_size"])
+        model.fit_scale(means)
+        spec = train_spec(cfg["models"]["ldm"]["latent"], seed)
+        res = train(model, lambda m, z: m.latent_loss(z), means / model.z_scale, spec, run_dir,
+                    params=model.latent.parameters(), desc="ldm/latent")
+        return res.ema, res
+    if (name, stage) == ("cmcd", "distill"):
+        teacher = init.to(device).eval().requires_grad_(False).pixel
+        model = build("cmcd", cfg).to(device)
+        model.pixel.load_state_dict(teacher.state_dict())  # the student starts from the teacher
+        spec = train_spec(cfg["models"]["cmcd"]["train"], seed)
+        res = train(model, lambda m, x, target: m.distillation_loss(x, teacher, target), data, spec, run_dir,
+                    desc="cmcd/distill", ema_target=True)
         return res.ema, res
     raise ValueError(f"unknown training stage {name}/{stage}")
 
@@ -178,10 +229,11 @@ def evaluation_sets(
     gen_seeds = [derive_seed(seed, "gen", i) for i in range(n)]
     rec_seeds = [derive_seed(seed, "rec", i) for i in range(n)]
     mix_seeds = [derive_seed(seed, "interp", i) for i in range(n)]
+    enc_seeds = [derive_seed(seed, "encode", i) for i in range(n)]  # only a stochastic encoder (CM-CD's noising) uses them
     out: dict[str, list[np.ndarray]] = {"gen": [], "rec": [], **{f"interp_{a:g}": [] for a in alphas}}
     codes = []
     for sl in tqdm(_chunks(n, batch_size), desc=f"{desc}/generate+encode", mininterval=5.0):
-        codes.append(model.encode(x[sl].to(device), steps))
+        codes.append(model.encode(x[sl].to(device), steps, enc_seeds[sl]))
         out["gen"].append(mnist.to_uint8(model.generate(gen_seeds[sl], steps)))
     z = torch.cat(codes)
     z_b = z[torch.as_tensor(np.roll(np.arange(n), -1))]

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-DISPLAY = {"ddim": "DDIM", "diffae": "DiffAE", "diled": "DiLED"}
+DISPLAY = {"ddim": "DDIM", "diffae": "DiffAE", "diled": "DiLED", "ldm": "LDM", "cmcd": "CM-CD"}
+T_GROUP = ("DDIM", "DiffAE", "DiLED")  # the models whose T the authors' bold rule compares at each T
+CONSISTENCY = ("CM-CD",)  # rows whose T counts consistency steps, not DDIM steps
 COLUMNS = {"gen": "Gen FID", "rec": "Rec FID", "interp_0.2": "Interp FID (α=0.2)", "interp_0.4": "Interp FID (α=0.4)"}
 RECON = {"lpips": "Rec LPIPS", "mse": "Rec MSE", "ssim": "Rec SSIM", "psnr": "Rec PSNR"}
 HIGHER_IS_BETTER = {"Rec SSIM", "Rec PSNR"}
@@ -49,8 +51,6 @@ def load_records(paths: Sequence[str | Path]) -> list[dict]:
 
 # Rows of the paper's Table 6 this suite does not (yet) compute: shown, never filled with numbers.
 NOT_RUN = {
-    "LDM": "two-stage latent-diffusion baseline: not implemented yet (open issue: Table 6 complete)",
-    "CM-CD": "consistency-distillation baseline: not implemented yet (open issue: Table 6 complete)",
     "NVAE": "hierarchical VAE baseline: not implemented in this suite",
     "StyleGAN-XL": "GAN baseline (no encoder): not implemented in this suite",
 }
@@ -68,21 +68,22 @@ def with_not_run(df: pd.DataFrame, not_run: dict[str, str] = NOT_RUN) -> pd.Data
 def bold_mask(df: pd.DataFrame, columns: Sequence[str] = SHOWN) -> pd.DataFrame:
     """Which cells are bold, as the paper's authors described it.
 
-    Among rows with a configurable T (DDIM, DiffAE, DiLED), the best value at each T. A row without
-    T is bold where it beats every T-row at every T (better than their overall best).
+    Among the models with a configurable T (``T_GROUP``: DDIM, DiffAE, DiLED), the best value at each
+    T. Any other row (LDM at each T, CM-CD's 1/2-step rows) is bold where it beats every T-group row
+    at every T (better than their overall best).
     """
     mask = pd.DataFrame(False, index=df.index, columns=list(columns))
-    has_t = df["T"].notna()
+    in_group = df["model"].isin(T_GROUP) & df["T"].notna()
     for col in columns:
         higher = col in HIGHER_IS_BETTER
         vals = df[col].astype(float)
-        for idx in df[has_t].groupby("T").groups.values():
+        for idx in df[in_group].groupby("T").groups.values():
             group = vals.loc[idx].dropna()
             if len(group):
                 best = group.max() if higher else group.min()
                 mask.loc[group.index[group == best], col] = True
-        t_vals = vals[has_t].dropna()
-        for i in df.index[~has_t]:
+        t_vals = vals[in_group].dropna()
+        for i in df.index[~in_group]:
             v = vals[i]
             if pd.notna(v) and len(t_vals) and (v > t_vals.max() if higher else v < t_vals.min()):
                 mask.loc[i, col] = True
@@ -113,7 +114,7 @@ def to_markdown(df: pd.DataFrame, notes: Sequence[str]) -> str:
     lines = ["# Table 6 (embedded reproduction): generation, reconstruction and interpolation", ""]
     lines.append(shown[["model", "T", *SHOWN, "manifest"]].to_markdown(index=False))
     lines += ["", "FID, LPIPS and MSE: lower is better; SSIM: higher is better. Bold: the best of DDIM/DiffAE/DiLED at each T; "
-              "a model without T is bold where it beats all of them at every T.", ""]
+              "any other row (LDM, CM-CD) is bold where it beats all of them at every T. CM-CD's T is its number of consistency steps.", ""]
     lines += [f"- {m}: {s}" for m, s in zip(df["model"], df["status"]) if str(s).startswith("not run")]
     lines += [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
@@ -134,8 +135,9 @@ def to_latex(df: pd.DataFrame, caption: str) -> str:
     ])
 
 
-# Which trained stages make up each Table 6 model (DiLED starts from the trained DiffAE).
-STAGES = {"ddim": ["ddim"], "diffae": ["diffae_autoencoder", "diffae"], "diled": ["diffae_autoencoder", "diffae", "diled"]}
+# Which trained stages make up each Table 6 model (DiLED starts from the trained DiffAE; CM-CD from its DDIM teacher).
+STAGES = {"ddim": ["ddim"], "diffae": ["diffae_autoencoder", "diffae"], "diled": ["diffae_autoencoder", "diffae", "diled"],
+          "ldm": ["ldm_autoencoder", "ldm"], "cmcd": ["ddim", "cmcd"]}
 
 
 def training_cost(manifests: dict[str, dict]) -> pd.DataFrame:
@@ -143,7 +145,8 @@ def training_cost(manifests: dict[str, dict]) -> pd.DataFrame:
     rows = []
     for stage_file, man in manifests.items():
         t = man["training"]
-        rows.append({"model": DISPLAY.get(t["model"], t["model"]), "stage": t["stage"], "file": stage_file,
+        stage = f"{t['stage']} (w = {t['w']:g})" if t.get("w") is not None else t["stage"]
+        rows.append({"model": DISPLAY.get(t["model"], t["model"]), "stage": stage, "file": stage_file,
                      "steps": t["steps"], "parameters": t["parameters"], "ms/step": round(1e3 * t["s_per_step"], 1),
                      "train wall (s)": round(t["train_wall_s"], 1), "resumed from step": t["resumed_from_step"],
                      "torch threads": man["hardware"]["torch_threads"], "device": man["hardware"]["cuda"] or f"CPU ({man['hardware']['machine']})"})
@@ -151,8 +154,21 @@ def training_cost(manifests: dict[str, dict]) -> pd.DataFrame:
     totals = []
     for model, files in STAGES.items():
         part = stages[stages["file"].isin(files)]
+        if set(files) - set(part["file"]):
+            continue
         totals.append({"model": DISPLAY[model], "stage": "total (" + " + ".join(files) + ")", "file": "",
                        "steps": int(part["steps"].sum()), "parameters": int(part["parameters"].iloc[-1]),
                        "ms/step": float("nan"), "train wall (s)": round(float(part["train wall (s)"].sum()), 1),
                        "resumed from step": int(part["resumed from step"].max()), "torch threads": None, "device": ""})
     return pd.concat([stages, pd.DataFrame(totals)], ignore_index=True)
+
+
+def w_ablation(records: Sequence[dict], probe_accuracy: Sequence[float], ws: Sequence[float]) -> pd.DataFrame:
+    """One row per w: generation / reconstruction / interpolation FID (one T), reconstruction LPIPS and probe accuracy."""
+    rows = []
+    for rec, acc, w in zip(records, probe_accuracy, ws):
+        rows.append({"w": float(w), "T": rec["steps"],
+                     **{label: round(rec["fid"][key], 4) for key, label in COLUMNS.items() if key in rec["fid"]},
+                     "Rec LPIPS": round(rec["recon"]["lpips"], 5), "Probe accuracy": round(acc, 4),
+                     "samples": rec["counts"]["gen"], "reference": rec["reference_count"], "model file": rec["model"]})
+    return pd.DataFrame(rows).sort_values("w", ignore_index=True)

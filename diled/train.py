@@ -82,10 +82,13 @@ def train(
     params: Iterable[nn.Parameter] | None = None,
     desc: str = "train",
     progress: bool = True,
+    ema_target: bool = False,
 ) -> TrainResult:
     """Optimise ``loss_fn(model, batch)`` with Adam on ``params`` (default: all) for ``spec.steps`` steps.
 
     Resumes from the newest checkpoint in ``run_dir`` whose spec matches; returns the EMA model.
+    ``ema_target`` calls ``loss_fn(model, batch, ema)`` instead: the EMA is the target network of
+    consistency distillation (checkpointed with the run, so a resumed run sees the same target).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +120,7 @@ def train(
         lr = spec.lr * min(1.0, (step + 1) / spec.warmup) if spec.warmup else spec.lr
         for group in opt.param_groups:
             group["lr"] = lr
-        loss, parts = loss_fn(model, data[idx])
+        loss, parts = loss_fn(model, data[idx], ema) if ema_target else loss_fn(model, data[idx])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}")
         opt.zero_grad(set_to_none=True)

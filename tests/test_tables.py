@@ -76,3 +76,14 @@ def test_class_directions_move_a_linear_model_to_the_target():
     src = z[y == 0]
     assert (clf.predict(src) == 0).mean() > 0.9
     assert (clf.predict(src + 12 * dirs[0, 1]) == 1).mean() > 0.9
+
+
+def test_ldm_at_a_t_is_judged_against_every_t_not_its_own():
+    """LDM has rows at each T but is not in the authors' T-group: bold only where it beats all of DDIM/DiffAE/DiLED."""
+    df = _df([
+        {"model": "DDIM", "T": 10, "Gen FID": 5.0}, {"model": "DiLED", "T": 20, "Gen FID": 3.0},
+        {"model": "LDM", "T": 10, "Gen FID": 4.0}, {"model": "LDM", "T": 20, "Gen FID": 2.5},
+        {"model": "CM-CD", "T": 1, "Gen FID": 9.0},
+    ])
+    m = tables.bold_mask(df)["Gen FID"].tolist()
+    assert m == [True, True, False, True, False, False]  # DDIM stays bold at T=10 although LDM T=10 is lower

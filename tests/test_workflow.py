@@ -39,14 +39,19 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     out = smoke_runs[0]
     full = pd.read_csv(out / "tables/table6.csv")
     df = full[full["status"] == "run"].reset_index(drop=True)
-    assert set(full.loc[full["status"] != "run", "model"]) == {"LDM", "CM-CD", "NVAE", "StyleGAN-XL"}
+    assert set(full.loc[full["status"] != "run", "model"]) == {"NVAE", "StyleGAN-XL"}
     assert full.loc[full["status"] != "run", "Gen FID"].isna().all()  # never a number for a model not run
-    steps = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())["eval"]["sampling_steps"]
-    assert list(df["model"]) == [m for m in ("DDIM", "DiffAE", "DiLED") for _ in steps]
-    assert list(df["T"]) == steps * 3
+    cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    steps, cm_steps = cfg["eval"]["sampling_steps"], cfg["models"]["cmcd"]["steps"]
+    assert list(df["model"]) == [m for m in ("DDIM", "DiffAE", "DiLED", "LDM") for _ in steps] + ["CM-CD"] * len(cm_steps)
+    assert list(df["T"]) == steps * 4 + cm_steps
     fid_cols = ["Gen FID", "Rec FID", "Interp FID (α=0.2)", "Interp FID (α=0.4)"]
     assert df[fid_cols].notna().all().all() and (df[fid_cols] > 0).all().all()
-    for model in ("ddim", "diffae", "diled"):
+    ldm = df[df["model"] == "LDM"]  # reconstruction through the autoencoder alone: the same at every T
+    assert ldm["Rec FID"].nunique() == 1 and ldm["Rec MSE"].nunique() == 1 and ldm["Gen FID"].nunique() == len(steps)
+    cm = df[df["model"] == "CM-CD"]  # real mixing: interpolations differ from the reconstruction
+    assert (cm["Interp FID (α=0.4)"] != cm["Rec FID"]).all()
+    for model in ("ddim", "diffae", "diled", "ldm", "cmcd"):
         assert (out / f"figures/{model}_grid.png").stat().st_size > 1000
     assert "sha256" in (out / "data/mnist32.card.md").read_text()
     record = json.loads((out / df["manifest"][0]).read_text())
@@ -60,17 +65,24 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     for fig in ("figure3.png", "latent_projection.png"):
         assert (out / "figures" / fig).stat().st_size > 5000
     edits = pd.read_csv(out / "tables/editing.csv")
-    assert set(edits["model"]) == {"DiffAE", "DiLED"} and edits["success (judge says target)"].between(0, 1).all()
+    assert set(edits["model"]) == {"DiffAE", "DiLED", "LDM"} and edits["success (judge says target)"].between(0, 1).all()
     assert (out / "figures/editing.png").stat().st_size > 3000
     probe = pd.read_csv(out / "tables/probe.csv")
-    assert list(probe["model"]) == ["DDIM", "DiffAE", "DiLED"] and probe["test_accuracy"].between(0, 1).all()
+    assert list(probe["model"]) == ["DDIM", "DiffAE", "DiLED", "LDM"] and probe["test_accuracy"].between(0, 1).all()
     cost = pd.read_csv(out / "tables/training_cost.csv")
-    assert (cost.loc[cost["stage"].str.startswith("total"), "train wall (s)"] > 0).all()
+    totals = cost[cost["stage"].str.startswith("total")]
+    assert list(totals["model"]) == ["DDIM", "DiffAE", "DiLED", "LDM", "CM-CD"] and (totals["train wall (s)"] > 0).all()
+    w = pd.read_csv(out / "tables/w_ablation.csv")
+    assert list(w["w"]) == sorted(cfg["w_ablation"]["w"]) and (w["T"] == cfg["w_ablation"]["steps"]).all()
+    assert w[["Gen FID", "Rec FID", "Probe accuracy"]].notna().all().all()
+    main = df[(df["model"] == "DiLED") & (df["T"] == cfg["w_ablation"]["steps"])]
+    assert w.loc[w["w"] == cfg["models"]["diled"]["w"], "Gen FID"].item() == main["Gen FID"].item()  # the main run, reused
+    assert (out / "figures/w_ablation.png").stat().st_size > 5000
 
 
 @pytest.mark.smoke
 def test_smoke_twice_gives_identical_tables(smoke_runs):
-    for table in ("table6.csv", "fid_settings.csv"):
+    for table in ("table6.csv", "fid_settings.csv", "w_ablation.csv"):
         first, second = ((run / "tables" / table).read_bytes() for run in smoke_runs)
         assert first == second, table
 
@@ -95,7 +107,7 @@ def test_smoke_fid_settings_and_recon_columns(smoke_runs):
 @pytest.mark.smoke
 def test_training_state_survives_outside_outputs(smoke_runs):
     runs = list((smoke_runs[0] / "runs").iterdir())
-    assert len(runs) == 4 and all(list(r.glob("ckpt-*.pt")) for r in runs)
+    assert len(runs) == 8 and all(list(r.glob("ckpt-*.pt")) for r in runs)  # 4 Table 6 trainings + LDM (2) + CM-CD + w variant
 
 
 def test_default_config_dry_run(tmp_path):
@@ -131,6 +143,11 @@ def _bad_config(tmp_path: Path, **changes) -> Path:
     ({"eval__fid__protocol": "torchmetrics"}, "protocol"),
     ({"fid_settings__adm_reference": "config/smoke.yaml"}, "adm_reference_sha256 is not"),
     ({"fid_settings__images": "no/such/samples.npz"}, "fid_settings.images: no/such/samples.npz does not exist"),
+    ({"models__cmcd__steps": [1, 2, 3]}, "has only 1 intermediate_ts below it"),
+    ({"models__cmcd__intermediate_ts": [150, 350]}, "distinct and descending"),
+    ({"w_ablation__steps": 7}, "must be one of eval.sampling_steps"),
+    ({"w_ablation__w": [0.5, 1.5]}, "must include models.diled.w"),
+    ({"models__ldm__perceptual": "resnet"}, "perceptual"),
 ])
 def test_config_errors_fail_early_and_clearly(tmp_path, changes, message):
     res = snakemake(tmp_path, "--configfile", str(_bad_config(tmp_path, **changes)), "--cores", "1", "all")

@@ -54,19 +54,23 @@ def to_unit(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).double() / 255.0
 
 
+def lpips(a: torch.Tensor, b: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
+    """Per-image LPIPS of one batch in [-1, 1], differentiable in the inputs (LDM's perceptual loss); grayscale repeated to RGB."""
+    if a.shape != b.shape:
+        raise ValueError(f"LPIPS needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape[1] == 1:
+        a, b = a.repeat(1, 3, 1, 1), b.repeat(1, 3, 1, 1)
+    return model(a, b).flatten()
+
+
 @torch.no_grad()
 def lpips_distance(a: torch.Tensor, b: torch.Tensor, model: torch.nn.Module, batch_size: int = 100) -> torch.Tensor:
-    """Per-image LPIPS of images in [-1, 1] (N, C, H, W); grayscale repeated to RGB."""
+    """Per-image LPIPS of images in [-1, 1] (N, C, H, W), in batches on the model's device."""
     if a.shape != b.shape:
         raise ValueError(f"LPIPS needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
     device = next(model.parameters()).device
-    out = []
-    for i in range(0, len(a), batch_size):
-        x, y = a[i : i + batch_size].to(device), b[i : i + batch_size].to(device)
-        if x.shape[1] == 1:
-            x, y = x.repeat(1, 3, 1, 1), y.repeat(1, 3, 1, 1)
-        out.append(model(x, y).flatten().cpu())
-    return torch.cat(out)
+    return torch.cat([lpips(a[i : i + batch_size].to(device), b[i : i + batch_size].to(device), model).cpu()
+                      for i in range(0, len(a), batch_size)])
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Images: a (optionally z-conditioned) pixel diffusion, used as DiLED's decoder and as the DDIM baseline."""
+"""Images: a (optionally z-conditioned) pixel diffusion, used as DiLED's decoder, the DDIM baseline and LDM's latent model."""
 
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ class PixelDiffusion(nn.Module):
 
     objective = "image"
 
-    def __init__(self, unet: UNet, schedule: Schedule, image_shape: Sequence[int]):
+    def __init__(self, unet: UNet, schedule: Schedule, image_shape: Sequence[int], clip: float | None = 1.0):
         super().__init__()
         self.unet = unet
         self.schedule = schedule
         self.image_shape = tuple(image_shape)
+        self.clip = clip  # pixels live in [-1, 1]; an unbounded latent (LDM's) passes None
 
     @property
     def T(self) -> int:
@@ -48,9 +49,9 @@ class PixelDiffusion(nn.Module):
 
     @torch.no_grad()
     def sample(self, x_T: torch.Tensor, steps: int, z: torch.Tensor | None = None) -> torch.Tensor:
-        """Deterministic DDIM decode of x_T (conditioned on z) with ``steps`` steps, x0 predictions clipped to [-1, 1]."""
+        """Deterministic DDIM decode of x_T (conditioned on z) with ``steps`` steps, x0 predictions clipped to [-clip, clip]."""
         ts = timestep_subsequence(self.T, steps)
-        return ddim_sample(self._eps_fn(z), x_T, self.schedule, ts, clip=1.0)
+        return ddim_sample(self._eps_fn(z), x_T, self.schedule, ts, clip=self.clip)
 
     @torch.no_grad()
     def invert(self, x0: torch.Tensor, steps: int, z: torch.Tensor | None = None) -> torch.Tensor:

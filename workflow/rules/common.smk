@@ -1,16 +1,38 @@
 # Helpers shared by every rule module.
 import json
 import hashlib
+import re
 
-MODELS = ["ddim", "diffae", "diled"]
+MODELS = ["ddim", "diffae", "diled", "ldm", "cmcd"]  # Table 6 rows, in order
+REPRESENTED = ["ddim", "diffae", "diled", "ldm"]  # models with a representation (CM-CD has no encoder)
+EDITED = ["diffae", "diled", "ldm"]  # models with a semantic latent to edit
 STEPS = [int(s) for s in config["eval"]["sampling_steps"]]
 OUT = config["outdir"]
 
 
+def w_model(w):
+    """Model name of DiLED trained with weight w: the main run for the configured w, else diled_w<w>."""
+    return "diled" if float(w) == float(config["models"]["diled"]["w"]) else f"diled_w{float(w):g}"
+
+
+W_MODELS = [w_model(w) for w in config["w_ablation"]["w"]]
+ABLATION_ONLY = [m for m in W_MODELS if m not in MODELS]
+
+
+def model_steps(model):
+    """Sampling steps a model is evaluated at: consistency steps for CM-CD, the w-ablation's T for w variants."""
+    if model == "cmcd":
+        return [int(s) for s in config["models"]["cmcd"]["steps"]]
+    if model in ABLATION_ONLY:
+        return [int(config["w_ablation"]["steps"])]
+    return STEPS
+
+
 wildcard_constraints:
-    model="|".join(MODELS),
+    model="|".join(re.escape(m) for m in MODELS + ABLATION_ONLY),
     steps=r"\d+",
     setting=r"[a-z0-9-]+",
+    w=r"[0-9.]+",
 
 
 def out(*parts):
@@ -57,6 +79,27 @@ def check_config(cfg):
         problems.append(f"editing.num_edits ({cfg['editing']['num_edits']}) exceeds data.reference_size ({cfg['data']['reference_size']})")
     if cfg["editing"]["steps"] > t_max:
         problems.append(f"editing.steps ({cfg['editing']['steps']}) exceeds the number of training timesteps ({t_max})")
+    cm = cfg["models"]["cmcd"]
+    if cm["encode_t"] >= cfg["image"]["pixel_T"] or any(t >= cfg["image"]["pixel_T"] for t in cm["intermediate_ts"]):
+        problems.append(f"models.cmcd.encode_t / intermediate_ts must lie below image.pixel_T ({cfg['image']['pixel_T']})")
+    if list(cm["intermediate_ts"]) != sorted(set(cm["intermediate_ts"]), reverse=True):
+        problems.append(f"models.cmcd.intermediate_ts must be distinct and descending, got {cm['intermediate_ts']}")
+    for label, start in (("generation", cfg["image"]["pixel_T"]), ("reconstruction", cm["encode_t"])):
+        n_below = len([t for t in cm["intermediate_ts"] if t < start])
+        if max(cm["steps"]) > 1 + n_below:
+            problems.append(f"models.cmcd.steps {cm['steps']}: {label} from t={start} has only {n_below} intermediate_ts below it")
+    if cm["grid"] > cfg["image"]["pixel_T"]:
+        problems.append(f"models.cmcd.grid ({cm['grid']}) exceeds image.pixel_T ({cfg['image']['pixel_T']})")
+    ldm_levels = len(cfg["models"]["ldm"]["autoencoder_net"]["mults"])
+    latent_size = cfg["image"]["size"] // 2 ** (ldm_levels - 1)
+    if cfg["image"]["size"] % 2 ** (ldm_levels - 1) or latent_size % 2 ** (len(cfg["models"]["ldm"]["unet"]["mults"]) - 1):
+        problems.append(f"models.ldm: a {cfg['image']['size']} px image with {ldm_levels} autoencoder levels gives a {latent_size} px latent "
+                        f"that the latent UNet ({len(cfg['models']['ldm']['unet']['mults'])} levels) cannot halve evenly")
+    if cfg["w_ablation"]["steps"] not in cfg["eval"]["sampling_steps"]:
+        problems.append(f"w_ablation.steps ({cfg['w_ablation']['steps']}) must be one of eval.sampling_steps {cfg['eval']['sampling_steps']} "
+                        "(the configured w's row comes from the main DiLED run)")
+    if float(cfg["models"]["diled"]["w"]) not in [float(w) for w in cfg["w_ablation"]["w"]]:
+        problems.append(f"w_ablation.w {cfg['w_ablation']['w']} must include models.diled.w ({cfg['models']['diled']['w']})")
     n_levels = len(cfg["image"]["unet"]["mults"])
     if cfg["image"]["size"] % 2 ** (n_levels - 1):
         problems.append(f"image.size {cfg['image']['size']} is not divisible by 2^{n_levels - 1} (unet.mults)")

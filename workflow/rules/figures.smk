@@ -1,10 +1,10 @@
 rule sample_grid:
     input:
-        expand(out("samples/{{model}}/T{steps}.npz"), steps=STEPS),
+        lambda wc: [out(f"samples/{wc.model}/T{s}.npz") for s in model_steps(wc.model)],
     output:
         out("figures/{model}_grid.png"),
     params:
-        steps=STEPS,
+        steps=lambda wc: model_steps(wc.model),
         grid_count=config["figures"]["grid_count"],
     log:
         out("logs/figures/{model}_grid.log"),

@@ -22,8 +22,8 @@ rule representations:
 
 rule probe:
     input:
-        npz=expand(out("probe/{model}.npz"), model=MODELS),
-        json=expand(out("probe/{model}.json"), model=MODELS),
+        npz=expand(out("probe/{model}.npz"), model=REPRESENTED),
+        json=expand(out("probe/{model}.json"), model=REPRESENTED),
     output:
         csv=out("tables/probe.csv"),
         md=out("tables/probe.md"),
@@ -38,8 +38,8 @@ rule probe:
 
 rule editing:
     input:
-        models=expand(out("models/{model}.pt"), model=["diffae", "diled"]),
-        latents=expand(out("probe/{model}.npz"), model=["diffae", "diled"]),
+        models=expand(out("models/{model}.pt"), model=EDITED),
+        latents=expand(out("probe/{model}.npz"), model=EDITED),
         data=rules.prepare_data.output.data,
         weights=rules.weights.output[0],
     output:

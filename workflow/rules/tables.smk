@@ -1,14 +1,11 @@
 rule table6:
     input:
-        expand(out("metrics/{model}/T{steps}.json"), model=MODELS, steps=STEPS),
+        [out(f"metrics/{m}/T{s}.json") for m in MODELS for s in model_steps(m)],
     output:
         csv=out("tables/table6.csv"),
         md=out("tables/table6.md"),
         tex=out("tables/table6.tex"),
         figure3=out("figures/figure3.png"),
-    params:
-        models=MODELS,
-        steps=STEPS,
     log:
         out("logs/table6.log"),
     script:
@@ -37,7 +34,7 @@ rule fid_settings:
 
 rule training_cost:
     input:
-        expand(out("models/{stage}.json"), stage=["ddim", "diffae_autoencoder", "diffae", "diled"]),
+        expand(out("models/{stage}.json"), stage=["ddim", "diffae_autoencoder", "diffae", "diled", "ldm_autoencoder", "ldm", "cmcd", *ABLATION_ONLY]),
     output:
         csv=out("tables/training_cost.csv"),
         md=out("tables/training_cost.md"),
@@ -45,3 +42,19 @@ rule training_cost:
         out("logs/training_cost.log"),
     script:
         "../scripts/training_cost.py"
+
+
+rule w_ablation:
+    input:
+        metrics=[out(f"metrics/{m}/T{config['w_ablation']['steps']}.json") for m in W_MODELS],
+        probe=expand(out("probe/{model}.npz"), model=W_MODELS),
+        models=expand(out("models/{model}.json"), model=W_MODELS),
+    output:
+        csv=out("tables/w_ablation.csv"),
+        md=out("tables/w_ablation.md"),
+        png=out("figures/w_ablation.png"),
+    threads: config["threads"]
+    log:
+        out("logs/w_ablation.log"),
+    script:
+        "../scripts/w_ablation.py"

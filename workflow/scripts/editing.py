@@ -49,7 +49,8 @@ notes = [
     "two classes' weight vectors of a logistic regression on the standardized latents of the probe's training images, unit length; "
     f"decoded with T = {p.steps} DDIM steps and a fixed x_T per image. Step size 0 is the plain reconstruction.",
     f"Judge: logistic regression on the training split's pixels, held-out accuracy {judge_acc:.4f}; success = judge predicts the target.",
-    "LPIPS v0.1 (AlexNet) between the edit and its source. LDM joins when its baseline lands (open issue: Table 6 complete).",
+    "LPIPS v0.1 (AlexNet) between the edit and its source. LDM's latent (c x h x w, flattened) is scaled by one global "
+    "std, not per dimension, so its step sizes are in that unit; its decoder is deterministic (no x_T).",
 ]
 with atomic_path(snakemake.output.md) as tmp:
     tmp.write_text("# Latent editing: class arithmetic on the semantic latent\n\n" + df.to_markdown(index=False) + "\n\n"

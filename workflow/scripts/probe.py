@@ -25,11 +25,11 @@ with atomic_path(snakemake.output.csv) as tmp:
 notes = [
     f"Logistic regression (scikit-learn, lbfgs, max_iter 2000) on standardized representations of {results[0]['train_size']} "
     f"seeded training images; accuracy on the {results[0]['test_size']} held-out images (digit class, chance 0.1).",
-    "LDM's representation joins when the LDM baseline lands (open issue: Table 6 complete).",
+    "CM-CD has no encoder (its 'encoding' is a noised image), so it has no representation to probe.",
 ]
 with atomic_path(snakemake.output.md) as tmp:
     tmp.write_text("# Linear probe: digit class from each model's representation\n\n" + df.to_markdown(index=False) + "\n\n"
                    + "\n".join(f"- {n}" for n in notes) + "\n")
-probe.projection_figure({k: latents[k] for k in ("DiLED", "DiffAE", "DDIM") if k in latents}, snakemake.output.png,
+probe.projection_figure({k: latents[k] for k in ("DiLED", "DiffAE", "LDM", "DDIM") if k in latents}, snakemake.output.png,
                         "Held-out latents (PCA of standardized representation), coloured by digit")
 write_json({"results": results, "manifest": job.manifest()}, snakemake.output.json)

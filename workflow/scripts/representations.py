@@ -18,6 +18,7 @@ z_train = probe.representations(model, mnist.to_model_space(train_x[pick]), p.st
 z_ref = probe.representations(model, mnist.to_model_space(ref_x), p.steps, p.batch_size, f"{name}/held-out")
 with atomic_path(snakemake.output.npz) as tmp:
     np.savez(tmp, train_z=z_train, train_y=train_y[pick], ref_z=z_ref, ref_y=ref_y)
-kind = f"DDIM-inverted x_T ({p.steps} steps)" if name == "ddim" else "encoder mean (standardized)"
+kind = {"ddim": f"DDIM-inverted x_T ({p.steps} steps)", "ldm": "KL-autoencoder mean, scaled to unit variance (flattened c x h x w)"}.get(
+    name, "encoder mean (standardized)")
 write_json({"model": name, "representation": kind, "dim": int(z_ref.shape[1]), "manifest": job.manifest()}, snakemake.output.json)
 job.log(f"{name}: {kind}, {z_train.shape} train / {z_ref.shape} held-out in {job.wall_s:.1f} s")

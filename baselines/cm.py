@@ -1,0 +1,124 @@
+"""CM-CD baseline: a consistency model distilled from the suite's own DDIM teacher (Song et al. 2023, CD).
+
+Parameterization on the VP chain of the teacher: with alphabar_t, sigma_t = sqrt((1 - alphabar_t) / alphabar_t)
+(the EDM noise level of x_t / sqrt(alphabar_t)) and the student's noise estimate eps_theta(x_t, t),
+
+    f_theta(x_t, t) = x0_hat + c_skip(t) * sigma_t * eps_theta,    x0_hat = (x_t - sqrt(1 - alphabar_t) eps_theta) / sqrt(alphabar_t)
+    c_skip(t)       = sigma_data^2 / ((sigma_t - sigma_min)^2 + sigma_data^2),   sigma_min = sigma_1
+
+i.e. c_skip * x_t / sqrt(alphabar_t) + (1 - c_skip) * x0_hat, so f(x, 1) = x / sqrt(alphabar_1) exactly
+(the boundary condition) and f tends to the teacher-style clean prediction at high noise. The student
+starts from the teacher's weights.
+
+Distillation (``distillation_loss``): t_{n+1} drawn from an N-point grid over 1..T, x_{t_{n+1}} from
+q(x_t | x0), one teacher DDIM step (the solver distilled) to t_n, target f_{theta^-}(x_{t_n}, t_n) with
+theta^- the training loop's EMA, distance: mean squared error over pixels (CD's L2; see config/README.md).
+
+Sampling: one step f(x_T, T), or multistep (re-noise the estimate to the next of ``times``, apply f).
+Reconstruction and interpolation as the DiLED paper's recipe: noise the real image to ``encode_t``
+(``encode``), mix two noised inputs linearly (``mix``; the official script had this line commented
+out, so its "interpolations" were reconstructions), apply the consistency function (``decode``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from diled.diffusion import derive_seed, ddim_step, seeded_normal, timestep_subsequence
+from diled.modalities.image import PixelDiffusion
+from diled.model import Autoencoding
+
+
+class ConsistencyModel(Autoencoding):
+    """A consistency function on the teacher's VP chain behind the shared capability interface."""
+
+    def __init__(self, pixel: PixelDiffusion, sigma_data: float = 0.5, encode_t: int = 350,
+                 intermediate_ts: Sequence[int] = (350, 150), grid: int = 25):
+        super().__init__()
+        if pixel.unet.cond_dim:
+            raise ValueError("CM-CD distils an unconditional teacher: its UNet needs cond_dim = 0")
+        T = pixel.T
+        bad = [t for t in [encode_t, *intermediate_ts] if not 1 <= t < T]
+        if bad:
+            raise ValueError(f"consistency times {bad} must lie in 1..{T - 1}")
+        if list(intermediate_ts) != sorted(set(intermediate_ts), reverse=True):
+            raise ValueError(f"intermediate_ts must be distinct and descending, got {list(intermediate_ts)}")
+        self.pixel = pixel
+        self.sigma_data = float(sigma_data)
+        self.encode_t = int(encode_t)
+        self.intermediate_ts = [int(t) for t in intermediate_ts]
+        self.grid = timestep_subsequence(T, grid)
+
+    # ------------------------------------------------------------------ the consistency function
+
+    def _sigma(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        ab = self.pixel.schedule.at(t, like)
+        return ((1 - ab) / ab).sqrt()
+
+    def consistency(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """f_theta(x_t, t) for a (B,) batch of timesteps; f(x, 1) = x / sqrt(alphabar_1)."""
+        eps = self.pixel.unet(x_t, t)
+        sigma = self._sigma(t, x_t)
+        sigma_min = self._sigma(torch.ones_like(t), x_t)
+        c_skip = self.sigma_data**2 / ((sigma - sigma_min) ** 2 + self.sigma_data**2)
+        return self.pixel.schedule.predict_start(x_t, t, eps) + c_skip * sigma * eps
+
+    def distillation_loss(self, x0: torch.Tensor, teacher: PixelDiffusion, target: ConsistencyModel) -> tuple[torch.Tensor, dict[str, float]]:
+        """CD loss: || f_theta(x_{t_{n+1}}) - f_target(teacher DDIM step to t_n) ||^2, mean over pixels and batch."""
+        grid = torch.as_tensor(self.grid, device=x0.device)
+        n = torch.randint(0, len(self.grid) - 1, (x0.shape[0],), device=x0.device)
+        t_hi, t_lo = grid[n + 1], grid[n]
+        x_hi = self.pixel.schedule.q_sample(x0, t_hi, torch.randn_like(x0))
+        with torch.no_grad():
+            x_lo = ddim_step(lambda x, t: teacher.unet(x, t), x_hi, teacher.schedule, t_hi, t_lo, clip=teacher.clip)
+            y = target.consistency(x_lo, t_lo)
+        loss = (self.consistency(x_hi, t_hi) - y).pow(2).flatten(1).mean(1).mean()
+        return loss, {"cd": loss.item()}
+
+    # ------------------------------------------------------------------ sampling
+
+    def times(self, start: int, steps: int) -> list[int]:
+        """``start`` then the next ``steps - 1`` intermediate times below it."""
+        below = [t for t in self.intermediate_ts if t < start]
+        if not 1 <= steps <= 1 + len(below):
+            raise ValueError(f"{steps}-step consistency sampling from t={start} needs {steps - 1} intermediate times below it; "
+                             f"configured: {self.intermediate_ts}")
+        return [start, *below[: steps - 1]]
+
+    @torch.no_grad()
+    def _multistep(self, x: torch.Tensor, times: Sequence[int], seeds: Sequence[int]) -> torch.Tensor:
+        def batch_t(t: int) -> torch.Tensor:
+            return torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+
+        out = self.consistency(x, batch_t(times[0])).clamp(-1, 1)
+        for j, t in enumerate(times[1:]):
+            noise = seeded_normal(self.pixel.image_shape, [derive_seed(s, "cm-step", j) for s in seeds], x.device)
+            out = self.consistency(self.pixel.schedule.q_sample(out, batch_t(t), noise), batch_t(t)).clamp(-1, 1)
+        return out
+
+    @torch.no_grad()
+    def generate(self, seeds: Sequence[int], steps: int) -> torch.Tensor:
+        """``steps``-step consistency sampling from seeded x_T."""
+        x_T = self.pixel.noise(seeds, next(self.parameters()).device)
+        return self._multistep(x_T, self.times(self.pixel.T, steps), seeds)
+
+    @torch.no_grad()
+    def encode(self, x0: torch.Tensor, steps: int | None = None, seeds: Sequence[int] | None = None) -> torch.Tensor:
+        """x0 noised to ``encode_t`` with per-sample seeded noise (not a representation: there is no encoder)."""
+        if seeds is None:
+            raise ValueError("CM-CD's encoding noises the image: pass one seed per image")
+        noise = seeded_normal(self.pixel.image_shape, [derive_seed(s, "cm-encode") for s in seeds], x0.device)
+        t = torch.full((x0.shape[0],), self.encode_t, dtype=torch.long, device=x0.device)
+        return self.pixel.schedule.q_sample(x0, t, noise)
+
+    @staticmethod
+    def mix(za: torch.Tensor, zb: torch.Tensor, alpha: float) -> torch.Tensor:
+        """Linear mixing of the two noised inputs (the step the official script left commented out)."""
+        return (1 - alpha) * za + alpha * zb
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, steps: int, seeds: Sequence[int]) -> torch.Tensor:
+        """Consistency function from ``encode_t`` (then ``steps - 1`` re-noise-and-denoise steps)."""
+        return self._multistep(z, self.times(self.encode_t, steps), seeds)
