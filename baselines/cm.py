@@ -1,14 +1,18 @@
 """CM-CD baseline: a consistency model distilled from the suite's own DDIM teacher (Song et al. 2023, CD).
 
 Parameterization on the VP chain of the teacher: with alphabar_t, sigma_t = sqrt((1 - alphabar_t) / alphabar_t)
-(the EDM noise level of x_t / sqrt(alphabar_t)) and the student's noise estimate eps_theta(x_t, t),
+(the EDM noise level of x_t / sqrt(alphabar_t)) and the student network's output u_theta(x_t, t) read as
+v-prediction (Salimans & Ho 2022),
 
-    f_theta(x_t, t) = x0_hat + c_skip(t) * sigma_t * eps_theta,    x0_hat = (x_t - sqrt(1 - alphabar_t) eps_theta) / sqrt(alphabar_t)
+    f_theta(x_t, t) = c_skip(t) * x_t / sqrt(alphabar_t) + (1 - c_skip(t)) * x0_hat,
+    x0_hat          = sqrt(alphabar_t) x_t - sqrt(1 - alphabar_t) u_theta
     c_skip(t)       = sigma_data^2 / ((sigma_t - sigma_min)^2 + sigma_data^2),   sigma_min = sigma_1
 
-i.e. c_skip * x_t / sqrt(alphabar_t) + (1 - c_skip) * x0_hat, so f(x, 1) = x / sqrt(alphabar_1) exactly
-(the boundary condition) and f tends to the teacher-style clean prediction at high noise. The student
-starts from the teacher's weights.
+so f(x, 1) = x / sqrt(alphabar_1) exactly (the boundary condition). Why v and not the teacher's eps:
+x0 from eps divides by sqrt(alphabar_T) (0.0064 for the linear schedule at T = 1000), so a one-step
+sample would amplify any eps error 157 times; from v no coefficient exceeds 1. The student's UNet
+starts from the teacher's weights (its features) with a zeroed output layer (u = 0: f starts at
+sqrt(alphabar_t) x_t off the boundary).
 
 Distillation (``distillation_loss``): t_{n+1} drawn from an N-point grid over 1..T, x_{t_{n+1}} from
 q(x_t | x0), one teacher DDIM step (the solver distilled) to t_n, target f_{theta^-}(x_{t_n}, t_n) with
@@ -57,13 +61,21 @@ class ConsistencyModel(Autoencoding):
         ab = self.pixel.schedule.at(t, like)
         return ((1 - ab) / ab).sqrt()
 
+    @torch.no_grad()
+    def init_from(self, teacher: PixelDiffusion) -> None:
+        """Start from the teacher's UNet weights, output layer zeroed (it predicts v, the teacher eps)."""
+        self.pixel.load_state_dict(teacher.state_dict())
+        for p in self.pixel.unet.out[-1].parameters():
+            p.zero_()
+
     def consistency(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """f_theta(x_t, t) for a (B,) batch of timesteps; f(x, 1) = x / sqrt(alphabar_1)."""
-        eps = self.pixel.unet(x_t, t)
-        sigma = self._sigma(t, x_t)
+        ab = self.pixel.schedule.at(t, x_t)
+        sigma = ((1 - ab) / ab).sqrt()
         sigma_min = self._sigma(torch.ones_like(t), x_t)
         c_skip = self.sigma_data**2 / ((sigma - sigma_min) ** 2 + self.sigma_data**2)
-        return self.pixel.schedule.predict_start(x_t, t, eps) + c_skip * sigma * eps
+        x0_hat = ab.sqrt() * x_t - (1 - ab).sqrt() * self.pixel.unet(x_t, t)
+        return c_skip * x_t / ab.sqrt() + (1 - c_skip) * x0_hat
 
     def distillation_loss(self, x0: torch.Tensor, teacher: PixelDiffusion, target: ConsistencyModel) -> tuple[torch.Tensor, dict[str, float]]:
         """CD loss: || f_theta(x_{t_{n+1}}) - f_target(teacher DDIM step to t_n) ||^2, mean over pixels and batch."""

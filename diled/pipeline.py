@@ -175,7 +175,7 @@ def train_stage(name: str, stage: str, cfg: dict, data: torch.Tensor, run_dir: P
     if (name, stage) == ("cmcd", "distill"):
         teacher = init.to(device).eval().requires_grad_(False).pixel
         model = build("cmcd", cfg).to(device)
-        model.pixel.load_state_dict(teacher.state_dict())  # the student starts from the teacher
+        model.init_from(teacher)
         spec = train_spec(cfg["models"]["cmcd"]["train"], seed)
         res = train(model, lambda m, x, target: m.distillation_loss(x, teacher, target), data, spec, run_dir,
                     desc="cmcd/distill", ema_target=True)

@@ -76,14 +76,24 @@ def test_ddim_step_is_one_step_of_the_sampler():
 
 def test_consistency_function_boundary_and_high_noise_limit():
     cm = _cm()
+    torch.nn.init.normal_(cm.pixel.unet.out[-1].weight, std=0.1)  # the UNet's head starts at zero: make it speak
     ab = cm.pixel.schedule.alphabar
     x = torch.randn(2, 1, 8, 8)
     # t = 1: c_skip = 1, f is the identity on x / sqrt(alphabar_1), whatever the network says
     torch.testing.assert_close(cm.consistency(x, torch.ones(2, dtype=torch.long)), x / ab[1].sqrt().float())
-    # t = T: c_skip ~ 0, f is the clean prediction x0_hat of the network's eps
+    # t = T: sigma_T = 157.4 (linear schedule), c_skip = 1.0e-5: f is almost the v-prediction's clean point
     t = torch.full((2,), 1000)
-    x0_hat = cm.pixel.schedule.predict_start(x, t, cm.pixel.unet(x, t))
-    torch.testing.assert_close(cm.consistency(x, t), x0_hat, atol=2e-3, rtol=0)
+    ab_T = ab[1000].float()
+    sigma_T, sigma_1 = ((1 - ab[1000]) / ab[1000]).sqrt().item(), ((1 - ab[1]) / ab[1]).sqrt().item()
+    assert sigma_T == pytest.approx(157.407, abs=1e-3)
+    c_skip = 0.25 / ((sigma_T - sigma_1) ** 2 + 0.25)
+    x0_hat = ab_T.sqrt() * x - (1 - ab_T).sqrt() * cm.pixel.unet(x, t)  # no coefficient above 1
+    torch.testing.assert_close(cm.consistency(x, t), c_skip * x / ab_T.sqrt() + (1 - c_skip) * x0_hat)
+    teacher = _cm().pixel
+    torch.nn.init.normal_(teacher.unet.out[-1].weight, std=0.1)
+    cm.init_from(teacher)  # the teacher's trunk, a zeroed head: v = 0
+    torch.testing.assert_close(cm.pixel.unet.inp.weight, teacher.unet.inp.weight)
+    assert not cm.pixel.unet.out[-1].weight.any() and teacher.unet.out[-1].weight.any()
 
 
 def test_cm_times_sampling_and_real_mixing():
@@ -107,7 +117,8 @@ def test_cm_times_sampling_and_real_mixing():
 
 
 def test_distillation_loss_matches_hand_computation():
-    """With eps_theta = 0 (zeroed output layer) every term has a closed form: the teacher's clipped DDIM step and f."""
+    """With a zeroed output layer (teacher eps = 0, student v = 0) every term has a closed form: the teacher's clipped DDIM
+    step and f = c_skip x / sqrt(ab) + (1 - c_skip) sqrt(ab) x."""
     cm = _cm(grid=5)
     for p in cm.pixel.unet.out[-1].parameters():
         torch.nn.init.zeros_(p)  # eps_theta = 0 everywhere, for student, target and teacher alike
@@ -124,8 +135,11 @@ def test_distillation_loss_matches_hand_computation():
     x0c = (x_hi / ab_hi.sqrt()).clamp(-1, 1)  # teacher: clean prediction (eps = 0), clipped, eps re-derived
     x_lo = ab_lo.sqrt() * x0c + (1 - ab_lo).sqrt() * (x_hi - ab_hi.sqrt() * x0c) / (1 - ab_hi).sqrt()
 
-    def f(x, ab, t):  # eps = 0: f = x0_hat = x / sqrt(alphabar)
-        return x / ab.sqrt()
+    sigma_min = ((1 - sched.alphabar[1]) / sched.alphabar[1]).sqrt().item()
+
+    def f(x, ab, t):  # v = 0
+        c_skip = 0.25 / ((((1 - ab) / ab).sqrt() - sigma_min) ** 2 + 0.25)
+        return c_skip * x / ab.sqrt() + (1 - c_skip) * ab.sqrt() * x
 
     expected = (f(x_hi, ab_hi, t_hi) - f(x_lo, ab_lo, t_lo)).pow(2).mean()
     torch.testing.assert_close(loss, expected)
