@@ -21,7 +21,7 @@ import torch
 import yaml
 
 
-def run(cfg: dict, data: Path, out: Path) -> dict:
+def run(cfg: dict, data: Path, out: Path, only: list[str] | None = None) -> dict:
     from diled import manifest, pipeline
     from diled.data import mnist
 
@@ -32,16 +32,24 @@ def run(cfg: dict, data: Path, out: Path) -> dict:
     timings: dict = {"device": str(device), "hardware": manifest.hardware(), "stages": {}, "sampling": {}}
     t_all = time.perf_counter()
     models = {}
-    plan = [("ddim", "train", None), ("diffae", "autoencoder", None), ("diffae", "latent", "diffae_ae"), ("diled", "train", "diffae")]
+    plan = [("ddim", "train", None), ("diffae", "autoencoder", None), ("diffae", "latent", "diffae_ae"), ("diled", "train", "diffae"),
+            ("ldm", "autoencoder", None), ("ldm", "latent", "ldm_ae"), ("cmcd", "distill", "ddim")]
+    key = {(n, st): f"{n}_ae" if st == "autoencoder" else n for n, st, _ in plan}
+    wanted = set(only or pipeline.MODELS)
+    for n, st, init in reversed(plan):  # the stages the wanted models start from
+        if key[(n, st)] in wanted and init:
+            wanted.add(init)
+    plan = [p for p in plan if key[p[:2]] in wanted]
     for name, stage, init in plan:
         model, res = pipeline.train_stage(name, stage, cfg, x, out / "runs" / f"{name}-{stage}", device, models.get(init))
-        models["diffae_ae" if (name, stage) == ("diffae", "autoencoder") else name] = model
+        models[f"{name}_ae" if stage == "autoencoder" else name] = model
         timings["stages"][f"{name}/{stage}"] = {"steps": res.steps, "s_per_step": res.s_per_step, "wall_s": res.wall_s,
                                                  "final_loss": res.final_loss}
-    for name in pipeline.MODELS:
+        print(f"{name}/{stage}: {res.steps} steps, {1e3 * res.s_per_step:.1f} ms/step, {res.wall_s:.1f} s", flush=True)
+    for name in [m for m in pipeline.MODELS if m in (only or pipeline.MODELS)]:
         pipeline.save_model(models[name], name, cfg, out / "models" / f"{name}.pt", timings["stages"])
         sets = {}
-        for steps in cfg["eval"]["sampling_steps"]:
+        for steps in cfg["models"]["cmcd"]["steps"] if name == "cmcd" else cfg["eval"]["sampling_steps"]:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
@@ -52,6 +60,7 @@ def run(cfg: dict, data: Path, out: Path) -> dict:
             wall = time.perf_counter() - t0
             n_images = sum(len(v) for k, v in s.items() if not k.startswith("source"))
             timings["sampling"][f"{name}/T{steps}"] = {"wall_s": wall, "images": n_images, "images_per_s": n_images / wall}
+            print(f"{name}/T{steps}: {n_images} images in {wall:.1f} s ({n_images / wall:.0f} images/s)", flush=True)
             sets.update({f"T{steps}/{k}": v for k, v in s.items()})
         np.savez_compressed(out / f"samples_{name}.npz", **sets)
     timings["total_wall_s"] = time.perf_counter() - t_all
@@ -86,10 +95,23 @@ if __name__ == "__main__":
     ap.add_argument("--out", type=Path)
     ap.add_argument("--fid", type=Path, help="compute FIDs of a finished benchmark directory instead")
     ap.add_argument("--limit", type=int, default=100, help="images per set for --fid (default: the embedded default's 100)")
+    ap.add_argument("--only", help="comma-separated models to train and sample (with the stages they start from)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key (dotted path, YAML value), e.g. models.ldm.perceptual=alex")
     args = ap.parse_args()
     if args.fid:
         print(fid_table(args.fid, args.data, args.limit))
     else:
         args.out.mkdir(parents=True, exist_ok=True)
-        t = run(yaml.safe_load(args.config.read_text()), args.data, args.out)
+        cfg = yaml.safe_load(args.config.read_text())
+        for item in args.set:
+            key, _, value = item.partition("=")
+            *parents, leaf = key.split(".")
+            node = cfg
+            for p in parents:
+                node = node[p]
+            if leaf not in node:
+                raise SystemExit(f"--set {item}: no config key {key!r}")
+            node[leaf] = yaml.safe_load(value)
+        t = run(cfg, args.data, args.out, args.only.split(",") if args.only else None)
         print(json.dumps({k: t[k] for k in ("device", "stages", "sampling", "total_wall_s")}, indent=2, default=str))
