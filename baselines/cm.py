@@ -30,9 +30,24 @@ from collections.abc import Sequence
 
 import torch
 
-from diled.diffusion import derive_seed, ddim_step, seeded_normal, timestep_subsequence
+from diled.diffusion import batch_t, ddim_step, derive_seed, seeded_normal, timestep_subsequence
 from diled.modalities.image import PixelDiffusion
 from diled.model import Autoencoding
+
+
+def schedule_problems(T: int, encode_t: int, intermediate_ts: Sequence[int], steps: Sequence[int] = ()) -> list[str]:
+    """What is wrong with a consistency sampling schedule (empty when nothing is); ``steps``: the step counts to run."""
+    problems = []
+    bad = [t for t in [encode_t, *intermediate_ts] if not 1 <= t < T]
+    if bad:
+        problems.append(f"consistency times {bad} must lie in 1..{T - 1}")
+    if list(intermediate_ts) != sorted(set(intermediate_ts), reverse=True):
+        problems.append(f"intermediate_ts must be distinct and descending, got {list(intermediate_ts)}")
+    for label, start in (("generation", T), ("reconstruction", encode_t)):
+        n_below = len([t for t in intermediate_ts if t < start])
+        if steps and max(steps) > 1 + n_below:
+            problems.append(f"steps {list(steps)}: {label} from t={start} has only {n_below} intermediate_ts below it")
+    return problems
 
 
 class ConsistencyModel(Autoencoding):
@@ -43,23 +58,18 @@ class ConsistencyModel(Autoencoding):
         super().__init__()
         if pixel.unet.cond_dim:
             raise ValueError("CM-CD distils an unconditional teacher: its UNet needs cond_dim = 0")
-        T = pixel.T
-        bad = [t for t in [encode_t, *intermediate_ts] if not 1 <= t < T]
-        if bad:
-            raise ValueError(f"consistency times {bad} must lie in 1..{T - 1}")
-        if list(intermediate_ts) != sorted(set(intermediate_ts), reverse=True):
-            raise ValueError(f"intermediate_ts must be distinct and descending, got {list(intermediate_ts)}")
+        problems = schedule_problems(pixel.T, encode_t, intermediate_ts)
+        if problems:
+            raise ValueError("; ".join(problems))
         self.pixel = pixel
         self.sigma_data = float(sigma_data)
         self.encode_t = int(encode_t)
         self.intermediate_ts = [int(t) for t in intermediate_ts]
-        self.grid = timestep_subsequence(T, grid)
+        self.grid = timestep_subsequence(pixel.T, grid)
+        ab1 = pixel.schedule.alphabar[1].item()
+        self.sigma_min = ((1 - ab1) / ab1) ** 0.5  # the boundary's noise level, sigma_1
 
     # ------------------------------------------------------------------ the consistency function
-
-    def _sigma(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        ab = self.pixel.schedule.at(t, like)
-        return ((1 - ab) / ab).sqrt()
 
     @torch.no_grad()
     def init_from(self, teacher: PixelDiffusion) -> None:
@@ -72,8 +82,7 @@ class ConsistencyModel(Autoencoding):
         """f_theta(x_t, t) for a (B,) batch of timesteps; f(x, 1) = x / sqrt(alphabar_1)."""
         ab = self.pixel.schedule.at(t, x_t)
         sigma = ((1 - ab) / ab).sqrt()
-        sigma_min = self._sigma(torch.ones_like(t), x_t)
-        c_skip = self.sigma_data**2 / ((sigma - sigma_min) ** 2 + self.sigma_data**2)
+        c_skip = self.sigma_data**2 / ((sigma - self.sigma_min) ** 2 + self.sigma_data**2)
         x0_hat = ab.sqrt() * x_t - (1 - ab).sqrt() * self.pixel.unet(x_t, t)
         return c_skip * x_t / ab.sqrt() + (1 - c_skip) * x0_hat
 
@@ -101,13 +110,11 @@ class ConsistencyModel(Autoencoding):
 
     @torch.no_grad()
     def _multistep(self, x: torch.Tensor, times: Sequence[int], seeds: Sequence[int]) -> torch.Tensor:
-        def batch_t(t: int) -> torch.Tensor:
-            return torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-
-        out = self.consistency(x, batch_t(times[0])).clamp(-1, 1)
+        out = self.consistency(x, batch_t(times[0], x)).clamp(-1, 1)
         for j, t in enumerate(times[1:]):
             noise = seeded_normal(self.pixel.image_shape, [derive_seed(s, "cm-step", j) for s in seeds], x.device)
-            out = self.consistency(self.pixel.schedule.q_sample(out, batch_t(t), noise), batch_t(t)).clamp(-1, 1)
+            tt = batch_t(t, x)
+            out = self.consistency(self.pixel.schedule.q_sample(out, tt, noise), tt).clamp(-1, 1)
         return out
 
     @torch.no_grad()
@@ -122,8 +129,7 @@ class ConsistencyModel(Autoencoding):
         if seeds is None:
             raise ValueError("CM-CD's encoding noises the image: pass one seed per image")
         noise = seeded_normal(self.pixel.image_shape, [derive_seed(s, "cm-encode") for s in seeds], x0.device)
-        t = torch.full((x0.shape[0],), self.encode_t, dtype=torch.long, device=x0.device)
-        return self.pixel.schedule.q_sample(x0, t, noise)
+        return self.pixel.schedule.q_sample(x0, batch_t(self.encode_t, x0), noise)
 
     @staticmethod
     def mix(za: torch.Tensor, zb: torch.Tensor, alpha: float) -> torch.Tensor:

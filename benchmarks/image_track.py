@@ -42,7 +42,7 @@ def run(cfg: dict, data: Path, out: Path, only: list[str] | None = None) -> dict
     plan = [p for p in plan if key[p[:2]] in wanted]
     for name, stage, init in plan:
         model, res = pipeline.train_stage(name, stage, cfg, x, out / "runs" / f"{name}-{stage}", device, models.get(init))
-        models[f"{name}_ae" if stage == "autoencoder" else name] = model
+        models[key[(name, stage)]] = model
         timings["stages"][f"{name}/{stage}"] = {"steps": res.steps, "s_per_step": res.s_per_step, "wall_s": res.wall_s,
                                                  "final_loss": res.final_loss}
         print(f"{name}/{stage}: {res.steps} steps, {1e3 * res.s_per_step:.1f} ms/step, {res.wall_s:.1f} s", flush=True)

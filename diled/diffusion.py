@@ -138,7 +138,8 @@ def seeded_normal(shape: Sequence[int], seeds: Sequence[int], device: torch.devi
 # ----------------------------------------------------------------------------- samplers
 
 
-def _batch_t(t: int, x: torch.Tensor) -> torch.Tensor:
+def batch_t(t: int, x: torch.Tensor) -> torch.Tensor:
+    """Timestep ``t`` for every sample of the batch ``x``: a (B,) LongTensor on x's device."""
     return torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
 
 
@@ -189,7 +190,7 @@ def ddim_sample(
     for i, (t, t_prev) in enumerate(zip(reversed(ts), reversed(prevs))):
         a_t, a_prev = ab[t].item(), ab[t_prev].item()
         sigma = eta * math.sqrt((1 - a_prev) / (1 - a_t)) * math.sqrt(1 - a_t / a_prev)
-        x = _ddim_update(x, eps_fn(x, _batch_t(t, x)), a_t, a_prev, clip, sigma)
+        x = _ddim_update(x, eps_fn(x, batch_t(t, x)), a_t, a_prev, clip, sigma)
         if sigma > 0:
             x = x + sigma * noise_fn(i).to(x)
     return x
@@ -214,7 +215,7 @@ def ddim_invert(eps_fn: EpsFn, x_start: torch.Tensor, schedule: Schedule, timest
     ab = schedule.alphabar
     x = x_start
     for t_cur, t_next in zip([0] + ts[:-1], ts):
-        eps = eps_fn(x, _batch_t(max(t_cur, ts[0]), x))
+        eps = eps_fn(x, batch_t(max(t_cur, ts[0]), x))
         a_cur, a_next = ab[t_cur].item(), ab[t_next].item()
         x0 = (x - math.sqrt(1 - a_cur) * eps) / math.sqrt(a_cur)
         x = math.sqrt(a_next) * x0 + math.sqrt(1 - a_next) * eps

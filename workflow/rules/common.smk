@@ -79,15 +79,10 @@ def check_config(cfg):
         problems.append(f"editing.num_edits ({cfg['editing']['num_edits']}) exceeds data.reference_size ({cfg['data']['reference_size']})")
     if cfg["editing"]["steps"] > t_max:
         problems.append(f"editing.steps ({cfg['editing']['steps']}) exceeds the number of training timesteps ({t_max})")
+    from baselines.cm import schedule_problems
+
     cm = cfg["models"]["cmcd"]
-    if cm["encode_t"] >= cfg["image"]["pixel_T"] or any(t >= cfg["image"]["pixel_T"] for t in cm["intermediate_ts"]):
-        problems.append(f"models.cmcd.encode_t / intermediate_ts must lie below image.pixel_T ({cfg['image']['pixel_T']})")
-    if list(cm["intermediate_ts"]) != sorted(set(cm["intermediate_ts"]), reverse=True):
-        problems.append(f"models.cmcd.intermediate_ts must be distinct and descending, got {cm['intermediate_ts']}")
-    for label, start in (("generation", cfg["image"]["pixel_T"]), ("reconstruction", cm["encode_t"])):
-        n_below = len([t for t in cm["intermediate_ts"] if t < start])
-        if max(cm["steps"]) > 1 + n_below:
-            problems.append(f"models.cmcd.steps {cm['steps']}: {label} from t={start} has only {n_below} intermediate_ts below it")
+    problems += [f"models.cmcd: {p}" for p in schedule_problems(cfg["image"]["pixel_T"], cm["encode_t"], cm["intermediate_ts"], cm["steps"])]
     if cm["grid"] > cfg["image"]["pixel_T"]:
         problems.append(f"models.cmcd.grid ({cm['grid']}) exceeds image.pixel_T ({cfg['image']['pixel_T']})")
     ldm_levels = len(cfg["models"]["ldm"]["autoencoder_net"]["mults"])
