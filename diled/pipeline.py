@@ -112,6 +112,25 @@ def with_w(cfg: dict, w: float) -> dict:
     return out
 
 
+# Config sections each model's training reads (its own, plus those of the models it starts from).
+_TRAINED_FROM = {"ddim": ("ddim",), "diffae": ("diffae",), "diled": ("diffae", "diled"), "ldm": ("ldm",), "cmcd": ("ddim", "cmcd")}
+
+
+def stage_config(cfg: dict, name: str) -> dict:
+    """The part of the config that shapes a model's training, and nothing else.
+
+    The workflow keys each run directory (and so Snakemake's rerun decision) by this: changing
+    ``models.cmcd`` re-distills CM-CD but leaves the DDIM teacher, DiffAE, DiLED and LDM runs alone.
+    """
+    if name not in _TRAINED_FROM:
+        raise ValueError(f"unknown model {name!r}; known: {MODELS}")
+    keys = {k: cfg[k] for k in ("seed", "data", "image", "device")}
+    if name in ("diffae", "diled"):
+        keys["latent"] = cfg["latent"]
+    keys["models"] = {m: cfg["models"][m] for m in _TRAINED_FROM[name]}
+    return keys
+
+
 def train_spec(section: dict, seed: int) -> TrainSpec:
     """TrainSpec from a config section such as ``models.ddim.train``."""
     return TrainSpec(seed=seed, **section)

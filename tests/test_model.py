@@ -88,3 +88,20 @@ def test_training_stage_is_deterministic(tmp_path):
         weights.append(model.state_dict())
     for k in weights[0]:
         assert torch.equal(weights[0][k], weights[1][k]), k
+
+
+def test_stage_config_holds_each_model_and_what_it_starts_from():
+    """What keys a run directory: a model's own section and its parents', never a sibling's."""
+    import yaml
+
+    from diled import pipeline
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parent.parent / "config/smoke.yaml").read_text())
+    assert set(pipeline.stage_config(cfg, "ddim")["models"]) == {"ddim"}
+    assert set(pipeline.stage_config(cfg, "diled")["models"]) == {"diffae", "diled"}
+    assert set(pipeline.stage_config(cfg, "cmcd")["models"]) == {"ddim", "cmcd"}  # the teacher shapes the student
+    assert "latent" in pipeline.stage_config(cfg, "diffae") and "latent" not in pipeline.stage_config(cfg, "ldm")
+    for name in pipeline.MODELS:
+        assert pipeline.stage_config(cfg, name)["seed"] == cfg["seed"]
+    with pytest.raises(ValueError, match="unknown model 'vae'"):
+        pipeline.stage_config(cfg, "vae")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,19 @@ def test_smoke_fid_settings_and_recon_columns(smoke_runs):
 def test_training_state_survives_outside_outputs(smoke_runs):
     runs = list((smoke_runs[0] / "runs").iterdir())
     assert len(runs) == 8 and all(list(r.glob("ckpt-*.pt")) for r in runs)  # 4 Table 6 trainings + LDM (2) + CM-CD + w variant
+
+
+@pytest.mark.smoke
+def test_editing_one_model_section_reruns_that_model_only(smoke_runs, tmp_path):
+    """Run directories are keyed by each model's own config: a CM-CD change must not retrain the others."""
+    cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    cfg["models"]["cmcd"]["train"]["lr"] *= 2
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    res = snakemake(smoke_runs[0].parent.parent, "-n", "--configfile", str(changed), "--cores", "1", "all")
+    assert res.returncode == 0, res.stderr[-2000:]
+    planned = set(re.findall(r"^(train_\w+)\s+\d+\s*$", res.stdout, re.M))
+    assert planned == {"train_cmcd"}, res.stdout[-3000:]
 
 
 def test_default_config_dry_run(tmp_path):

@@ -41,9 +41,11 @@ def out(*parts):
 
 
 def run_dir(name, stage):
-    """Resumable training state: keyed by everything that shapes the run, never a declared output."""
-    keys = {k: config[k] for k in ("seed", "data", "image", "latent", "models", "device")}
-    digest = hashlib.sha256(json.dumps([name, stage, keys], sort_keys=True).encode()).hexdigest()[:12]
+    """Resumable training state, never a declared output: keyed by the config that shapes this model's
+    training (pipeline.stage_config), so editing one model's section reruns that model and its dependants only."""
+    from diled.pipeline import stage_config
+
+    digest = hashlib.sha256(json.dumps([name, stage, stage_config(config, name)], sort_keys=True).encode()).hexdigest()[:12]
     return out("runs", f"{name}-{stage}-{digest}")
 
 
