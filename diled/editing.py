@@ -59,7 +59,22 @@ def edit(model, x: torch.Tensor, source: np.ndarray, target: np.ndarray, dirs: n
     return {s: model.decode(z + s * d, steps, seeds).cpu() for s in scales}
 
 
-def edit_strips(strips: dict[str, np.ndarray], scales: Sequence[float], path: str | Path, title: str) -> None:
+def figure_examples(labels: np.ndarray, n: int) -> np.ndarray:
+    """Indices of up to ``n`` examples for the figure, one per class in class order before any class repeats.
+
+    The edited subset follows the split's order (sorted by class), so its first rows would all be zeros.
+    """
+    labels = np.asarray(labels)
+    order = np.lexsort((np.arange(len(labels)), labels))  # by class, stable within a class
+    rank = np.empty(len(labels), dtype=np.int64)
+    for c in np.unique(labels):  # rank of each example within its class: round-robin over classes
+        members = order[labels[order] == c]
+        rank[members] = np.arange(len(members))
+    return np.lexsort((labels, rank))[:n]
+
+
+def edit_strips(strips: dict[str, np.ndarray], scales: Sequence[float], path: str | Path, title: str,
+                row_labels: Sequence[str] | None = None) -> None:
     """One panel per model: rows are examples, columns source then each step size (uint8 (E, S+1, H, W))."""
     fig, axes = plt.subplots(1, len(strips), figsize=(1.0 * (len(scales) + 1) * len(strips) + 1, 0.95 * next(iter(strips.values())).shape[0] + 1),
                              squeeze=False)
@@ -68,7 +83,11 @@ def edit_strips(strips: dict[str, np.ndarray], scales: Sequence[float], path: st
         img = np.concatenate([_strip(row[:, None], s) for row in grid])
         ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.set_xticks([(w + 2) * (i + 0.5) for i in range(s)], ["source", *[f"s={v:g}" for v in scales]], fontsize=7)
-        ax.set_yticks([])
+        h = grid.shape[2]
+        if row_labels is not None and ax is axes[0, 0]:
+            ax.set_yticks([(h + 2) * (i + 0.5) for i in range(len(grid))], list(row_labels)[: len(grid)], fontsize=7)
+        else:
+            ax.set_yticks([])
         ax.set_title(name, fontsize=10)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

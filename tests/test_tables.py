@@ -78,6 +78,18 @@ def test_class_directions_move_a_linear_model_to_the_target():
     assert (clf.predict(src + 12 * dirs[0, 1]) == 1).mean() > 0.9
 
 
+def test_edit_figure_shows_one_example_per_class_before_repeating(tmp_path):
+    from diled import editing
+
+    labels = np.array([0, 0, 0, 1, 1, 3, 3, 3, 3])  # a class-sorted split, as the held-out subset is
+    assert editing.figure_examples(labels, 5).tolist() == [0, 3, 5, 1, 4]
+    assert editing.figure_examples(labels, 20).tolist() == [0, 3, 5, 1, 4, 6, 2, 7, 8]
+    assert editing.figure_examples(labels[::-1], 3).tolist() == [6, 4, 0]  # first occurrence within each class
+    strips = {"A": np.zeros((3, 3, 8, 8), np.uint8), "B": np.full((3, 3, 8, 8), 255, np.uint8)}
+    editing.edit_strips(strips, [1, 2], tmp_path / "e.png", "t", ["0 -> 1", "1 -> 2", "3 -> 4"])
+    assert (tmp_path / "e.png").stat().st_size > 1000
+
+
 def test_ldm_at_a_t_is_judged_against_every_t_not_its_own():
     """LDM has rows at each T but is not in the authors' T-group: bold only where it beats all of DDIM/DiffAE/DiLED."""
     df = _df([

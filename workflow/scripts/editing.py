@@ -23,6 +23,7 @@ pick = probe.subset(len(ref_x), p.num_edits, seed)
 src_x, src_y = ref_x[pick], ref_y[pick]
 target = (src_y + 1) % 10
 seeds = [derive_seed(seed, "edit", i) for i in range(len(pick))]
+shown = editing.figure_examples(src_y, p.figure_rows)  # one row per source class, not the first few zeros
 rows, strips = [], {}
 for path, latents in zip(list(snakemake.input.models), list(snakemake.input.latents)):
     model, ckpt = pipeline.load_model(path, job.device)
@@ -39,7 +40,7 @@ for path, latents in zip(list(snakemake.input.models), list(snakemake.input.late
                      "LPIPS to source": round(float(dist.mean()), 4), "edits": len(pick)})
         if s > 0:
             grid.append(imgs[:, 0])
-    strips[name] = np.stack(grid, 1)[: p.figure_rows]
+    strips[name] = np.stack(grid, 1)[shown]
     job.log(f"{name}: " + ", ".join(f"s={r['step size']:g}: {r['success (judge says target)']:.2f}" for r in rows if r["model"] == name))
 df = pd.DataFrame(rows)
 with atomic_path(snakemake.output.csv) as tmp:
@@ -55,5 +56,6 @@ notes = [
 with atomic_path(snakemake.output.md) as tmp:
     tmp.write_text("# Latent editing: class arithmetic on the semantic latent\n\n" + df.to_markdown(index=False) + "\n\n"
                    + "\n".join(f"- {n}" for n in notes) + "\n")
-editing.edit_strips(strips, p.scales, snakemake.output.png, f"Edits towards the next digit (a -> a+1), T = {p.steps}")
+editing.edit_strips(strips, p.scales, snakemake.output.png, f"Edits towards the next digit (a -> a+1), T = {p.steps}",
+                    [f"{a} -> {b}" for a, b in zip(src_y[shown], target[shown])])
 write_json({"rows": rows, "judge_accuracy": judge_acc, "manifest": job.manifest()}, snakemake.output.json)
