@@ -131,11 +131,6 @@ class ConsistencyModel(Autoencoding):
         noise = seeded_normal(self.pixel.image_shape, [derive_seed(s, "cm-encode") for s in seeds], x0.device)
         return self.pixel.schedule.q_sample(x0, batch_t(self.encode_t, x0), noise)
 
-    @staticmethod
-    def mix(za: torch.Tensor, zb: torch.Tensor, alpha: float) -> torch.Tensor:
-        """Linear mixing of the two noised inputs (the step the official script left commented out)."""
-        return (1 - alpha) * za + alpha * zb
-
     @torch.no_grad()
     def decode(self, z: torch.Tensor, steps: int, seeds: Sequence[int]) -> torch.Tensor:
         """Consistency function from ``encode_t`` (then ``steps - 1`` re-noise-and-denoise steps)."""

@@ -66,11 +66,6 @@ class LDM(Autoencoding):
         """The autoencoder's decoder (deterministic; no diffusion involved)."""
         return self.decoder(z * self.z_scale)
 
-    @staticmethod
-    def mix(za: torch.Tensor, zb: torch.Tensor, alpha: float) -> torch.Tensor:
-        """Linear interpolation of latents."""
-        return (1 - alpha) * za + alpha * zb
-
     @torch.no_grad()
     def generate(self, seeds: Sequence[int], steps: int) -> torch.Tensor:
         """DDIM (eta = 0, ``steps`` steps) on the latent from seeded noise, then decode."""

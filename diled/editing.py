@@ -65,12 +65,11 @@ def figure_examples(labels: np.ndarray, n: int) -> np.ndarray:
     The edited subset follows the split's order (sorted by class), so its first rows would all be zeros.
     """
     labels = np.asarray(labels)
-    order = np.lexsort((np.arange(len(labels)), labels))  # by class, stable within a class
-    rank = np.empty(len(labels), dtype=np.int64)
-    for c in np.unique(labels):  # rank of each example within its class: round-robin over classes
-        members = order[labels[order] == c]
+    rank = np.empty(len(labels), dtype=np.int64)  # position of each example within its class
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
         rank[members] = np.arange(len(members))
-    return np.lexsort((labels, rank))[:n]
+    return np.lexsort((labels, rank))[:n]  # by rank, then class: a round robin over classes
 
 
 def edit_strips(strips: dict[str, np.ndarray], scales: Sequence[float], path: str | Path, title: str,
@@ -79,11 +78,10 @@ def edit_strips(strips: dict[str, np.ndarray], scales: Sequence[float], path: st
     fig, axes = plt.subplots(1, len(strips), figsize=(1.0 * (len(scales) + 1) * len(strips) + 1, 0.95 * next(iter(strips.values())).shape[0] + 1),
                              squeeze=False)
     for ax, (name, grid) in zip(axes[0], strips.items()):
-        _, s, _, w = grid.shape
+        _, s, h, w = grid.shape
         img = np.concatenate([_strip(row[:, None], s) for row in grid])
         ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.set_xticks([(w + 2) * (i + 0.5) for i in range(s)], ["source", *[f"s={v:g}" for v in scales]], fontsize=7)
-        h = grid.shape[2]
         if row_labels is not None and ax is axes[0, 0]:
             ax.set_yticks([(h + 2) * (i + 0.5) for i in range(len(grid))], list(row_labels)[: len(grid)], fontsize=7)
         else:

@@ -31,6 +31,11 @@ from diled.diffusion import Schedule, ddim_sample, derive_seed, seeded_normal, t
 class Autoencoding(nn.Module):
     """``reconstruct`` and ``interpolate`` composed from a model's ``encode``, ``mix`` and ``decode``."""
 
+    @staticmethod
+    def mix(za: torch.Tensor, zb: torch.Tensor, alpha: float) -> torch.Tensor:
+        """Linear interpolation of two encodings (DiLED, DiffAE, LDM, CM-CD); DDIM overrides it with slerp."""
+        return (1 - alpha) * za + alpha * zb
+
     @torch.no_grad()
     def reconstruct(self, x0: torch.Tensor, steps: int, seeds: Sequence[int]) -> torch.Tensor:
         """Decode the encoding of x0 (a stochastic encoder, such as CM-CD's noising, draws from ``seeds`` too)."""
@@ -125,11 +130,6 @@ class DiLED(Autoencoding):
         self._check_steps(steps)
         x_T = self.decoder.noise(seeds, z.device)
         return self.decoder.sample(x_T, steps, self._decoder_cond(z))
-
-    @staticmethod
-    def mix(za: torch.Tensor, zb: torch.Tensor, alpha: float) -> torch.Tensor:
-        """Linear interpolation of semantic latents."""
-        return (1 - alpha) * za + alpha * zb
 
     @torch.no_grad()
     def generate(self, seeds: Sequence[int], steps: int) -> torch.Tensor:

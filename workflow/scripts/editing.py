@@ -21,6 +21,7 @@ job.log(f"independent pixel classifier: held-out accuracy {judge_acc:.4f}")
 lp = recon.load_lpips("alex", job.device)
 pick = probe.subset(len(ref_x), p.num_edits, seed)
 src_x, src_y = ref_x[pick], ref_y[pick]
+src = mnist.to_model_space(src_x)
 target = (src_y + 1) % 10
 seeds = [derive_seed(seed, "edit", i) for i in range(len(pick))]
 shown = editing.figure_examples(src_y, p.figure_rows)  # one row per source class, not the first few zeros
@@ -30,12 +31,12 @@ for path, latents in zip(list(snakemake.input.models), list(snakemake.input.late
     name = DISPLAY[ckpt["name"]]
     with np.load(latents) as f:
         dirs = editing.class_directions(f["train_z"], f["train_y"], seed)
-    out = editing.edit(model, mnist.to_model_space(src_x), src_y, target, dirs, [0.0, *p.scales], p.steps, seeds)
+    out = editing.edit(model, src, src_y, target, dirs, [0.0, *p.scales], p.steps, seeds)
     grid = [src_x[:, 0]]
     for s, x in out.items():
         imgs = mnist.to_uint8(x)
         hit = editing.judge(judge, imgs) == target
-        dist = recon.lpips_distance(x.float(), mnist.to_model_space(src_x), lp).numpy()
+        dist = recon.lpips_distance(x.float(), src, lp).numpy()
         rows.append({"model": name, "step size": s, "success (judge says target)": round(float(hit.mean()), 4),
                      "LPIPS to source": round(float(dist.mean()), 4), "edits": len(pick)})
         if s > 0:
