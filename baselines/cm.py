@@ -30,30 +30,15 @@ from collections.abc import Sequence
 
 import torch
 
-from diled.diffusion import batch_t, ddim_step, derive_seed, seeded_normal, timestep_subsequence
-from diled.modalities.image import PixelDiffusion
+from diled.config import schedule_problems
+from diled.diffusion import GaussianDiffusion, batch_t, ddim_step, derive_seed, seeded_normal, timestep_subsequence
 from diled.model import Autoencoding
-
-
-def schedule_problems(T: int, encode_t: int, intermediate_ts: Sequence[int], steps: Sequence[int] = ()) -> list[str]:
-    """What is wrong with a consistency sampling schedule (empty when nothing is); ``steps``: the step counts to run."""
-    problems = []
-    bad = [t for t in [encode_t, *intermediate_ts] if not 1 <= t < T]
-    if bad:
-        problems.append(f"consistency times {bad} must lie in 1..{T - 1}")
-    if list(intermediate_ts) != sorted(set(intermediate_ts), reverse=True):
-        problems.append(f"intermediate_ts must be distinct and descending, got {list(intermediate_ts)}")
-    for label, start in (("generation", T), ("reconstruction", encode_t)):
-        n_below = len([t for t in intermediate_ts if t < start])
-        if steps and max(steps) > 1 + n_below:
-            problems.append(f"steps {list(steps)}: {label} from t={start} has only {n_below} intermediate_ts below it")
-    return problems
 
 
 class ConsistencyModel(Autoencoding):
     """A consistency function on the teacher's VP chain behind the shared capability interface."""
 
-    def __init__(self, pixel: PixelDiffusion, sigma_data: float = 0.5, encode_t: int = 350,
+    def __init__(self, pixel: GaussianDiffusion, sigma_data: float = 0.5, encode_t: int = 350,
                  intermediate_ts: Sequence[int] = (350, 150), grid: int = 25):
         super().__init__()
         if pixel.unet.cond_dim:
@@ -72,7 +57,7 @@ class ConsistencyModel(Autoencoding):
     # ------------------------------------------------------------------ the consistency function
 
     @torch.no_grad()
-    def init_from(self, teacher: PixelDiffusion) -> None:
+    def init_from(self, teacher: GaussianDiffusion) -> None:
         """Start from the teacher's UNet weights, output layer zeroed (it predicts v, the teacher eps)."""
         self.pixel.load_state_dict(teacher.state_dict())
         for p in self.pixel.unet.out[-1].parameters():
@@ -86,7 +71,7 @@ class ConsistencyModel(Autoencoding):
         x0_hat = ab.sqrt() * x_t - (1 - ab).sqrt() * self.pixel.unet(x_t, t)
         return c_skip * x_t / ab.sqrt() + (1 - c_skip) * x0_hat
 
-    def distillation_loss(self, x0: torch.Tensor, teacher: PixelDiffusion, target: ConsistencyModel) -> tuple[torch.Tensor, dict[str, float]]:
+    def distillation_loss(self, x0: torch.Tensor, teacher: GaussianDiffusion, target: ConsistencyModel) -> tuple[torch.Tensor, dict[str, float]]:
         """CD loss: || f_theta(x_{t_{n+1}}) - f_target(teacher DDIM step to t_n) ||^2, mean over pixels and batch."""
         grid = torch.as_tensor(self.grid, device=x0.device)
         n = torch.randint(0, len(self.grid) - 1, (x0.shape[0],), device=x0.device)
@@ -135,3 +120,18 @@ class ConsistencyModel(Autoencoding):
     def decode(self, z: torch.Tensor, steps: int, seeds: Sequence[int]) -> torch.Tensor:
         """Consistency function from ``encode_t`` (then ``steps - 1`` re-noise-and-denoise steps)."""
         return self._multistep(z, self.times(self.encode_t, steps), seeds)
+
+
+def build(cfg: dict) -> ConsistencyModel:
+    from diled.modalities.image import pixel_diffusion
+
+    c = cfg["models"]["cmcd"]
+    return ConsistencyModel(pixel_diffusion(cfg, 0), c["sigma_data"], c["encode_t"], c["intermediate_ts"], c["grid"])
+
+
+def train(ctx):
+    """Stage ``distill``: consistency distillation of the trained DDIM (``ctx.init``), the EMA as target."""
+    teacher = ctx.init.to(ctx.device).eval().requires_grad_(False).pixel
+    model = ctx.build().to(ctx.device)
+    model.init_from(teacher)
+    return ctx.train(model, lambda m, x, target: m.distillation_loss(x, teacher, target), ctx.data, "train", ema_target=True)

@@ -6,15 +6,14 @@ from collections.abc import Sequence
 
 import torch
 
-from diled.diffusion import slerp
-from diled.modalities.image import PixelDiffusion
+from diled.diffusion import GaussianDiffusion, slerp
 from diled.model import Autoencoding
 
 
 class DDIM(Autoencoding):
     """Unconditional pixel UNet; reconstruction and interpolation go through DDIM inversion of x_T."""
 
-    def __init__(self, pixel: PixelDiffusion):
+    def __init__(self, pixel: GaussianDiffusion):
         super().__init__()
         if pixel.unet.cond_dim:
             raise ValueError("the DDIM baseline needs an unconditional UNet (cond_dim = 0)")
@@ -46,3 +45,14 @@ class DDIM(Autoencoding):
     def generate(self, seeds: Sequence[int], steps: int) -> torch.Tensor:
         """Decode seeded x_T."""
         return self.decode(self.pixel.noise(seeds, next(self.parameters()).device), steps)
+
+
+def build(cfg: dict) -> DDIM:
+    from diled.modalities.image import pixel_diffusion
+
+    return DDIM(pixel_diffusion(cfg, 0))
+
+
+def train(ctx):
+    """Stage ``train``: the simple eps loss on pixels."""
+    return ctx.train(ctx.build().to(ctx.device), lambda m, x: m.loss(x), ctx.data, "train")

@@ -7,14 +7,16 @@ Inference is DiLED's own (latent chain, then decode), so the two differ only in 
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
-from diled.model import DiLED
-from diled.objective import sample_timesteps
+from diled.diffusion import sample_timesteps
+from diled.model import LatentAutoencoder
 
 
-class DiffAE(DiLED):
-    """Two-stage autoencoder + latent diffusion with DiLED's inference."""
+class DiffAE(LatentAutoencoder):
+    """Two-stage autoencoder + latent diffusion with DiLED's inference (and none of DiLED's joint loss)."""
 
     def autoencoder_loss(self, x0: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Stage 1: pixel eps loss conditioned on the deterministic semantic code."""
@@ -33,3 +35,28 @@ class DiffAE(DiLED):
         eps = torch.randn_like(z)
         loss = (eps - self.denoiser(self.schedule.q_sample(z, t, eps), t)).pow(2).mean()
         return loss, {"latent": loss.item()}
+
+
+def build(cfg: dict) -> DiffAE:
+    from diled.modalities.image import latent_parts, pixel_diffusion
+
+    enc, mlp, sched = latent_parts(cfg)
+    return DiffAE(enc, mlp, pixel_diffusion(cfg, cfg["net"]["z_dim"]), sched, cfg["net"]["z_dim"])
+
+
+def train_autoencoder(ctx):
+    """Stage ``autoencoder``: encoder and z-conditioned decoder on the decoder loss alone."""
+    model = ctx.build().to(ctx.device)
+    params = list(model.encoder.parameters()) + list(model.decoder.parameters())
+    return ctx.train(model, lambda m, x: m.autoencoder_loss(x), ctx.data, "autoencoder", params=params)
+
+
+def train_latent(ctx):
+    """Stage ``latent``: standardize the frozen encoder's codes, fit the latent DDPM on them."""
+    from diled.pipeline import encode_all
+
+    model = copy.deepcopy(ctx.init).to(ctx.device).requires_grad_(True)
+    raw = encode_all(model.encoder, ctx.data.to(ctx.device), ctx.cfg["eval"]["batch_size"])
+    model.fit_standardization(raw)
+    z = (raw - model.z_shift) / model.z_scale
+    return ctx.train(model, lambda m, zb: m.latent_loss(zb), z, "latent", params=model.denoiser.parameters())

@@ -10,21 +10,22 @@ interpolation mixes the two encoder means linearly; generation runs DDIM on the 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from diled.diffusion import GaussianDiffusion, Schedule
 from diled.metrics.recon import lpips
-from diled.modalities.image import PixelDiffusion
 from diled.model import Autoencoding
-from diled.nets import ConvDecoder, KLEncoder
+from diled.nets import ConvDecoder, KLEncoder, UNet
 
 
 class LDM(Autoencoding):
     """Two-stage latent diffusion behind the shared capability interface."""
 
-    def __init__(self, encoder: KLEncoder, decoder: ConvDecoder, latent: PixelDiffusion, kl_weight: float = 1e-6,
+    def __init__(self, encoder: KLEncoder, decoder: ConvDecoder, latent: GaussianDiffusion, kl_weight: float = 1e-6,
                  perceptual_weight: float = 1.0):
         super().__init__()
         if latent.clip is not None:
@@ -71,3 +72,36 @@ class LDM(Autoencoding):
         """DDIM (eta = 0, ``steps`` steps) on the latent from seeded noise, then decode."""
         x_T = self.latent.noise(seeds, self.z_scale.device)
         return self.decode(self.latent.sample(x_T, steps))
+
+
+def build(cfg: dict) -> LDM:
+    net, m = cfg["net"], cfg["models"]["ldm"]
+    ae = m["autoencoder_net"]
+    f = 2 ** (len(ae["mults"]) - 1)
+    enc = KLEncoder(net["channels"], ae["base"], ae["mults"], ae["latent_channels"])
+    dec = ConvDecoder(net["channels"], ae["base"], ae["mults"], ae["latent_channels"])
+    unet = UNet(ae["latent_channels"], m["unet"]["base"], m["unet"]["mults"])
+    shape = (ae["latent_channels"], net["size"] // f, net["size"] // f)
+    latent = GaussianDiffusion(unet, Schedule.make(net["pixel_schedule"], net["pixel_T"]), shape, clip=None)
+    return LDM(enc, dec, latent, m["kl_weight"], m["perceptual_weight"] if m["perceptual"] else 0.0)
+
+
+def train_autoencoder(ctx):
+    """Stage ``autoencoder``: L1 + LPIPS + KL on the KL autoencoder."""
+    from diled.metrics.recon import load_lpips
+
+    model = ctx.build().to(ctx.device)
+    net = ctx.cfg["models"]["ldm"]["perceptual"]
+    perceptual = load_lpips(net, ctx.device) if net else None
+    params = list(model.encoder.parameters()) + list(model.decoder.parameters())
+    return ctx.train(model, lambda m, x: m.autoencoder_loss(x, perceptual), ctx.data, "autoencoder", params=params)
+
+
+def train_latent(ctx):
+    """Stage ``latent``: a latent DDPM on the frozen encoder's means, scaled to unit variance."""
+    from diled.pipeline import encode_all
+
+    model = copy.deepcopy(ctx.init).to(ctx.device).requires_grad_(True)
+    means = encode_all(lambda b: model.encoder(b)[0], ctx.data.to(ctx.device), ctx.cfg["eval"]["batch_size"])
+    model.fit_scale(means)
+    return ctx.train(model, lambda m, z: m.latent_loss(z), means / model.z_scale, "latent", params=model.latent.parameters())

@@ -2,11 +2,12 @@
 
     python benchmarks/image_track.py --config config/gpu.yaml --data mnist32.npz --out DIR
 
-Runs the same ``diled.pipeline`` functions the workflow's rules call, on ``device`` from the
+Trains the stages the registry's lineage gives for the wanted models (``--only``) with the same
+``diled.pipeline`` functions the workflow's rules call, on ``device`` from the
 config, and writes DIR/timings.json (seconds per training step, images per second of sampling,
 wall times), DIR/models/*.pt and DIR/samples_<model>.npz (every T's sets, keys ``T<steps>/<set>``).
 Meant for a GPU machine without the workflow's dependencies; FID of the returned sets is computed
-elsewhere with ``--fid DIR`` (same protocol code as the workflow's ``fid`` rule).
+elsewhere with ``--fid DIR`` (same protocol code as the workflow's ``evaluate_image`` rule).
 """
 
 from __future__ import annotations
@@ -21,61 +22,66 @@ import torch
 import yaml
 
 
-def run(cfg: dict, data: Path, out: Path, only: list[str] | None = None) -> dict:
-    from diled import manifest, pipeline
-    from diled.data import mnist
+def run(config: dict, data: Path, out: Path, only: list[str] | None = None) -> dict:
+    """Train every stage the wanted models need (the registry's lineage, each stage once), then sample each model."""
+    from diled import codecs, manifest, pipeline, registry
+    from diled.config import track_view
+    from diled.modalities.image import evaluation_sets
+    from diled.runtime import resolve_device, setup_torch
 
-    device = pipeline.resolve_device(cfg["device"])
-    pipeline.setup_torch(cfg["threads"], device)
-    x = mnist.to_model_space(mnist.load(data, "train")[0])
-    reference, _ = mnist.load(data, "reference")
+    cfg = track_view(config, "image")
+    device = resolve_device(cfg["device"])
+    setup_torch(cfg["threads"], device)
+    codec = codecs.for_track("image", cfg)
+    x = codec.to_model(codec.load(data, "train")[0])
+    reference, _ = codec.load(data, "reference")
     timings: dict = {"device": str(device), "hardware": manifest.hardware(), "stages": {}, "sampling": {}}
     t_all = time.perf_counter()
-    models = {}
-    plan = [("ddim", "train", None), ("diffae", "autoencoder", None), ("diffae", "latent", "diffae_ae"), ("diled", "train", "diffae"),
-            ("ldm", "autoencoder", None), ("ldm", "latent", "ldm_ae"), ("cmcd", "distill", "ddim")]
-    key = {(n, st): f"{n}_ae" if st == "autoencoder" else n for n, st, _ in plan}
-    wanted = set(only or pipeline.MODELS)
-    for n, st, init in reversed(plan):  # the stages the wanted models start from
-        if key[(n, st)] in wanted and init:
-            wanted.add(init)
-    plan = [p for p in plan if key[p[:2]] in wanted]
-    for name, stage, init in plan:
-        model, res = pipeline.train_stage(name, stage, cfg, x, out / "runs" / f"{name}-{stage}", device, models.get(init))
-        models[key[(name, stage)]] = model
+    wanted = [s for s in registry.models("image", config=cfg) if only is None or s.name in only]
+    plan: list[tuple[str, str]] = []
+    for spec in wanted:
+        plan += [p for p in registry.lineage(spec) if p not in plan]
+    trained: dict[tuple[str, str], torch.nn.Module] = {}
+    for name, stage in plan:
+        starts = registry.get("image", name).stage(stage).starts_from
+        init = trained[tuple(starts.split("/"))] if starts else None
+        model, res, _ = pipeline.train_stage("image", name, stage, cfg, x, out / "runs" / f"{name}-{stage}", device, init)
+        trained[(name, stage)] = model
         timings["stages"][f"{name}/{stage}"] = {"steps": res.steps, "s_per_step": res.s_per_step, "wall_s": res.wall_s,
                                                  "final_loss": res.final_loss}
         print(f"{name}/{stage}: {res.steps} steps, {1e3 * res.s_per_step:.1f} ms/step, {res.wall_s:.1f} s", flush=True)
-    for name in [m for m in pipeline.MODELS if m in (only or pipeline.MODELS)]:
-        pipeline.save_model(models[name], name, cfg, out / "models" / f"{name}.pt", timings["stages"])
+    for spec in wanted:
+        model = trained[(spec.name, spec.final_stage.name)]
+        pipeline.save_model(model, "image", spec.name, cfg, out / "models" / f"{spec.name}.pt", timings["stages"])
         sets = {}
-        for steps in cfg["models"]["cmcd"]["steps"] if name == "cmcd" else cfg["eval"]["sampling_steps"]:
+        for steps in spec.steps(cfg):
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            s = pipeline.evaluation_sets(models[name], reference, steps, cfg["eval"]["num_samples"], cfg["eval"]["interp_alphas"],
-                                         cfg["seed"], cfg["eval"]["batch_size"], desc=f"{name}/T{steps}")
+            ev = cfg["eval"]
+            s = evaluation_sets(model, reference, steps, ev["num_samples"], ev["interp_alphas"], cfg["seed"], ev["batch_size"],
+                                desc=f"{spec.name}/T{steps}")
             if device.type == "cuda":
                 torch.cuda.synchronize()
             wall = time.perf_counter() - t0
             n_images = sum(len(v) for k, v in s.items() if not k.startswith("source"))
-            timings["sampling"][f"{name}/T{steps}"] = {"wall_s": wall, "images": n_images, "images_per_s": n_images / wall}
-            print(f"{name}/T{steps}: {n_images} images in {wall:.1f} s ({n_images / wall:.0f} images/s)", flush=True)
+            timings["sampling"][f"{spec.name}/T{steps}"] = {"wall_s": wall, "images": n_images, "images_per_s": n_images / wall}
+            print(f"{spec.name}/T{steps}: {n_images} images in {wall:.1f} s ({n_images / wall:.0f} images/s)", flush=True)
             sets.update({f"T{steps}/{k}": v for k, v in s.items()})
-        np.savez_compressed(out / f"samples_{name}.npz", **sets)
+        np.savez_compressed(out / f"samples_{spec.name}.npz", **sets)
     timings["total_wall_s"] = time.perf_counter() - t_all
-    timings["manifest"] = manifest.build(cfg, cfg["seed"], timings["total_wall_s"])
+    timings["manifest"] = manifest.build(config, cfg["seed"], timings["total_wall_s"])
     (out / "timings.json").write_text(json.dumps(timings, indent=2, default=str))
     return timings
 
 
 def fid_table(directory: Path, data: Path, limit: int = 100, device: str = "cpu") -> str:
     """FID of the first ``limit`` images of every returned set against the reference set of ``data``."""
-    from diled.data import mnist
+    from diled.codecs import ImageCodec
     from diled.metrics import fid
 
     proto = fid.PYTORCH_FID
-    ref = fid.statistics(mnist.reference_images(data, "held-out"), proto, device, desc="reference", role="reference")
+    ref = fid.statistics(ImageCodec("mnist32").reference_images(data, "held-out"), proto, device, desc="reference", role="reference")
     rows = []
     for path in sorted(directory.glob("samples_*.npz")):
         model = path.stem.removeprefix("samples_")
@@ -97,7 +103,7 @@ if __name__ == "__main__":
     ap.add_argument("--limit", type=int, default=100, help="images per set for --fid (default: the embedded default's 100)")
     ap.add_argument("--only", help="comma-separated models to train and sample (with the stages they start from)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a config key (dotted path, YAML value), e.g. models.ldm.perceptual=alex")
+                    help="override a config key (dotted path, YAML value), e.g. image.models.ldm.perceptual=alex")
     args = ap.parse_args()
     if args.fid:
         print(fid_table(args.fid, args.data, args.limit))

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -232,3 +233,60 @@ def slerp(a: torch.Tensor, b: torch.Tensor, alpha: float) -> torch.Tensor:
     w_a = torch.where(safe, torch.sin((1 - alpha) * theta) / sin.where(safe, torch.ones_like(sin)), torch.full_like(sin, 1 - alpha))
     w_b = torch.where(safe, torch.sin(alpha * theta) / sin.where(safe, torch.ones_like(sin)), torch.full_like(sin, alpha))
     return w_a * a + w_b * b
+
+
+# ----------------------------------------------------------------------------- training and a generic model
+
+
+def sample_timesteps(batch: int, T: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
+    """t ~ U{1..T}, one per example."""
+    return torch.randint(1, T + 1, (batch,), device=device, generator=generator)
+
+
+class GaussianDiffusion(nn.Module):
+    """eps-prediction diffusion over a tensor of ``shape`` (pixels, or LDM's latent), optionally conditioned on z.
+
+    ``unet(x_t, t, z)`` is the denoiser (``unet.cond_dim > 0`` makes it p(x0 | z), DiffAE's decoder).
+    As DiLED's decoder it reports its eps loss at the shared t (``objective = "image"``);
+    sampling and inversion are deterministic DDIM on ``steps`` of the T training steps.
+    """
+
+    objective = "image"
+
+    def __init__(self, unet: nn.Module, schedule: Schedule, image_shape: Sequence[int], clip: float | None = 1.0):
+        super().__init__()
+        self.unet = unet
+        self.schedule = schedule
+        self.image_shape = tuple(image_shape)
+        self.clip = clip  # pixels live in [-1, 1]; an unbounded latent (LDM's) passes None
+
+    @property
+    def T(self) -> int:
+        return self.schedule.T
+
+    def _eps_fn(self, z: torch.Tensor | None):
+        return lambda x, t: self.unet(x, t, z)
+
+    def loss(self, x0: torch.Tensor, z: torch.Tensor | None = None, t: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-example ||eps - eps_theta(x_t, t, z)||^2 (mean over pixels); t drawn here if not shared."""
+        if t is None:
+            t = sample_timesteps(x0.shape[0], self.T, x0.device)
+        eps = torch.randn_like(x0)
+        x_t = self.schedule.q_sample(x0, t, eps)
+        return (eps - self.unet(x_t, t, z)).pow(2).flatten(1).mean(1)
+
+    def noise(self, seeds: Sequence[int], device: torch.device | str) -> torch.Tensor:
+        """x_T for each sample from its own seed."""
+        return seeded_normal(self.image_shape, [derive_seed(s, "pixel-xT") for s in seeds], device)
+
+    @torch.no_grad()
+    def sample(self, x_T: torch.Tensor, steps: int, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Deterministic DDIM decode of x_T (conditioned on z) with ``steps`` steps, x0 predictions clipped to [-clip, clip]."""
+        ts = timestep_subsequence(self.T, steps)
+        return ddim_sample(self._eps_fn(z), x_T, self.schedule, ts, clip=self.clip)
+
+    @torch.no_grad()
+    def invert(self, x0: torch.Tensor, steps: int, z: torch.Tensor | None = None) -> torch.Tensor:
+        """DDIM inversion x0 -> x_T with ``steps`` steps."""
+        ts = timestep_subsequence(self.T, steps)
+        return ddim_invert(self._eps_fn(z), x0, self.schedule, ts)

@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from diled import registry  # noqa: E402
 from diled.files import atomic_path  # noqa: E402
-from diled.tables import CONSISTENCY, DISPLAY  # noqa: E402
 
 
 def _strip(images: np.ndarray, count: int) -> np.ndarray:
@@ -21,7 +21,7 @@ def _strip(images: np.ndarray, count: int) -> np.ndarray:
     return row[..., 0] if row.shape[-1] == 1 else row
 
 
-def sample_grid(sets_by_steps: dict[int, dict[str, np.ndarray]], model: str, count: int, path: str | Path) -> None:
+def sample_grid(sets_by_steps: dict[int, dict[str, np.ndarray]], title: str, count: int, path: str | Path) -> None:
     """Rows per T: generated; then source a, reconstruction, interpolations, source b (columns are pairs)."""
     rows: list[tuple[str, np.ndarray]] = []
     for steps in sorted(sets_by_steps):
@@ -39,7 +39,7 @@ def sample_grid(sets_by_steps: dict[int, dict[str, np.ndarray]], model: str, cou
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(f"{DISPLAY.get(model, model)}: samples, reconstructions, interpolations", fontsize=10)
+    fig.suptitle(f"{title}: samples, reconstructions, interpolations", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
@@ -55,8 +55,9 @@ def figure3(df, path: str | Path) -> None:
     Rows whose T counts consistency steps (CM-CD) have no DDIM T: their bars repeat in every panel.
     """
     run = df[df["status"] == "run"]
-    fixed = run[run["model"].isin(CONSISTENCY)]
-    stepped = run[~run["model"].isin(CONSISTENCY)]
+    consistency = [s.display for s in registry.models("image") if s.step_kind != "DDIM steps"]
+    fixed = run[run["model"].isin(consistency)]
+    stepped = run[~run["model"].isin(consistency)]
     steps = sorted(stepped["T"].dropna().unique())
     series = [(m, None) for m in dict.fromkeys(stepped["model"])] + [(m, t) for m, t in zip(fixed["model"], fixed["T"])]
     fig, axes = plt.subplots(1, len(steps), figsize=(4.6 * len(steps), 3.4), sharey=True, squeeze=False)

@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from diled import manifest
-from diled.pipeline import resolve_device, setup_torch
+from diled import manifest, registry
+from diled.config import track_view
+from diled.runtime import resolve_device, setup_torch
 
 
 class Job:
@@ -17,6 +18,9 @@ class Job:
     def __init__(self, smk: Any):
         self.smk = smk
         self.config: dict = smk.config
+        registry.load_plugins(self.config.get("plugins", []))  # models a plugin registers exist in this process too
+        self.track: str = dict(smk.wildcards.items()).get("track", "image")
+        self.view: dict = track_view(self.config, self.track)  # the track's section with the global keys
         self.t0 = time.perf_counter()
         self.device = resolve_device(self.config.get("device", "auto"))
         setup_torch(smk.threads, self.device)

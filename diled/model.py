@@ -52,29 +52,17 @@ class Autoencoding(nn.Module):
         return self.decode(self.mix(za, zb, alpha), steps, seeds)
 
 
-class DiLED(Autoencoding):
-    """Encoder + latent denoiser + decoder, one model that generates, reconstructs and represents."""
+class LatentAutoencoder(Autoencoding):
+    """Encoder + latent denoiser + decoder with the shared inference (DiffAE's and DiLED's): latent chain, then decode.
 
-    def __init__(
-        self,
-        encoder: nn.Module,
-        denoiser: nn.Module,
-        decoder: nn.Module,
-        schedule: Schedule,
-        z_dim: int,
-        w: float = 1.0,
-        encoder_var: float = 0.008,
-    ):
+    Subclasses say how the parts train: DiffAE in two stages, DiLED jointly.
+    """
+
+    def __init__(self, encoder: nn.Module, denoiser: nn.Module, decoder: nn.Module, schedule: Schedule, z_dim: int):
         super().__init__()
-        if decoder.objective not in ("elbo", "image"):
-            raise ValueError(f"decoder.objective must be 'elbo' or 'image', got {decoder.objective!r}")
-        if encoder_var <= 0:
-            raise ValueError(f"encoder_var must be > 0, got {encoder_var}")
         self.encoder, self.denoiser, self.decoder = encoder, denoiser, decoder
         self.schedule = schedule
         self.z_dim = z_dim
-        self.w = float(w)
-        self.encoder_std = float(encoder_var) ** 0.5
         self.register_buffer("z_shift", torch.zeros(z_dim))
         self.register_buffer("z_scale", torch.ones(z_dim))
 
@@ -86,24 +74,6 @@ class DiLED(Autoencoding):
 
     def _decoder_cond(self, z: torch.Tensor) -> torch.Tensor:
         return self.z_shift + self.z_scale * z
-
-    # ------------------------------------------------------------------ training
-
-    def loss(self, x0: torch.Tensor, t: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """Batch-mean DiLED loss and its parts; t (unless given), encoder and diffusion noise from torch's RNG."""
-        if t is None:
-            t = obj.sample_timesteps(x0.shape[0], self.schedule.T, x0.device)
-        mean = self.encoder_mean(x0)
-        x1 = mean + self.encoder_std * torch.randn_like(mean)
-        eps = torch.randn_like(x1)
-        x_t = self.schedule.q_sample(x1, t, eps)
-        latent = obj.latent_term(self.schedule, t, x_t, eps, self.denoiser(x_t, t), mean)
-        rec = self.decoder.loss(x0, self._decoder_cond(x1), t)
-        if self.decoder.objective == "image":
-            total = obj.image_loss(rec, latent, self.w)
-        else:
-            total = obj.elbo_loss(self.schedule, t, rec, latent, self.w)
-        return total.mean(), {"latent": latent.mean().item(), "rec": rec.mean().item()}
 
     # ------------------------------------------------------------------ capabilities
 
@@ -135,3 +105,43 @@ class DiLED(Autoencoding):
     def generate(self, seeds: Sequence[int], steps: int) -> torch.Tensor:
         """Latent chain, then decode; one sample per seed."""
         return self.decode(self.sample_latents(seeds, steps), steps, seeds)
+
+
+class DiLED(LatentAutoencoder):
+    """Encoder + latent denoiser + decoder, one model that generates, reconstructs and represents."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        denoiser: nn.Module,
+        decoder: nn.Module,
+        schedule: Schedule,
+        z_dim: int,
+        w: float = 1.0,
+        encoder_var: float = 0.008,
+    ):
+        if decoder.objective not in ("elbo", "image"):
+            raise ValueError(f"decoder.objective must be 'elbo' or 'image', got {decoder.objective!r}")
+        if encoder_var <= 0:
+            raise ValueError(f"encoder_var must be > 0, got {encoder_var}")
+        super().__init__(encoder, denoiser, decoder, schedule, z_dim)
+        self.w = float(w)
+        self.encoder_std = float(encoder_var) ** 0.5
+
+    # ------------------------------------------------------------------ training
+
+    def loss(self, x0: torch.Tensor, t: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Batch-mean DiLED loss and its parts; t (unless given), encoder and diffusion noise from torch's RNG."""
+        if t is None:
+            t = obj.sample_timesteps(x0.shape[0], self.schedule.T, x0.device)
+        mean = self.encoder_mean(x0)
+        x1 = mean + self.encoder_std * torch.randn_like(mean)
+        eps = torch.randn_like(x1)
+        x_t = self.schedule.q_sample(x1, t, eps)
+        latent = obj.latent_term(self.schedule, t, x_t, eps, self.denoiser(x_t, t), mean)
+        rec = self.decoder.loss(x0, self._decoder_cond(x1), t)
+        if self.decoder.objective == "image":
+            total = obj.image_loss(rec, latent, self.w)
+        else:
+            total = obj.elbo_loss(self.schedule, t, rec, latent, self.w)
+        return total.mean(), {"latent": latent.mean().item(), "rec": rec.mean().item()}

@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import torch
 
-from diled.diffusion import Schedule
+from diled.diffusion import Schedule, sample_timesteps
 
-
-def sample_timesteps(batch: int, T: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
-    """t ~ U{1..T}, one per example."""
-    return torch.randint(1, T + 1, (batch,), device=device, generator=generator)
+__all__ = ["sample_timesteps", "latent_term", "reconstruction_weight", "elbo_loss", "image_loss"]
 
 
 def _mean_sq(x: torch.Tensor) -> torch.Tensor:

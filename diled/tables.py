@@ -9,13 +9,25 @@ from pathlib import Path
 
 import pandas as pd
 
-DISPLAY = {"ddim": "DDIM", "diffae": "DiffAE", "diled": "DiLED", "ldm": "LDM", "cmcd": "CM-CD"}
-T_GROUP = ("DDIM", "DiffAE", "DiLED")  # the models whose T the authors' bold rule compares at each T
-CONSISTENCY = ("CM-CD",)  # rows whose T counts consistency steps, not DDIM steps
+from diled import registry
+
 COLUMNS = {"gen": "Gen FID", "rec": "Rec FID", "interp_0.2": "Interp FID (α=0.2)", "interp_0.4": "Interp FID (α=0.4)"}
 RECON = {"lpips": "Rec LPIPS", "mse": "Rec MSE", "ssim": "Rec SSIM", "psnr": "Rec PSNR"}
 HIGHER_IS_BETTER = {"Rec SSIM", "Rec PSNR"}
 SHOWN = [*COLUMNS.values(), "Rec LPIPS", "Rec MSE", "Rec SSIM"]  # PSNR is in the CSV (it is a function of MSE)
+
+
+def display(track: str, name: str) -> str:
+    """The registry's display name of a model or variant (a variant shows as its base model)."""
+    try:
+        return registry.get(track, name).display
+    except KeyError:
+        return name
+
+
+def per_step_models(track: str = "image") -> list[str]:
+    """Display names the bold rule compares at each step count (the registry's ``bold_per_step``)."""
+    return [s.display for s in registry.models(track) if s.bold_per_step]
 
 
 def table6(records: Sequence[dict], root: str | Path) -> pd.DataFrame:
@@ -24,7 +36,7 @@ def table6(records: Sequence[dict], root: str | Path) -> pd.DataFrame:
     for rec in records:
         man = rec["manifest"]
         rows.append({
-            "model": DISPLAY.get(rec["model"], rec["model"]),
+            "model": display(rec.get("track", "image"), rec["model"]),
             "T": rec["steps"],
             **{label: round(rec["fid"][key], 4) if key in rec["fid"] else float("nan") for key, label in COLUMNS.items()},
             **{label: round(rec["recon"][key], 5) if key in rec.get("recon", {}) else float("nan") for key, label in RECON.items()},
@@ -65,15 +77,15 @@ def with_not_run(df: pd.DataFrame, not_run: dict[str, str] = NOT_RUN) -> pd.Data
     return out
 
 
-def bold_mask(df: pd.DataFrame, columns: Sequence[str] = SHOWN) -> pd.DataFrame:
+def bold_mask(df: pd.DataFrame, columns: Sequence[str] = SHOWN, per_step: Sequence[str] | None = None) -> pd.DataFrame:
     """Which cells are bold, as the paper's authors described it.
 
-    Among the models with a configurable T (``T_GROUP``: DDIM, DiffAE, DiLED), the best value at each
-    T. Any other row (LDM at each T, CM-CD's 1/2-step rows) is bold where it beats every T-group row
+    Among the models with a configurable T (``per_step``, default the registry's ``bold_per_step``
+    models: DDIM, DiffAE, DiLED), the best value at each T. Any other row (LDM at each T, CM-CD's 1/2-step rows) is bold where it beats every T-group row
     at every T (better than their overall best).
     """
     mask = pd.DataFrame(False, index=df.index, columns=list(columns))
-    in_group = df["model"].isin(T_GROUP) & df["T"].notna()
+    in_group = df["model"].isin(per_step_models() if per_step is None else per_step) & df["T"].notna()
     for col in columns:
         higher = col in HIGHER_IS_BETTER
         vals = df[col].astype(float)
@@ -135,28 +147,28 @@ def to_latex(df: pd.DataFrame, caption: str) -> str:
     ])
 
 
-# Which trained stages make up each Table 6 model (DiLED starts from the trained DiffAE; CM-CD from its DDIM teacher).
-STAGES = {"ddim": ["ddim"], "diffae": ["diffae_autoencoder", "diffae"], "diled": ["diffae_autoencoder", "diffae", "diled"],
-          "ldm": ["ldm_autoencoder", "ldm"], "cmcd": ["ddim", "cmcd"]}
+def training_cost(manifests: dict[str, dict], track: str = "image") -> pd.DataFrame:
+    """Per stage: steps, parameters, seconds per step and wall time; per model: the sum over its lineage.
 
-
-def training_cost(manifests: dict[str, dict]) -> pd.DataFrame:
-    """Per stage: steps, parameters, seconds per step and wall time; per model: the sum over its stages."""
+    ``manifests`` maps ``"<model>/<stage>"`` to the stage's job manifest; a model's total covers every
+    stage it is trained from (DiLED: DiffAE's two stages and its own), as the registry's lineage says.
+    """
     rows = []
-    for stage_file, man in manifests.items():
+    for key, man in manifests.items():
         t = man["training"]
-        stage = f"{t['stage']} (w = {t['w']:g})" if t.get("w") is not None else t["stage"]
-        rows.append({"model": DISPLAY.get(t["model"], t["model"]), "stage": stage, "file": stage_file,
+        label = t["stage"] + "".join(f" ({k.rsplit('.', 1)[-1]} = {v:g})" for k, v in t.get("overrides", {}).items())
+        rows.append({"model": display(track, t["model"]), "stage": label, "file": key,
                      "steps": t["steps"], "parameters": t["parameters"], "ms/step": round(1e3 * t["s_per_step"], 1),
                      "train wall (s)": round(t["train_wall_s"], 1), "resumed from step": t["resumed_from_step"],
                      "torch threads": man["hardware"]["torch_threads"], "device": man["hardware"]["cuda"] or f"CPU ({man['hardware']['machine']})"})
     stages = pd.DataFrame(rows)
     totals = []
-    for model, files in STAGES.items():
+    for spec in registry.models(track):
+        files = [f"{m}/{s}" for m, s in registry.lineage(spec)]
         part = stages[stages["file"].isin(files)]
         if set(files) - set(part["file"]):
             continue
-        totals.append({"model": DISPLAY[model], "stage": "total (" + " + ".join(files) + ")", "file": "",
+        totals.append({"model": spec.display, "stage": "total (" + " + ".join(files) + ")", "file": "",
                        "steps": int(part["steps"].sum()), "parameters": int(part["parameters"].iloc[-1]),
                        "ms/step": float("nan"), "train wall (s)": round(float(part["train wall (s)"].sum()), 1),
                        "resumed from step": int(part["resumed from step"].max()), "torch threads": None, "device": ""})

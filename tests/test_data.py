@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from diled import codecs
+from diled.codecs import ImageCodec
 from diled.data import mnist
 
 
@@ -50,4 +52,16 @@ def test_bad_split_name(tmp_path):
 
 def test_uint8_round_trip():
     x = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16)
-    assert np.array_equal(mnist.to_uint8(mnist.to_model_space(x)), x)
+    codec = ImageCodec("mnist32")
+    assert np.array_equal(codec.to_metric(codec.to_model(x)), x)
+    assert codec.to_model(x).min() == -1 and codec.to_model(x).max() == 1
+
+
+def test_codec_reads_the_dataset_its_config_names(tmp_path):
+    codec = codecs.for_track("image", {"data": {"dataset": "mnist32", "reference_size": 100, "split_seed": 0}})
+    card = codec.prepare(tmp_path / "d.npz", {"reference_size": 100, "split_seed": 0})
+    assert card["split"]["train"] == codec.train_size({"reference_size": 100}) == 4900
+    images, labels = codec.load(tmp_path / "d.npz", "reference")
+    assert images.shape == (100, 1, 32, 32) and images.dtype == np.uint8 and len(labels) == 100
+    with pytest.raises(ValueError, match="unknown image dataset 'cifar'"):
+        ImageCodec("cifar")

@@ -48,8 +48,7 @@ def test_gaussians_closed_form():
 
 def test_singular_covariance_closed_form():
     """Rank-1 covariances (a degenerate set): tr((S_a S_b)^1/2) from the closed form, no NaN."""
-    u = np.zeros(16); u[0] = 1.0
-    v = np.zeros(16); v[1] = 1.0
+    u, v = np.eye(16)[0], np.eye(16)[1]
     a = fid.Statistics(np.zeros(16), 4 * np.outer(u, u), 10, "p")
     b = fid.Statistics(np.ones(16), 9 * np.outer(u, u) + np.outer(v, v), 10, "p")
     # S_a S_b = 36 u u^T: trace of its root is 6; FID = 16 + 4 + 10 - 12

@@ -9,8 +9,7 @@ import torch
 from test_objective import image_diled
 
 from baselines import DDIM
-from diled.diffusion import Schedule
-from diled.modalities.image import PixelDiffusion
+from diled.diffusion import GaussianDiffusion, Schedule
 from diled.modalities.text import CategoricalDecoder, TokenEncoder
 from diled.model import DiLED
 from diled.nets import MLPSkipNet, UNet
@@ -50,7 +49,7 @@ def test_image_capabilities_shapes_and_per_sample_seeds():
 
 def test_ddim_baseline_uses_inversion_for_its_latent():
     torch.manual_seed(0)
-    ddim = DDIM(PixelDiffusion(UNet(1, 8, (1, 2)), Schedule.make("linear", 1000), (1, 8, 8))).eval()
+    ddim = DDIM(GaussianDiffusion(UNet(1, 8, (1, 2)), Schedule.make("linear", 1000), (1, 8, 8))).eval()
     x = torch.rand(2, 1, 8, 8) * 2 - 1
     z = ddim.encode(x, steps=5)
     assert z.shape == x.shape
@@ -58,7 +57,7 @@ def test_ddim_baseline_uses_inversion_for_its_latent():
     with pytest.raises(ValueError):
         ddim.encode(x)
     with pytest.raises(ValueError):
-        DDIM(PixelDiffusion(UNet(1, 8, (1, 2), cond_dim=4), Schedule.make("linear", 10), (1, 8, 8)))
+        DDIM(GaussianDiffusion(UNet(1, 8, (1, 2), cond_dim=4), Schedule.make("linear", 10), (1, 8, 8)))
 
 
 def test_standardization_round_trips_through_decoder_conditioning():
@@ -76,15 +75,16 @@ def test_training_stage_is_deterministic(tmp_path):
     import yaml
 
     from diled import pipeline
+    from diled.config import track_view
     from diled.diffusion import derive_seed
 
-    cfg = yaml.safe_load((Path(__file__).resolve().parent.parent / "config/smoke.yaml").read_text())
+    cfg = track_view(yaml.safe_load((Path(__file__).resolve().parent.parent / "config/smoke.yaml").read_text()), "image")
     cfg["models"]["ddim"]["train"]["steps"] = 3
     data = torch.rand(32, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     weights = []
     for run in ("a", "b"):
         torch.manual_seed(derive_seed(run))  # whatever the global RNG holds before must not matter
-        model, _ = pipeline.train_stage("ddim", "train", cfg, data, tmp_path / run, torch.device("cpu"))
+        model, _, _ = pipeline.train_stage("image", "ddim", "train", cfg, data, tmp_path / run, torch.device("cpu"))
         weights.append(model.state_dict())
     for k in weights[0]:
         assert torch.equal(weights[0][k], weights[1][k]), k
@@ -94,14 +94,16 @@ def test_stage_config_holds_each_model_and_what_it_starts_from():
     """What keys a run directory: a model's own section and its parents', never a sibling's."""
     import yaml
 
-    from diled import pipeline
+    from diled import registry
+    from diled.config import stage_config, track_view
 
-    cfg = yaml.safe_load((Path(__file__).resolve().parent.parent / "config/smoke.yaml").read_text())
-    assert set(pipeline.stage_config(cfg, "ddim")["models"]) == {"ddim"}
-    assert set(pipeline.stage_config(cfg, "diled")["models"]) == {"diffae", "diled"}
-    assert set(pipeline.stage_config(cfg, "cmcd")["models"]) == {"ddim", "cmcd"}  # the teacher shapes the student
-    assert "latent" in pipeline.stage_config(cfg, "diffae") and "latent" not in pipeline.stage_config(cfg, "ldm")
-    for name in pipeline.MODELS:
-        assert pipeline.stage_config(cfg, name)["seed"] == cfg["seed"]
-    with pytest.raises(ValueError, match="unknown model 'vae'"):
-        pipeline.stage_config(cfg, "vae")
+    cfg = track_view(yaml.safe_load((Path(__file__).resolve().parent.parent / "config/smoke.yaml").read_text()), "image")
+    assert set(stage_config(cfg, "image", "ddim")["models"]) == {"ddim"}
+    assert set(stage_config(cfg, "image", "diled")["models"]) == {"diffae", "diled"}
+    assert set(stage_config(cfg, "image", "cmcd")["models"]) == {"ddim", "cmcd"}  # the teacher shapes the student
+    assert set(stage_config(cfg, "image", "diled_w0.5")["models"]) == {"diffae", "diled"}  # a variant keys like its base
+    assert "latent" in stage_config(cfg, "image", "diffae") and "latent" not in stage_config(cfg, "image", "ldm")
+    for name in registry.names("image"):
+        assert stage_config(cfg, "image", name)["seed"] == cfg["seed"]
+    with pytest.raises(KeyError, match="no model 'vae' in track 'image'"):
+        stage_config(cfg, "image", "vae")

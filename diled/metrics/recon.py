@@ -35,7 +35,7 @@ def load_lpips(net: str = "alex", device: torch.device | str = "cpu") -> torch.n
         model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
     state = torch.load(weights.resolve(_BACKBONES[net]), map_location="cpu", weights_only=True)
     loaded = 0
-    for slice_name, block in model.net.named_children():
+    for block in model.net.children():
         for idx, module in block.named_children():  # lpips keeps torchvision's ``features`` indices as names
             if isinstance(module, torch.nn.Conv2d):
                 module.weight.data.copy_(state[f"features.{idx}.weight"])

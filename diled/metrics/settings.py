@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import matplotlib
+from diled.metrics.protocols import ADM, CLEAN_FID, PYTORCH_FID, FIDProtocol, get_protocol
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from diled.metrics.protocols import ADM, CLEAN_FID, PYTORCH_FID, FIDProtocol, get_protocol  # noqa: E402
+if TYPE_CHECKING:  # the row list is read when Snakemake parses the DAG: no pandas or matplotlib there
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -54,6 +52,8 @@ def settings(num_samples: int, downscale: int) -> list[Setting]:
 
 def table(rows: Sequence[dict]) -> pd.DataFrame:
     """Preset rows, then one-factor rows, with the change relative to the base row."""
+    import pandas as pd
+
     by_key = {r["key"]: r for r in rows}
     base = by_key["base"]["fid"]
     out = []
@@ -90,6 +90,11 @@ def to_markdown(df: pd.DataFrame, notes: Sequence[str]) -> str:
 
 def bar_chart(df: pd.DataFrame, path: str, title: str) -> None:
     """Horizontal bars of FID per setting, presets on top, the pytorch-fid value as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     labels = [f"{g.replace('one factor: ', '')}: {s}" if g != "preset" else f"preset: {s}" for g, s in zip(df["group"], df["setting"])]
     colors = ["#4c72b0" if g == "preset" else "#dd8452" for g in df["group"]]
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(df) + 1.2))

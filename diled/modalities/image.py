@@ -1,60 +1,108 @@
-"""Images: a (optionally z-conditioned) pixel diffusion, used as DiLED's decoder, the DDIM baseline and LDM's latent model."""
+"""The image track: networks sized by the track config, image DiLED's builder and trainer, evaluation sets.
+
+The generic Gaussian diffusion (``diled.diffusion.GaussianDiffusion``) is the pixel decoder of
+DiffAE and DiLED, the DDIM baseline and LDM's latent model; this module sizes it from
+``image.net`` and ``image.latent`` of the config.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
-from diled.diffusion import Schedule, ddim_invert, ddim_sample, derive_seed, seeded_normal, timestep_subsequence
-from diled.nets import UNet
-from diled.objective import sample_timesteps
+from diled.codecs import ImageCodec
+from diled.diffusion import GaussianDiffusion, Schedule, derive_seed
+from diled.nets import ConvEncoder, MLPSkipNet, UNet
+
+# ----------------------------------------------------------------------------- construction
 
 
-class PixelDiffusion(nn.Module):
-    """eps-prediction diffusion over pixels; with ``unet.cond_dim > 0`` it is p(x0 | z), DiffAE's decoder.
+def pixel_diffusion(cfg: dict, cond_dim: int) -> GaussianDiffusion:
+    """The pixel diffusion of ``net``: a UNet (conditioned on a ``cond_dim``-d z when > 0) on the pixel schedule."""
+    net = cfg["net"]
+    unet = UNet(net["channels"], net["unet"]["base"], net["unet"]["mults"], cond_dim=cond_dim)
+    sched = Schedule.make(net["pixel_schedule"], net["pixel_T"])
+    return GaussianDiffusion(unet, sched, (net["channels"], net["size"], net["size"]))
 
-    As DiLED's decoder it reports its eps loss at the shared t (``objective = "image"``); sampling
-    and inversion are deterministic DDIM on ``steps`` of the T training steps.
+
+def latent_parts(cfg: dict) -> tuple[nn.Module, nn.Module, Schedule]:
+    """Semantic encoder, latent MLP skip denoiser and the latent schedule (DiffAE's and DiLED's)."""
+    net, lat = cfg["net"], cfg["latent"]
+    enc = ConvEncoder(net["channels"], net["encoder"]["base"], net["encoder"]["mults"], net["z_dim"])
+    mlp = MLPSkipNet(net["z_dim"], lat["mlp"]["hidden"], lat["mlp"]["layers"], lat["mlp"]["time_dim"])
+    sched = Schedule.make("constant", lat["T"], shift=lat["alphabar_shift"], value=lat["beta"])
+    return enc, mlp, sched
+
+
+def build_diled(cfg: dict) -> nn.Module:
+    """Image DiLED: DiffAE's parts, trained jointly with the image objective."""
+    from diled.model import DiLED
+
+    enc, mlp, sched = latent_parts(cfg)
+    d = cfg["models"]["diled"]
+    return DiLED(enc, mlp, pixel_diffusion(cfg, cfg["net"]["z_dim"]), sched, cfg["net"]["z_dim"], w=d["w"], encoder_var=d["encoder_var"])
+
+
+def train_diled(ctx):
+    """Fine-tune DiLED jointly from the trained DiffAE (``ctx.init``: its parts and latent standardization)."""
+    model = ctx.build().to(ctx.device)
+    model.load_state_dict(ctx.init.state_dict())
+    return ctx.train(model, lambda m, x: m.loss(x), ctx.data, "train")
+
+
+# ----------------------------------------------------------------------------- evaluation sets
+
+
+def eval_indices(n_reference: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reference images to reconstruct (``a``) and their interpolation partners (``b``), fixed by seed."""
+    if not 2 <= n <= n_reference:
+        raise ValueError(f"num_samples must lie in 2..{n_reference} (the reference set size), got {n}")
+    a = np.random.default_rng(derive_seed(seed, "eval-images") % 2**32).choice(n_reference, n, replace=False)
+    return a, np.roll(a, -1)
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+@torch.no_grad()
+def evaluation_sets(
+    model: nn.Module,
+    reference: np.ndarray,
+    steps: int,
+    n: int,
+    alphas: Sequence[float],
+    seed: int,
+    batch_size: int,
+    desc: str = "sample",
+) -> dict[str, np.ndarray]:
+    """uint8 image sets ``gen``, ``rec`` and ``interp_<alpha>`` (n each) through the capability interface.
+
+    Each reference image is encoded once; interpolation pairs (a_i, a_{i+1}) reuse those encodings,
+    and the decoder noise of pair i is the same for every alpha (a shared x_T).
     """
-
-    objective = "image"
-
-    def __init__(self, unet: UNet, schedule: Schedule, image_shape: Sequence[int], clip: float | None = 1.0):
-        super().__init__()
-        self.unet = unet
-        self.schedule = schedule
-        self.image_shape = tuple(image_shape)
-        self.clip = clip  # pixels live in [-1, 1]; an unbounded latent (LDM's) passes None
-
-    @property
-    def T(self) -> int:
-        return self.schedule.T
-
-    def _eps_fn(self, z: torch.Tensor | None):
-        return lambda x, t: self.unet(x, t, z)
-
-    def loss(self, x0: torch.Tensor, z: torch.Tensor | None = None, t: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-example ||eps - eps_theta(x_t, t, z)||^2 (mean over pixels); t drawn here if not shared."""
-        if t is None:
-            t = sample_timesteps(x0.shape[0], self.T, x0.device)
-        eps = torch.randn_like(x0)
-        x_t = self.schedule.q_sample(x0, t, eps)
-        return (eps - self.unet(x_t, t, z)).pow(2).flatten(1).mean(1)
-
-    def noise(self, seeds: Sequence[int], device: torch.device | str) -> torch.Tensor:
-        """x_T for each sample from its own seed."""
-        return seeded_normal(self.image_shape, [derive_seed(s, "pixel-xT") for s in seeds], device)
-
-    @torch.no_grad()
-    def sample(self, x_T: torch.Tensor, steps: int, z: torch.Tensor | None = None) -> torch.Tensor:
-        """Deterministic DDIM decode of x_T (conditioned on z) with ``steps`` steps, x0 predictions clipped to [-clip, clip]."""
-        ts = timestep_subsequence(self.T, steps)
-        return ddim_sample(self._eps_fn(z), x_T, self.schedule, ts, clip=self.clip)
-
-    @torch.no_grad()
-    def invert(self, x0: torch.Tensor, steps: int, z: torch.Tensor | None = None) -> torch.Tensor:
-        """DDIM inversion x0 -> x_T with ``steps`` steps."""
-        ts = timestep_subsequence(self.T, steps)
-        return ddim_invert(self._eps_fn(z), x0, self.schedule, ts)
+    device = next(model.parameters()).device
+    ia, ib = eval_indices(len(reference), n, seed)
+    x = ImageCodec.to_model(reference[ia])
+    gen_seeds = [derive_seed(seed, "gen", i) for i in range(n)]
+    rec_seeds = [derive_seed(seed, "rec", i) for i in range(n)]
+    mix_seeds = [derive_seed(seed, "interp", i) for i in range(n)]
+    enc_seeds = [derive_seed(seed, "encode", i) for i in range(n)]  # only a stochastic encoder (CM-CD's noising) uses them
+    out: dict[str, list[np.ndarray]] = {"gen": [], "rec": [], **{f"interp_{a:g}": [] for a in alphas}}
+    codes = []
+    for sl in tqdm(_chunks(n, batch_size), desc=f"{desc}/generate+encode", mininterval=5.0):
+        codes.append(model.encode(x[sl].to(device), steps, enc_seeds[sl]))
+        out["gen"].append(ImageCodec.to_metric(model.generate(gen_seeds[sl], steps)))
+    z = torch.cat(codes)
+    z_b = z[torch.as_tensor(np.roll(np.arange(n), -1))]
+    for sl in tqdm(_chunks(n, batch_size), desc=f"{desc}/decode", mininterval=5.0):
+        out["rec"].append(ImageCodec.to_metric(model.decode(z[sl], steps, rec_seeds[sl])))
+        for a in alphas:
+            out[f"interp_{a:g}"].append(ImageCodec.to_metric(model.decode(model.mix(z[sl], z_b[sl], a), steps, mix_seeds[sl])))
+    sets = {k: np.concatenate(v) for k, v in out.items()}
+    sets["source_a"], sets["source_b"] = reference[ia], reference[ib]
+    return sets

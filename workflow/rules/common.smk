@@ -1,38 +1,17 @@
-# Helpers shared by every rule module.
-import json
-import hashlib
-import re
+# Helpers shared by the rule modules. What runs comes from the model registry (diled/registry.py),
+# the config's cross-field checks from diled/config.py. Neither imports torch, so parsing the DAG is fast.
+import os
 
-MODELS = ["ddim", "diffae", "diled", "ldm", "cmcd"]  # Table 6 rows, in order
-REPRESENTED = ["ddim", "diffae", "diled", "ldm"]  # models with a representation (CM-CD has no encoder)
-EDITED = ["diffae", "diled", "ldm"]  # models with a semantic latent to edit
-STEPS = [int(s) for s in config["eval"]["sampling_steps"]]
+from diled import config as cfg
+from diled import registry
+
+registry.load_plugins(config.get("plugins", []))
+cfg.check(config)
+
 OUT = config["outdir"]
-
-
-def w_model(w):
-    """Model name of DiLED trained with weight w: the main run for the configured w, else diled_w<w>."""
-    return "diled" if float(w) == float(config["models"]["diled"]["w"]) else f"diled_w{float(w):g}"
-
-
-W_MODELS = [w_model(w) for w in config["w_ablation"]["w"]]
-ABLATION_ONLY = [m for m in W_MODELS if m not in MODELS]
-
-
-def model_steps(model):
-    """Sampling steps a model is evaluated at: consistency steps for CM-CD, the w-ablation's T for w variants."""
-    if model == "cmcd":
-        return [int(s) for s in config["models"]["cmcd"]["steps"]]
-    if model in ABLATION_ONLY:
-        return [int(config["w_ablation"]["steps"])]
-    return STEPS
-
-
-wildcard_constraints:
-    model="|".join(re.escape(m) for m in MODELS + ABLATION_ONLY),
-    steps=r"\d+",
-    setting=r"[a-z0-9-]+",
-    w=r"[0-9.]+",
+TRACKS = cfg.tracks(config)
+VIEWS = {t: cfg.track_view(config, t) for t in TRACKS}
+IMAGE = VIEWS["image"]
 
 
 def out(*parts):
@@ -40,68 +19,117 @@ def out(*parts):
     return os.path.join(OUT, *parts)
 
 
-def run_dir(name, stage):
+def models(track, capability=None):
+    """Registered models of a track that its config section runs (registry order: the tables' row order)."""
+    return registry.names(track, capability, VIEWS[track])
+
+
+def variants(track):
+    """Ablation variants the track config asks for (e.g. DiLED at other w), beyond the main models."""
+    return [v.name for v in registry.variants(track, VIEWS[track])]
+
+
+def trained(track):
+    return models(track) + variants(track)
+
+
+def spec_of(track, name):
+    return registry.resolve(track, name, VIEWS[track]).spec
+
+
+def steps_of(track, name):
+    """The step counts a model (or variant) is evaluated at."""
+    view = VIEWS[track]
+    if name in variants(track):
+        return [int(view["w_ablation"]["steps"])]
+    return spec_of(track, name).steps(view)
+
+
+def dataset_file(track, suffix=".npz"):
+    return out("data", track, VIEWS[track]["data"]["dataset"] + suffix)
+
+
+def stage_file(track, name, stage, ext="pt"):
+    return out("models", track, name, f"{stage}.{ext}")
+
+
+def model_file(track, name):
+    """The trained model: the output of its last stage."""
+    return stage_file(track, name, spec_of(track, name).final_stage.name)
+
+
+def run_dir(track, name, stage):
     """Resumable training state, never a declared output: keyed by the config that shapes this model's
-    training (pipeline.stage_config), so editing one model's section reruns that model and its dependants only."""
-    from diled.pipeline import stage_config
-
-    digest = hashlib.sha256(json.dumps([name, stage, stage_config(config, name)], sort_keys=True).encode()).hexdigest()[:12]
-    return out("runs", f"{name}-{stage}-{digest}")
+    training (diled.config.stage_config), so editing one model's section reruns it and its dependants only.
+    """
+    return out("runs", track, f"{name}-{stage}-{cfg.run_key(VIEWS[track], track, name, stage)}")
 
 
-def check_config(cfg):
-    """Cross-field checks the schema cannot express; fail before any job runs."""
-    problems = []
-    t_max = min(cfg["image"]["pixel_T"], cfg["latent"]["T"])
-    bad_steps = [s for s in cfg["eval"]["sampling_steps"] if s > t_max]
-    if bad_steps:
-        problems.append(f"eval.sampling_steps {bad_steps} exceed the number of training timesteps ({t_max})")
-    if cfg["eval"]["num_samples"] > cfg["data"]["reference_size"]:
-        problems.append(
-            f"eval.num_samples ({cfg['eval']['num_samples']}) exceeds data.reference_size "
-            f"({cfg['data']['reference_size']}): reconstructions are drawn from the reference set"
-        )
-    fs = cfg["fid_settings"]
-    if fs["steps"] > t_max:
-        problems.append(f"fid_settings.steps ({fs['steps']}) exceeds the number of training timesteps ({t_max})")
-    if fs["adm_reference"] and not fs["adm_reference_sha256"]:
-        problems.append(
-            f"fid_settings.adm_reference is set ({fs['adm_reference']}) but adm_reference_sha256 is not: "
-            "pin the file you downloaded (sha256sum it once) so every score names its exact reference"
-        )
-    for key in ("images", "reference_images", "alternate_reference_images", "adm_reference"):
-        if fs[key] and not os.path.exists(fs[key]):
-            problems.append(f"fid_settings.{key}: {fs[key]} does not exist")
-    if cfg["probe"]["ddim_steps"] > t_max:
-        problems.append(f"probe.ddim_steps ({cfg['probe']['ddim_steps']}) exceeds the number of training timesteps ({t_max})")
-    n_train = 5000 - cfg["data"]["reference_size"]  # the embedded data: 5,000 digits
-    if cfg["probe"]["train_size"] > n_train:
-        problems.append(f"probe.train_size ({cfg['probe']['train_size']}) exceeds the training split ({n_train} images)")
-    if cfg["editing"]["num_edits"] > cfg["data"]["reference_size"]:
-        problems.append(f"editing.num_edits ({cfg['editing']['num_edits']}) exceeds data.reference_size ({cfg['data']['reference_size']})")
-    if cfg["editing"]["steps"] > t_max:
-        problems.append(f"editing.steps ({cfg['editing']['steps']}) exceeds the number of training timesteps ({t_max})")
-    from baselines.cm import schedule_problems
-
-    cm = cfg["models"]["cmcd"]
-    problems += [f"models.cmcd: {p}" for p in schedule_problems(cfg["image"]["pixel_T"], cm["encode_t"], cm["intermediate_ts"], cm["steps"])]
-    if cm["grid"] > cfg["image"]["pixel_T"]:
-        problems.append(f"models.cmcd.grid ({cm['grid']}) exceeds image.pixel_T ({cfg['image']['pixel_T']})")
-    ldm_levels = len(cfg["models"]["ldm"]["autoencoder_net"]["mults"])
-    latent_size = cfg["image"]["size"] // 2 ** (ldm_levels - 1)
-    if cfg["image"]["size"] % 2 ** (ldm_levels - 1) or latent_size % 2 ** (len(cfg["models"]["ldm"]["unet"]["mults"]) - 1):
-        problems.append(f"models.ldm: a {cfg['image']['size']} px image with {ldm_levels} autoencoder levels gives a {latent_size} px latent "
-                        f"that the latent UNet ({len(cfg['models']['ldm']['unet']['mults'])} levels) cannot halve evenly")
-    if cfg["w_ablation"]["steps"] not in cfg["eval"]["sampling_steps"]:
-        problems.append(f"w_ablation.steps ({cfg['w_ablation']['steps']}) must be one of eval.sampling_steps {cfg['eval']['sampling_steps']} "
-                        "(the configured w's row comes from the main DiLED run)")
-    if float(cfg["models"]["diled"]["w"]) not in [float(w) for w in cfg["w_ablation"]["w"]]:
-        problems.append(f"w_ablation.w {cfg['w_ablation']['w']} must include models.diled.w ({cfg['models']['diled']['w']})")
-    n_levels = len(cfg["image"]["unet"]["mults"])
-    if cfg["image"]["size"] % 2 ** (n_levels - 1):
-        problems.append(f"image.size {cfg['image']['size']} is not divisible by 2^{n_levels - 1} (unet.mults)")
-    if problems:
-        raise ValueError("invalid configuration:\n  - " + "\n  - ".join(problems))
+# ----------------------------------------------------------------------------- input functions
 
 
-check_config(config)
+def train_inputs(wc):
+    """Data; the stage this one starts from; pretrained weights where the stage reads them."""
+    stage = spec_of(wc.track, wc.model).stage(wc.stage)
+    inputs = {"data": dataset_file(wc.track)}
+    if stage.starts_from:
+        model, _, from_stage = stage.starts_from.partition("/")
+        inputs["init"] = stage_file(wc.track, model, from_stage)
+    if stage.needs_weights:
+        inputs["weights"] = out("weights/verified.json")
+    return inputs
+
+
+def sample_inputs(wc):
+    return {"model": model_file(wc.track, wc.model), "data": dataset_file(wc.track)}
+
+
+def grid_inputs(wc):
+    return [out("samples", "image", wc.model, f"T{s}.npz") for s in steps_of("image", wc.model)]
+
+
+def metric_files(track, names):
+    return [out("metrics", track, m, f"T{s}.json") for m in names for s in steps_of(track, m)]
+
+
+def training_manifests(track):
+    """Every training stage's manifest: the models' lineages (each stage once) and the variants."""
+    seen = []
+    for spec in registry.models(track, config=VIEWS[track]):
+        seen += [p for p in registry.lineage(spec) if p not in seen]
+    files = [stage_file(track, m, s, "json") for m, s in seen]
+    return files + [
+        stage_file(track, v, spec_of(track, v).final_stage.name, "json") for v in variants(track)
+    ]
+
+
+def settings_keys():
+    from diled.metrics.settings import settings
+
+    fs = IMAGE["fid_settings"]
+    return [s.key for s in settings(fs["num_samples"], fs["downscale"])]
+
+
+def settings_generated(wildcards=None):
+    """The fixed generated set: a user-given one (paper config) or samples of the configured model."""
+    return IMAGE["fid_settings"]["images"] or out("fid_settings/generated.pt")
+
+
+def adm_reference_file(wildcards=None):
+    """Precomputed reference statistics for the adm preset: a given .npz or one built from the reference set."""
+    return IMAGE["fid_settings"]["adm_reference"] or out("fid_settings/adm_reference.npz")
+
+
+def setting_after(wildcards):
+    """Rows that reuse another row's cached features wait for it (no duplicate Inception passes)."""
+    from diled.metrics.settings import settings
+
+    fs = IMAGE["fid_settings"]
+    rows = {s.key: s for s in settings(fs["num_samples"], fs["downscale"])}
+    after = rows[wildcards.setting].after
+    return [out(f"fid_settings/rows/{after}.json")] if after else []
+
+
+def w_models():
+    """DiLED under each w of the ablation (the configured w is the main run)."""
+    return [registry.w_variant_name(IMAGE, w) for w in IMAGE["w_ablation"]["w"]]

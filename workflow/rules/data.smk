@@ -1,11 +1,16 @@
 rule prepare_data:
     output:
-        data=out("data/mnist32.npz"),
-        card=out("data/mnist32.card.md"),
-    params:
-        reference_size=config["data"]["reference_size"],
-        split_seed=config["data"]["split_seed"],
+        data=out("data/{track}/{dataset}.npz"),
+        card=report(
+            out("data/{track}/{dataset}.card.md"),
+            caption="../report/dataset_card.rst",
+            category="Data",
+        ),
     log:
-        out("logs/prepare_data.log"),
+        out("logs/prepare_data/{track}_{dataset}.log"),
+    conda:
+        "../envs/diled.yaml"
+    params:
+        data=lambda wc: VIEWS[wc.track]["data"],
     script:
         "../scripts/prepare_data.py"

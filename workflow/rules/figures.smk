@@ -1,12 +1,19 @@
 rule sample_grid:
     input:
-        lambda wc: [out(f"samples/{wc.model}/T{s}.npz") for s in model_steps(wc.model)],
+        grid_inputs,
     output:
-        out("figures/{model}_grid.png"),
-    params:
-        steps=lambda wc: model_steps(wc.model),
-        grid_count=config["figures"]["grid_count"],
+        report(
+            out("figures/image/{model}_grid.png"),
+            caption="../report/sample_grid.rst",
+            category="Samples",
+            subcategory="{model}",
+        ),
     log:
-        out("logs/figures/{model}_grid.log"),
+        out("logs/figures/image_{model}_grid.log"),
+    conda:
+        "../envs/diled.yaml"
+    params:
+        steps=lambda wc: steps_of("image", wc.model),
+        grid_count=IMAGE["figures"]["grid_count"],
     script:
         "../scripts/sample_grid.py"

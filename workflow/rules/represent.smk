@@ -1,59 +1,73 @@
-# Representation quality: linear probe and latent projection (issue: Table 6 complete, item 4).
-PROBE = config["probe"]
+# Representation quality of the image track: linear probe, latent projection, latent editing.
 
 
 rule representations:
     input:
-        model=out("models/{model}.pt"),
-        data=rules.prepare_data.output.data,
+        model=lambda wc: model_file("image", wc.model),
+        data=dataset_file("image"),
     output:
-        npz=out("probe/{model}.npz"),
-        json=out("probe/{model}.json"),
-    params:
-        train_size=PROBE["train_size"],
-        steps=PROBE["ddim_steps"],
-        batch_size=config["eval"]["batch_size"],
-    threads: config["threads"]
+        npz=out("probe/image/{model}.npz"),
+        json=out("probe/image/{model}.json"),
     log:
-        out("logs/probe/{model}.log"),
+        out("logs/probe/image_{model}.log"),
+    conda:
+        "../envs/diled.yaml"
+    threads: config["threads"]
+    params:
+        train_size=IMAGE["probe"]["train_size"],
+        steps=IMAGE["probe"]["ddim_steps"],
+        batch_size=IMAGE["eval"]["batch_size"],
     script:
         "../scripts/representations.py"
 
 
 rule probe:
     input:
-        npz=expand(out("probe/{model}.npz"), model=REPRESENTED),
-        json=expand(out("probe/{model}.json"), model=REPRESENTED),
+        npz=expand(out("probe/image/{model}.npz"), model=models("image", "represent")),
+        json=expand(out("probe/image/{model}.json"), model=models("image", "represent")),
     output:
-        csv=out("tables/probe.csv"),
+        csv=report(
+            out("tables/probe.csv"), caption="../report/probe.rst", category="Representation"
+        ),
         md=out("tables/probe.md"),
-        png=out("figures/latent_projection.png"),
+        png=report(
+            out("figures/latent_projection.png"),
+            caption="../report/latent_projection.rst",
+            category="Representation",
+        ),
         json=out("probe/summary.json"),
-    threads: config["threads"]
     log:
         out("logs/probe/summary.log"),
+    conda:
+        "../envs/diled.yaml"
+    threads: config["threads"]
     script:
         "../scripts/probe.py"
 
 
 rule editing:
     input:
-        models=expand(out("models/{model}.pt"), model=EDITED),
-        latents=expand(out("probe/{model}.npz"), model=EDITED),
-        data=rules.prepare_data.output.data,
-        weights=rules.weights.output[0],
+        models=[model_file("image", m) for m in models("image", "edit")],
+        latents=expand(out("probe/image/{model}.npz"), model=models("image", "edit")),
+        data=dataset_file("image"),
+        weights=out("weights/verified.json"),
     output:
-        csv=out("tables/editing.csv"),
+        csv=report(
+            out("tables/editing.csv"), caption="../report/editing.rst", category="Representation"
+        ),
         md=out("tables/editing.md"),
-        png=out("figures/editing.png"),
+        png=report(
+            out("figures/editing.png"),
+            caption="../report/editing_figure.rst",
+            category="Representation",
+        ),
         json=out("editing/summary.json"),
-    params:
-        scales=config["editing"]["scales"],
-        steps=config["editing"]["steps"],
-        num_edits=config["editing"]["num_edits"],
-        figure_rows=config["editing"]["figure_rows"],
-    threads: config["threads"]
     log:
         out("logs/editing.log"),
+    conda:
+        "../envs/diled.yaml"
+    threads: config["threads"]
+    params:
+        editing=IMAGE["editing"],
     script:
         "../scripts/editing.py"

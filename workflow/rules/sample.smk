@@ -1,16 +1,18 @@
+# One rule samples every model of every track through the capability interface.
+
+
 rule sample:
     input:
-        model=out("models/{model}.pt"),
-        data=rules.prepare_data.output.data,
+        unpack(sample_inputs),
     output:
-        sets=out("samples/{model}/T{steps}.npz"),
-        manifest=out("samples/{model}/T{steps}.json"),
-    params:
-        num_samples=config["eval"]["num_samples"],
-        alphas=config["eval"]["interp_alphas"],
-        batch_size=config["eval"]["batch_size"],
-    threads: config["threads"]
+        sets=out("samples/{track}/{model}/T{steps}.npz"),
+        manifest=out("samples/{track}/{model}/T{steps}.json"),
     log:
-        out("logs/sample/{model}_T{steps}.log"),
+        out("logs/sample/{track}_{model}_T{steps}.log"),
+    conda:
+        "../envs/diled.yaml"
+    threads: config["threads"]
+    params:
+        eval=lambda wc: VIEWS[wc.track]["eval"],
     script:
         "../scripts/sample.py"

@@ -1,60 +1,86 @@
+# Tables of the image track, each from the registry's rows.
+
+
 rule table6:
     input:
-        [out(f"metrics/{m}/T{s}.json") for m in MODELS for s in model_steps(m)],
+        metric_files("image", models("image")),
     output:
-        csv=out("tables/table6.csv"),
+        csv=report(out("tables/table6.csv"), caption="../report/table6.rst", category="Table 6"),
         md=out("tables/table6.md"),
         tex=out("tables/table6.tex"),
-        figure3=out("figures/figure3.png"),
+        figure3=report(
+            out("figures/figure3.png"), caption="../report/figure3.rst", category="Table 6"
+        ),
     log:
         out("logs/table6.log"),
+    conda:
+        "../envs/diled.yaml"
     script:
         "../scripts/table6.py"
 
 
-def settings_rows():
-    from diled.metrics.settings import settings
-
-    keys = [s.key for s in settings(SETTINGS_CFG["num_samples"], SETTINGS_CFG["downscale"])]
-    return expand(out("fid_settings/rows/{setting}.json"), setting=keys)
-
-
 rule fid_settings:
     input:
-        settings_rows(),
+        expand(out("fid_settings/rows/{setting}.json"), setting=settings_keys()),
     output:
-        csv=out("tables/fid_settings.csv"),
+        csv=report(
+            out("tables/fid_settings.csv"),
+            caption="../report/fid_settings.rst",
+            category="FID settings",
+        ),
         md=out("tables/fid_settings.md"),
-        png=out("figures/fid_settings.png"),
+        png=report(
+            out("figures/fid_settings.png"),
+            caption="../report/fid_settings_figure.rst",
+            category="FID settings",
+        ),
     log:
         out("logs/fid_settings.log"),
+    conda:
+        "../envs/diled.yaml"
     script:
         "../scripts/fid_settings.py"
 
 
 rule training_cost:
     input:
-        expand(out("models/{stage}.json"), stage=["ddim", "diffae_autoencoder", "diffae", "diled", "ldm_autoencoder", "ldm", "cmcd", *ABLATION_ONLY]),
+        training_manifests("image"),
     output:
-        csv=out("tables/training_cost.csv"),
+        csv=report(
+            out("tables/training_cost.csv"), caption="../report/training_cost.rst", category="Cost"
+        ),
         md=out("tables/training_cost.md"),
     log:
         out("logs/training_cost.log"),
+    conda:
+        "../envs/diled.yaml"
     script:
         "../scripts/training_cost.py"
 
 
 rule w_ablation:
     input:
-        metrics=[out(f"metrics/{m}/T{config['w_ablation']['steps']}.json") for m in W_MODELS],
-        probe=expand(out("probe/{model}.npz"), model=W_MODELS),
-        models=expand(out("models/{model}.json"), model=W_MODELS),
+        metrics=expand(
+            out("metrics/image/{model}/T{steps}.json"),
+            model=w_models(),
+            steps=IMAGE["w_ablation"]["steps"],
+        ),
+        probe=expand(out("probe/image/{model}.npz"), model=w_models()),
+        models=[stage_file("image", m, "train", "json") for m in w_models()],
     output:
-        csv=out("tables/w_ablation.csv"),
+        csv=report(
+            out("tables/w_ablation.csv"), caption="../report/w_ablation.rst", category="Ablation"
+        ),
         md=out("tables/w_ablation.md"),
-        png=out("figures/w_ablation.png"),
-    threads: config["threads"]
+        png=report(
+            out("figures/w_ablation.png"),
+            caption="../report/w_ablation_figure.rst",
+            category="Ablation",
+        ),
     log:
         out("logs/w_ablation.log"),
+    conda:
+        "../envs/diled.yaml"
+    threads: config["threads"]
     script:
         "../scripts/w_ablation.py"

@@ -1,9 +1,11 @@
 rule weights:
     output:
         out("weights/verified.json"),
-    params:
-        artifacts=["fid-inception", "torch-fidelity-inception", "lpips-alexnet"],
     log:
         out("logs/weights.log"),
+    conda:
+        "../envs/diled.yaml"
+    params:
+        artifacts=["fid-inception", "torch-fidelity-inception", "lpips-alexnet"],
     script:
         "../scripts/weights.py"

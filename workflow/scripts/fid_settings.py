@@ -12,7 +12,7 @@ for r in rows:
     r["_path"] = os.path.relpath(r["_path"], job.config["outdir"])
 df = settings.table(rows)
 base = next(r for r in rows if r["key"] == "base")
-cfg = job.config["fid_settings"]
+cfg = job.view["fid_settings"]
 source = cfg["images"] or f"{base['counts']['generated']} samples of `{cfg['model']}` at T={cfg['steps']} (float outputs, quantized per protocol)"
 notes = [
     f"Generated set: {source}; content sha256 of the base row's uint8 images `{base['generated']['content_sha256'][:16]}`.",

@@ -1,9 +1,10 @@
-"""Prepare the embedded MNIST-32 dataset and its card."""
-from diled.data import mnist
+"""Prepare a track's dataset (through its codec) and write the dataset card."""
+from diled import codecs
 from diled.jobs import Job
 
 job = Job(snakemake)
-card = mnist.prepare(snakemake.output.data, snakemake.params.reference_size, snakemake.params.split_seed)
-job.log(f"prepared {card['split']['train']} train / {card['split']['reference']} reference images, sha256 {card['sha256']}")
+codec = codecs.for_track(job.track, job.view)
+card = codec.prepare(snakemake.output.data, snakemake.params.data)
+job.log(f"prepared {card['split']['train']} train / {card['split']['reference']} reference items, sha256 {card['sha256']}")
 card["manifest"] = job.manifest()
-mnist.write_card(card, snakemake.output.card)
+codec.write_card(card, snakemake.output.card)

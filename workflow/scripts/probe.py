@@ -8,16 +8,22 @@ from diled import probe
 from diled.files import atomic_path
 from diled.jobs import Job
 from diled.manifest import write_json
-from diled.tables import DISPLAY
+from diled.registry import resolve
 
 job = Job(snakemake)
+
+
+def display(name: str) -> str:
+    return resolve("image", name, job.view).spec.display
+
+
 results, latents = [], {}
 for npz, meta in zip(snakemake.input.npz, snakemake.input.json):
     info = json.loads(Path(meta).read_text())
     with np.load(npz) as f:
         res = probe.linear_probe(f["train_z"], f["train_y"], f["ref_z"], f["ref_y"], job.config["seed"])
-        latents[DISPLAY[info["model"]]] = (f["ref_z"], f["ref_y"])
-    results.append({"model": DISPLAY[info["model"]], "representation": info["representation"], **res})
+        latents[display(info["model"])] = (f["ref_z"], f["ref_y"])
+    results.append({"model": display(info["model"]), "representation": info["representation"], **res})
     job.log(f"{info['model']}: probe accuracy {res['test_accuracy']:.4f} (train {res['train_accuracy']:.4f})")
 df = probe.probe_table(results)
 with atomic_path(snakemake.output.csv) as tmp:
@@ -30,6 +36,7 @@ notes = [
 with atomic_path(snakemake.output.md) as tmp:
     tmp.write_text("# Linear probe: digit class from each model's representation\n\n" + df.to_markdown(index=False) + "\n\n"
                    + "\n".join(f"- {n}" for n in notes) + "\n")
-probe.projection_figure({k: latents[k] for k in ("DiLED", "DiffAE", "LDM", "DDIM") if k in latents}, snakemake.output.png,
+first = [k for k in latents if k == "DiLED"]  # DiLED first, beside every other represented model
+probe.projection_figure({k: latents[k] for k in first + [k for k in latents if k not in first]}, snakemake.output.png,
                         "Held-out latents (PCA of standardized representation), coloured by digit")
 write_json({"results": results, "manifest": job.manifest()}, snakemake.output.json)

@@ -1,11 +1,11 @@
 """Inception statistics of the held-out reference set, tagged with the protocol digest (features cached)."""
-from diled.data import mnist
+from diled import codecs
 from diled.jobs import Job
 from diled.metrics import fid
 
 job = Job(snakemake)
 protocol = fid.get_protocol(snakemake.params.protocol)
-images = mnist.reference_images(snakemake.input.data, "held-out")
+images = codecs.for_track("image", job.view).reference_images(snakemake.input.data, "held-out")
 stats = fid.statistics(images, protocol, job.device, snakemake.params.batch_size, desc="reference", role="reference")
 stats.save(snakemake.output[0])
 job.log(f"reference statistics of {stats.count} images under protocol {protocol.label} in {job.wall_s:.1f} s")

@@ -6,5 +6,7 @@ from diled.jobs import Job
 
 job = Job(snakemake)
 sets = {int(t): dict(np.load(p)) for t, p in zip(snakemake.params.steps, snakemake.input)}
-figures.sample_grid(sets, snakemake.wildcards.model, snakemake.params.grid_count, snakemake.output[0])
+from diled.registry import resolve  # noqa: E402
+
+figures.sample_grid(sets, resolve("image", snakemake.wildcards.model, job.view).spec.display, snakemake.params.grid_count, snakemake.output[0])
 job.log(f"wrote {snakemake.output[0]}")

@@ -14,4 +14,4 @@ with torch.no_grad():
     x = torch.cat([model.generate(seeds[i : i + bs], steps).float().cpu() for i in range(0, n, bs)])
 with atomic_path(snakemake.output[0]) as tmp:
     torch.save(x, tmp)
-job.log(f"{ckpt['name']}: {n} images at T={steps} in {job.wall_s:.1f} s (range {x.min():.3f}..{x.max():.3f})")
+job.log(f"{ckpt.get('info', {}).get('variant', ckpt['name'])}: {n} images at T={steps} in {job.wall_s:.1f} s (range {x.min():.3f}..{x.max():.3f})")

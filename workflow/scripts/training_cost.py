@@ -7,12 +7,12 @@ from diled.files import atomic_path
 from diled.jobs import Job
 
 job = Job(snakemake)
-manifests = {Path(p).stem: json.loads(Path(p).read_text()) for p in snakemake.input}
+manifests = {f"{Path(p).parent.name}/{Path(p).stem}": json.loads(Path(p).read_text()) for p in snakemake.input}
 df = tables.training_cost(manifests)
 with atomic_path(snakemake.output.csv) as tmp:
     df.to_csv(tmp, index=False)
 notes = [
-    "Measured by the training jobs of this run (their manifests: models/<stage>.json); wall time counts only the steps run "
+    "Measured by the training jobs of this run (their manifests: models/<track>/<model>/<stage>.json); wall time counts only the steps run "
     "in the last invocation (a resumed run reports its remainder; `resumed from step` says so).",
     "Totals: a model's stages, including the DiffAE stages DiLED is fine-tuned from.",
     "Jobs ran side by side (Snakemake `--cores`), so per-step times include contention with concurrent jobs.",

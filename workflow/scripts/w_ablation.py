@@ -10,7 +10,9 @@ from diled.jobs import Job
 
 job = Job(snakemake)
 records = tables.load_records(snakemake.input.metrics)
-ws = [json.loads(Path(p).read_text())["training"]["w"] for p in snakemake.input.models]
+cfg = job.view
+ws = [json.loads(Path(p).read_text())["training"]["overrides"].get("models.diled.w", cfg["models"]["diled"]["w"])
+      for p in snakemake.input.models]
 accs = []
 for npz in snakemake.input.probe:
     with np.load(npz) as f:
@@ -18,7 +20,7 @@ for npz in snakemake.input.probe:
 df = tables.w_ablation(records, accs, ws)
 with atomic_path(snakemake.output.csv) as tmp:
     df.to_csv(tmp, index=False)
-first, cfg = records[0], job.config
+first = records[0]
 notes = [
     f"Each w fine-tunes DiLED from the same trained DiffAE for {cfg['models']['diled']['train']['steps']} steps with the same "
     "seed, batches and noise; only the loss weight w * L_latent + (2 - w) * L_decoder differs. The configured "

@@ -21,7 +21,7 @@ with np.load(snakemake.input.sets) as sets:
 job.log(f"{tag} reconstruction: " + ", ".join(f"{k} {v:.4f}" for k, v in rec_metrics.items()))
 sample_manifest = json.load(open(snakemake.input.sample_manifest))
 write_json({
-    "model": snakemake.wildcards.model, "steps": int(snakemake.wildcards.steps), "fid": scores, "counts": counts,
+    "track": "image", "model": snakemake.wildcards.model, "steps": int(snakemake.wildcards.steps), "fid": scores, "counts": counts,
     "recon": rec_metrics, "recon_definition": "LPIPS v0.1 AlexNet on [-1, 1] (spatial mean), MSE/PSNR/SSIM on [0, 1]; "
     "uint8 reconstructions vs their uint8 sources, mean over images",
     "reference_count": reference.count, "protocol": {**protocol.record(), "digest": protocol.digest},

@@ -1,0 +1,74 @@
+"""One codec per modality: stored data <-> model tensors <-> what the metrics read.
+
+Workflow scripts talk to data only through a codec, so no script imports a dataset module and the
+conversions (e.g. uint8 quantisation of images) are written once. A track's config names its
+dataset (``<track>.data.dataset``); the codec loads that dataset's module on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import torch
+
+# Dataset name -> module with prepare(out, reference_size, split_seed) -> card, write_card(card, path),
+# load(path, split), reference_images(path, which, seed) and TOTAL (images before the split).
+DATASETS = {"mnist32": "diled.data.mnist"}
+
+
+class ImageCodec:
+    """uint8 images (N, C, H, W) <-> float tensors in [-1, 1] <-> uint8 images (what FID, LPIPS and PNGs read)."""
+
+    track = "image"
+
+    def __init__(self, dataset: str):
+        if dataset not in DATASETS:
+            raise ValueError(f"unknown image dataset {dataset!r}; known: {sorted(DATASETS)}")
+        self.dataset = dataset
+
+    @property
+    def data(self) -> ModuleType:
+        return importlib.import_module(DATASETS[self.dataset])
+
+    # stored data
+    def prepare(self, out: str | Path, data_config: dict) -> dict:
+        """Write the prepared dataset (``<track>.data`` of the config) and return its card."""
+        return self.data.prepare(out, data_config["reference_size"], data_config["split_seed"])
+
+    def train_size(self, data_config: dict) -> int:
+        """Images in the training split the config's data section gives."""
+        return self.data.TOTAL - data_config["reference_size"]
+
+    def write_card(self, card: dict, path: str | Path) -> None:
+        self.data.write_card(card, path)
+
+    def load(self, path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(uint8 images, labels) of a split."""
+        return self.data.load(path, split)
+
+    def reference_images(self, path: str | Path, which: str = "held-out", seed: int = 0) -> np.ndarray:
+        return self.data.reference_images(path, which, seed)
+
+    # model space
+    @staticmethod
+    def to_model(images: np.ndarray) -> torch.Tensor:
+        """uint8 images -> float32 tensor in [-1, 1]."""
+        return torch.from_numpy(images.astype(np.float32) / 127.5 - 1.0)
+
+    @staticmethod
+    def to_metric(x: torch.Tensor) -> np.ndarray:
+        """[-1, 1] tensor -> uint8 array, rounding to nearest (what saving a PNG does)."""
+        return ((x.detach().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+
+
+CODECS = {"image": ImageCodec}
+
+
+def for_track(track: str, track_config: dict) -> ImageCodec:
+    """The codec of a track, for the dataset its config names."""
+    if track not in CODECS:
+        raise ValueError(f"no codec for track {track!r}; known: {sorted(CODECS)}")
+    return CODECS[track](track_config["data"]["dataset"])

@@ -1,0 +1,159 @@
+"""The configuration: per-track views, the checks the schema cannot express, and run-directory keys.
+
+The config has global keys (``outdir``, ``seed``, ``device``, ``threads``, ``plugins``) and one
+section per track (``image``; ``text`` and ``protein`` as those tracks land). Code that runs one
+track reads a *track view*: the track's section with the global keys merged in. No torch here:
+Snakemake imports this module when it parses the DAG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+
+from diled import registry
+
+GLOBAL_KEYS = ("outdir", "seed", "device", "threads")
+
+
+def track_view(config: dict, track: str) -> dict:
+    """The track's section with the global keys merged in (what builders, trainers and scripts read)."""
+    if track not in config:
+        raise KeyError(f"the config has no {track!r} section")
+    return {**config[track], **{k: config[k] for k in GLOBAL_KEYS}}
+
+
+def tracks(config: dict) -> list[str]:
+    """The tracks the config runs, in the registry's order."""
+    return [t for t in registry.TRACKS if t in config]
+
+
+def stage_config(view: dict, track: str, name: str) -> dict:
+    """The part of a track view that shapes a model's training, and nothing else.
+
+    The workflow keys each run directory (and so Snakemake's rerun decision) by this: changing
+    ``models.cmcd`` re-distills CM-CD but leaves the DDIM teacher, DiffAE, DiLED and LDM runs alone.
+    """
+    spec = registry.resolve(track, name, view).spec
+    keys = {k: view[k] for k in ("seed", "device", *spec.reads)}
+    keys["models"] = {m: view["models"][m] for m in registry.trained_from(spec)}
+    return keys
+
+
+def run_key(view: dict, track: str, name: str, stage: str) -> str:
+    """A short digest of (model, stage, the config that shapes it): the run directory's name suffix."""
+    blob = json.dumps([name, stage, stage_config(view, track, name)], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def schedule_problems(T: int, encode_t: int, intermediate_ts: Sequence[int], steps: Sequence[int] = ()) -> list[str]:
+    """What is wrong with a consistency sampling schedule (empty when nothing is); ``steps``: the step counts to run."""
+    problems = []
+    bad = [t for t in [encode_t, *intermediate_ts] if not 1 <= t < T]
+    if bad:
+        problems.append(f"consistency times {bad} must lie in 1..{T - 1}")
+    if list(intermediate_ts) != sorted(set(intermediate_ts), reverse=True):
+        problems.append(f"intermediate_ts must be distinct and descending, got {list(intermediate_ts)}")
+    for label, start in (("generation", T), ("reconstruction", encode_t)):
+        n_below = len([t for t in intermediate_ts if t < start])
+        if steps and max(steps) > 1 + n_below:
+            problems.append(f"steps {list(steps)}: {label} from t={start} has only {n_below} intermediate_ts below it")
+    return problems
+
+
+def cmcd_problems(view: dict) -> list[str]:
+    """CM-CD's schedule against the teacher's chain."""
+    cm, T = view["models"]["cmcd"], view["net"]["pixel_T"]
+    problems = [f"models.cmcd: {p}" for p in schedule_problems(T, cm["encode_t"], cm["intermediate_ts"], cm["steps"])]
+    if cm["grid"] > T:
+        problems.append(f"models.cmcd.grid ({cm['grid']}) exceeds net.pixel_T ({T})")
+    return problems
+
+
+def ldm_problems(view: dict) -> list[str]:
+    """LDM's latent must be halvable by its latent UNet."""
+    net, m = view["net"], view["models"]["ldm"]
+    levels = len(m["autoencoder_net"]["mults"])
+    latent_size = net["size"] // 2 ** (levels - 1)
+    if net["size"] % 2 ** (levels - 1) or latent_size % 2 ** (len(m["unet"]["mults"]) - 1):
+        return [f"models.ldm: a {net['size']} px image with {levels} autoencoder levels gives a {latent_size} px latent "
+                f"that the latent UNet ({len(m['unet']['mults'])} levels) cannot halve evenly"]
+    return []
+
+
+def image_problems(view: dict) -> list[str]:
+    """Cross-field checks of the image track (its models' own hooks run after these)."""
+    problems = []
+    net, ev = view["net"], view["eval"]
+    t_max = min(net["pixel_T"], view["latent"]["T"])
+    bad_steps = [s for s in ev["sampling_steps"] if s > t_max]
+    if bad_steps:
+        problems.append(f"eval.sampling_steps {bad_steps} exceed the number of training timesteps ({t_max})")
+    if ev["num_samples"] > view["data"]["reference_size"]:
+        problems.append(f"eval.num_samples ({ev['num_samples']}) exceeds data.reference_size "
+                        f"({view['data']['reference_size']}): reconstructions are drawn from the reference set")
+    fs = view["fid_settings"]
+    if fs["steps"] > t_max:
+        problems.append(f"fid_settings.steps ({fs['steps']}) exceeds the number of training timesteps ({t_max})")
+    if fs["adm_reference"] and not fs["adm_reference_sha256"]:
+        problems.append(f"fid_settings.adm_reference is set ({fs['adm_reference']}) but adm_reference_sha256 is not: "
+                        "pin the file you downloaded (sha256sum it once) so every score names its exact reference")
+    for key in ("images", "reference_images", "alternate_reference_images", "adm_reference"):
+        if fs[key] and not os.path.exists(fs[key]):
+            problems.append(f"fid_settings.{key}: {fs[key]} does not exist")
+    if fs["model"] not in registry.names("image", "generate", view):
+        problems.append(f"fid_settings.model {fs['model']!r} is not a generating image model of this config")
+    if view["probe"]["ddim_steps"] > t_max:
+        problems.append(f"probe.ddim_steps ({view['probe']['ddim_steps']}) exceeds the number of training timesteps ({t_max})")
+    from diled.data import mnist  # numpy only: the size of the embedded set
+
+    n_train = mnist.TOTAL - view["data"]["reference_size"]
+    if view["probe"]["train_size"] > n_train:
+        problems.append(f"probe.train_size ({view['probe']['train_size']}) exceeds the training split ({n_train} images)")
+    if view["editing"]["num_edits"] > view["data"]["reference_size"]:
+        problems.append(f"editing.num_edits ({view['editing']['num_edits']}) exceeds data.reference_size ({view['data']['reference_size']})")
+    if view["editing"]["steps"] > t_max:
+        problems.append(f"editing.steps ({view['editing']['steps']}) exceeds the number of training timesteps ({t_max})")
+    if "diled" in view["models"]:
+        if view["w_ablation"]["steps"] not in ev["sampling_steps"]:
+            problems.append(f"w_ablation.steps ({view['w_ablation']['steps']}) must be one of eval.sampling_steps {ev['sampling_steps']} "
+                            "(the configured w's row comes from the main DiLED run)")
+        if float(view["models"]["diled"]["w"]) not in [float(w) for w in view["w_ablation"]["w"]]:
+            problems.append(f"w_ablation.w {view['w_ablation']['w']} must include models.diled.w ({view['models']['diled']['w']})")
+    if view["data"]["dataset"] == "mnist32" and (net["channels"], net["size"]) != (1, 32):
+        problems.append(f"net.channels/size ({net['channels']}, {net['size']}): mnist32 holds 1-channel 32 px images")
+    n_levels = len(net["unet"]["mults"])
+    if net["size"] % 2 ** (n_levels - 1):
+        problems.append(f"net.size {net['size']} is not divisible by 2^{n_levels - 1} (unet.mults)")
+    return problems
+
+
+TRACK_CHECKS = {"image": image_problems}
+
+
+def problems(config: dict) -> list[str]:
+    """Every cross-field problem of a config: per track, then each configured model's own hook."""
+    out = []
+    for track in tracks(config):
+        view = track_view(config, track)
+        unknown = sorted(set(view.get("models", {})) - set(registry.names(track)))
+        if unknown:
+            out.append(f"{track}.models: no registered model {unknown}; registered: {registry.names(track)}")
+            continue
+        out += [f"{track}: {p}" for p in TRACK_CHECKS.get(track, lambda v: [])(view)]
+        for spec in registry.models(track, config=view):
+            if spec.checks:
+                out += [f"{track}: {p}" for p in registry.load_object(spec.checks)(view)]
+    return out
+
+
+def check(config: dict) -> None:
+    """Raise one ValueError listing every problem (before any job runs)."""
+    found = problems(config)
+    if found:
+        raise ValueError("invalid configuration:\n  - " + "\n  - ".join(found))
