@@ -13,20 +13,12 @@ target class; LPIPS to the source measures how much else changed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
-
-from diled.figures import _strip  # noqa: E402
-from diled.files import atomic_path  # noqa: E402
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 
 def pixel_classifier(images: np.ndarray, labels: np.ndarray, seed: int = 0):
@@ -70,25 +62,3 @@ def figure_examples(labels: np.ndarray, n: int) -> np.ndarray:
         members = np.flatnonzero(labels == c)
         rank[members] = np.arange(len(members))
     return np.lexsort((labels, rank))[:n]  # by rank, then class: a round robin over classes
-
-
-def edit_strips(strips: dict[str, np.ndarray], scales: Sequence[float], path: str | Path, title: str,
-                row_labels: Sequence[str] | None = None) -> None:
-    """One panel per model: rows are examples, columns source then each step size (uint8 (E, S+1, H, W))."""
-    fig, axes = plt.subplots(1, len(strips), figsize=(1.0 * (len(scales) + 1) * len(strips) + 1, 0.95 * next(iter(strips.values())).shape[0] + 1),
-                             squeeze=False)
-    for ax, (name, grid) in zip(axes[0], strips.items()):
-        _, s, h, w = grid.shape
-        img = np.concatenate([_strip(row[:, None], s) for row in grid])
-        ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        ax.set_xticks([(w + 2) * (i + 0.5) for i in range(s)], ["source", *[f"s={v:g}" for v in scales]], fontsize=7)
-        if row_labels is not None and ax is axes[0, 0]:
-            ax.set_yticks([(h + 2) * (i + 0.5) for i in range(len(grid))], list(row_labels)[: len(grid)], fontsize=7)
-        else:
-            ax.set_yticks([])
-        ax.set_title(name, fontsize=10)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)

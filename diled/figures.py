@@ -1,7 +1,11 @@
-"""Figures: sample / reconstruction / interpolation grids."""
+"""The one figure module: sample grids, Figure 3, the w ablation, latent projections, edit strips, FID-settings bars.
+
+Every figure is written atomically (a failed job leaves no half-written PNG).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -98,6 +102,68 @@ def w_ablation_figure(df, path: str | Path) -> None:
     ax2.set_ylabel("linear-probe accuracy")
     ax2.grid(alpha=0.3)
     fig.suptitle("DiLED's w: generation vs. representation", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+def projection_figure(latents: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str) -> None:
+    """One panel per model: PCA (after standardization) of the held-out latents, coloured by class."""
+    fig, axes = plt.subplots(1, len(latents), figsize=(3.6 * len(latents), 3.6), squeeze=False)
+    for ax, (name, (z, y)) in zip(axes[0], latents.items()):
+        from sklearn.decomposition import PCA
+        from sklearn.preprocessing import StandardScaler
+
+        xy = PCA(n_components=2, random_state=0).fit_transform(StandardScaler().fit_transform(z))
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=y, cmap="tab10", s=6, vmin=-0.5, vmax=9.5)
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(sc, ax=axes[0].tolist(), ticks=range(10), label="digit", shrink=0.8)
+    fig.suptitle(title, fontsize=10)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def edit_strips(strips: dict[str, np.ndarray], scales: Sequence[float], path: str | Path, title: str,
+                row_labels: Sequence[str] | None = None) -> None:
+    """One panel per model: rows are examples, columns source then each step size (uint8 (E, S+1, H, W))."""
+    fig, axes = plt.subplots(1, len(strips), figsize=(1.0 * (len(scales) + 1) * len(strips) + 1, 0.95 * next(iter(strips.values())).shape[0] + 1),
+                             squeeze=False)
+    for ax, (name, grid) in zip(axes[0], strips.items()):
+        _, s, h, w = grid.shape
+        img = np.concatenate([_strip(row[:, None], s) for row in grid])
+        ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_xticks([(w + 2) * (i + 0.5) for i in range(s)], ["source", *[f"s={v:g}" for v in scales]], fontsize=7)
+        if row_labels is not None and ax is axes[0, 0]:
+            ax.set_yticks([(h + 2) * (i + 0.5) for i in range(len(grid))], list(row_labels)[: len(grid)], fontsize=7)
+        else:
+            ax.set_yticks([])
+        ax.set_title(name, fontsize=10)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+def fid_settings_bars(df, path: str | Path, title: str) -> None:
+    """Horizontal bars of FID per setting, presets on top, the pytorch-fid value as a dashed line."""
+    labels = [f"{g.replace('one factor: ', '')}: {s}" if g != "preset" else f"preset: {s}" for g, s in zip(df["group"], df["setting"])]
+    colors = ["#4c72b0" if g == "preset" else "#dd8452" for g in df["group"]]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(df) + 1.2))
+    y = range(len(df))[::-1]
+    ax.barh(list(y), df["FID"], color=colors)
+    base = df.loc[df["setting"] == "pytorch-fid", "FID"].iloc[0]
+    ax.axvline(base, color="k", ls="--", lw=1)
+    for yi, v, d in zip(y, df["FID"], df["Δ %"]):
+        ax.text(v, yi, f" {v:.2f} ({d:+.1f}%)", va="center", fontsize=8)
+    ax.set_yticks(list(y), [lbl[:60] for lbl in labels], fontsize=8)
+    ax.set_xlabel("FID (lower is better)")
+    ax.set_xlim(0, df["FID"].max() * 1.25)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)

@@ -10,20 +10,12 @@ feature with the training statistics (``StandardScaler``), so no model gains fro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
-
-from diled.files import atomic_path  # noqa: E402
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 
 def representations(model: torch.nn.Module, x: torch.Tensor, steps: int, batch_size: int, desc: str = "encode") -> np.ndarray:
@@ -42,22 +34,6 @@ def linear_probe(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray, t
     clf.fit(train_z, train_y)
     return {"test_accuracy": float(clf.score(test_z, test_y)), "train_accuracy": float(clf.score(train_z, train_y)),
             "train_size": int(len(train_y)), "test_size": int(len(test_y)), "dim": int(train_z.shape[1])}
-
-
-def projection_figure(latents: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str) -> None:
-    """One panel per model: PCA (after standardization) of the held-out latents, coloured by class."""
-    fig, axes = plt.subplots(1, len(latents), figsize=(3.6 * len(latents), 3.6), squeeze=False)
-    for ax, (name, (z, y)) in zip(axes[0], latents.items()):
-        xy = PCA(n_components=2, random_state=0).fit_transform(StandardScaler().fit_transform(z))
-        sc = ax.scatter(xy[:, 0], xy[:, 1], c=y, cmap="tab10", s=6, vmin=-0.5, vmax=9.5)
-        ax.set_title(name, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(sc, ax=axes[0].tolist(), ticks=range(10), label="digit", shrink=0.8)
-    fig.suptitle(title, fontsize=10)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
 
 
 def subset(n_total: int, n: int, seed: int) -> np.ndarray:

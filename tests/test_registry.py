@@ -89,7 +89,7 @@ def test_a_plugin_model_joins_the_dag_with_its_module_and_config_section_only(tm
     cfg["image"]["models"]["toy"] = TOY_SECTION
     (tmp_path / "toy.yaml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "-n",
+    res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow" / "Snakefile"), "--directory", str(tmp_path), "-n",
                           f"--configfile={tmp_path / 'toy.yaml'}", "--cores", "1", "all"], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     for path in ("models/image/toy/train.pt", "samples/image/toy/T2.npz", "samples/image/toy/T5.npz",

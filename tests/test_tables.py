@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diled import probe, tables
+from diled import figures, probe, tables
 
 
 def _df(rows):
@@ -33,12 +33,23 @@ def test_model_without_t_is_bold_only_if_it_beats_every_t():
     assert tables.bold_mask(df).at[2, "Gen FID"]
 
 
-def test_markdown_and_latex_cells():
+def test_markdown_and_latex_cells(tmp_path):
     df = _df([{"model": "DDIM", "T": 10, "Gen FID": 5.0}, {"model": "DiLED", "T": 10, "Gen FID": 4.0}])
-    md = tables.to_markdown(df, ["a note"])
+    df["manifest"] = ["a.json", "b.json", float("nan")]
+    paths = {k: tmp_path / f"t.{k}" for k in ("csv", "md", "tex")}
+    tables.write_table6(df, ["a note"], caption="cap", **paths)
+    md, tex = paths["md"].read_text(), paths["tex"].read_text()
     assert "**4.00**" in md and "| X " in md and "not run" in md and "- X: not run: why" in md and "n/a" in md
-    tex = tables.to_latex(df, "cap")
-    assert "\\textbf{4.00}" in tex and "X & -- & not run" in tex and "$\\alpha$" in tex
+    assert md.index("lower is better") < md.index("- X: not run") < md.index("- a note")
+    assert "\\textbf{4.00}" in tex and "X & -- & not run" in tex and "$\\alpha$" in tex and "\\caption{cap}" in tex
+    assert pd.read_csv(paths["csv"])["Gen FID"].tolist()[:2] == [5.0, 4.0]
+
+
+def test_write_table_writes_what_it_is_asked_and_nothing_else(tmp_path):
+    df = pd.DataFrame({"model": ["A", "B"], "score": [1.5, 2.0]})
+    tables.write_table(df, title="T", notes=["n1", "n2"], md=tmp_path / "t.md")
+    assert (tmp_path / "t.md").read_text() == "# T\n\n" + df.to_markdown(index=False) + "\n\n- n1\n- n2\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.md"]
 
 
 def test_linear_probe_separable_and_chance():
@@ -86,7 +97,7 @@ def test_edit_figure_shows_one_example_per_class_before_repeating(tmp_path):
     assert editing.figure_examples(labels, 20).tolist() == [0, 3, 5, 1, 4, 6, 2, 7, 8]
     assert editing.figure_examples(labels[::-1], 3).tolist() == [6, 4, 0]  # first occurrence within each class
     strips = {"A": np.zeros((3, 3, 8, 8), np.uint8), "B": np.full((3, 3, 8, 8), 255, np.uint8)}
-    editing.edit_strips(strips, [1, 2], tmp_path / "e.png", "t", ["0 -> 1", "1 -> 2", "3 -> 4"])
+    figures.edit_strips(strips, [1, 2], tmp_path / "e.png", "t", ["0 -> 1", "1 -> 2", "3 -> 4"])
     assert (tmp_path / "e.png").stat().st_size > 1000
 
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow" / "Snakefile")]
 
 
 def snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -79,6 +79,19 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     main = df[(df["model"] == "DiLED") & (df["T"] == cfg["w_ablation"]["steps"])]
     assert w.loc[w["w"] == cfg["models"]["diled"]["w"], "Gen FID"].item() == main["Gen FID"].item()  # the main run, reused
     assert (out / "figures/w_ablation.png").stat().st_size > 5000
+
+
+@pytest.mark.smoke
+def test_report_renders_every_table_and_figure(smoke_runs):
+    """`snakemake --report` (no target: `all` is the default) writes one self-contained HTML file."""
+    workdir = smoke_runs[0].parent.parent
+    res = snakemake(workdir, "--configfile=" + str(ROOT / "config/smoke.yaml"), "--report", "results/smoke/report.html")
+    assert res.returncode == 0, res.stderr[-3000:]
+    html = (smoke_runs[0] / "report.html").read_text()
+    assert len(html) > 100_000
+    for name in ("table6.csv", "figure3.png", "fid_settings.csv", "training_cost.csv", "probe.csv", "editing.png",
+                 "w_ablation.png", "diled_grid.png", "mnist32.card.md"):
+        assert name in html, name
 
 
 @pytest.mark.smoke

@@ -79,35 +79,3 @@ def _row(group: str, setting: str, r: dict, base: float) -> dict:
         "protocol": f"{r['protocol']}:{r['protocol_digest']}",
         "record": r["_path"],
     }
-
-
-def to_markdown(df: pd.DataFrame, notes: Sequence[str]) -> str:
-    lines = ["# FID settings: one fixed set of generated images, scored under each evaluation setting", ""]
-    lines.append(df.drop(columns=["record"]).to_markdown(index=False))
-    lines += ["", *[f"- {n}" for n in notes]]
-    return "\n".join(lines) + "\n"
-
-
-def bar_chart(df: pd.DataFrame, path: str, title: str) -> None:
-    """Horizontal bars of FID per setting, presets on top, the pytorch-fid value as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = [f"{g.replace('one factor: ', '')}: {s}" if g != "preset" else f"preset: {s}" for g, s in zip(df["group"], df["setting"])]
-    colors = ["#4c72b0" if g == "preset" else "#dd8452" for g in df["group"]]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(df) + 1.2))
-    y = range(len(df))[::-1]
-    ax.barh(list(y), df["FID"], color=colors)
-    base = df.loc[df["setting"] == "pytorch-fid", "FID"].iloc[0]
-    ax.axvline(base, color="k", ls="--", lw=1)
-    for yi, v, d in zip(y, df["FID"], df["Δ %"]):
-        ax.text(v, yi, f" {v:.2f} ({d:+.1f}%)", va="center", fontsize=8)
-    ax.set_yticks(list(y), [lbl[:60] for lbl in labels], fontsize=8)
-    ax.set_xlabel("FID (lower is better)")
-    ax.set_xlim(0, df["FID"].max() * 1.25)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -2,9 +2,8 @@
 import numpy as np
 import pandas as pd
 
-from diled import codecs, editing, pipeline, probe
+from diled import codecs, editing, figures, pipeline, probe, tables
 from diled.diffusion import derive_seed
-from diled.files import atomic_path
 from diled.jobs import Job
 from diled.manifest import write_json
 from diled.metrics import recon
@@ -44,8 +43,6 @@ for path, latents in zip(list(snakemake.input.models), list(snakemake.input.late
     strips[name] = np.stack(grid, 1)[shown]
     job.log(f"{name}: " + ", ".join(f"s={r['step size']:g}: {r['success (judge says target)']:.2f}" for r in rows if r["model"] == name))
 df = pd.DataFrame(rows)
-with atomic_path(snakemake.output.csv) as tmp:
-    df.to_csv(tmp, index=False)
 notes = [
     f"{len(pick)} seeded held-out digits, each edited from its class a towards a + 1 (mod 10); direction: difference of the "
     "two classes' weight vectors of a logistic regression on the standardized latents of the probe's training images, unit length; "
@@ -54,9 +51,8 @@ notes = [
     "LPIPS v0.1 (AlexNet) between the edit and its source. LDM's latent (c x h x w, flattened) is scaled by one global "
     "std, not per dimension, so its step sizes are in that unit; its decoder is deterministic (no x_T).",
 ]
-with atomic_path(snakemake.output.md) as tmp:
-    tmp.write_text("# Latent editing: class arithmetic on the semantic latent\n\n" + df.to_markdown(index=False) + "\n\n"
-                   + "\n".join(f"- {n}" for n in notes) + "\n")
-editing.edit_strips(strips, p["scales"], snakemake.output.png, f"Edits towards the next digit (a -> a+1), T = {p['steps']}",
+tables.write_table(df, title="Latent editing: class arithmetic on the semantic latent", notes=notes,
+                   csv=snakemake.output.csv, md=snakemake.output.md)
+figures.edit_strips(strips, p["scales"], snakemake.output.png, f"Edits towards the next digit (a -> a+1), T = {p['steps']}",
                     [f"{a} -> {b}" for a, b in zip(src_y[shown], target[shown])])
 write_json({"rows": rows, "judge_accuracy": judge_acc, "manifest": job.manifest()}, snakemake.output.json)

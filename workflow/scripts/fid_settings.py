@@ -1,8 +1,7 @@
 """The FID-settings table (CSV, Markdown) and bar chart from the per-setting records."""
 import os
 
-from diled import tables
-from diled.files import atomic_path
+from diled import figures, tables
 from diled.jobs import Job
 from diled.metrics import settings
 
@@ -24,10 +23,7 @@ notes = [
     "in the row's JSON (`record`), with the job manifest (config hash, commit, versions, hardware, seed, wall time).",
     "Small-sample FID is biased upward and noisy; the table shows how far each setting alone moves one score.",
 ]
-with atomic_path(snakemake.output.csv) as tmp:
-    df.to_csv(tmp, index=False)
-with atomic_path(snakemake.output.md) as tmp:
-    tmp.write_text(settings.to_markdown(df, notes))
-with atomic_path(snakemake.output.png) as tmp:
-    settings.bar_chart(df, str(tmp), f"FID of one fixed set under each setting ({base['counts']['generated']} vs {base['counts']['reference']} images)")
+tables.write_table(df, title="FID settings: one fixed set of generated images, scored under each evaluation setting", notes=notes,
+                   csv=snakemake.output.csv, md=snakemake.output.md, shown=df.drop(columns=["record"]))
+figures.fid_settings_bars(df, snakemake.output.png, f"FID of one fixed set under each setting ({base['counts']['generated']} vs {base['counts']['reference']} images)")
 job.log("\n" + df.drop(columns=["record"]).to_string(index=False))

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diled import probe
-from diled.files import atomic_path
+from diled import figures, probe, tables
 from diled.jobs import Job
 from diled.manifest import write_json
 from diled.registry import resolve
@@ -26,17 +25,14 @@ for npz, meta in zip(snakemake.input.npz, snakemake.input.json):
     results.append({"model": display(info["model"]), "representation": info["representation"], **res})
     job.log(f"{info['model']}: probe accuracy {res['test_accuracy']:.4f} (train {res['train_accuracy']:.4f})")
 df = probe.probe_table(results)
-with atomic_path(snakemake.output.csv) as tmp:
-    df.to_csv(tmp, index=False)
 notes = [
     f"Logistic regression (scikit-learn, lbfgs, max_iter 2000) on standardized representations of {results[0]['train_size']} "
     f"seeded training images; accuracy on the {results[0]['test_size']} held-out images (digit class, chance 0.1).",
     "CM-CD has no encoder (its 'encoding' is a noised image), so it has no representation to probe.",
 ]
-with atomic_path(snakemake.output.md) as tmp:
-    tmp.write_text("# Linear probe: digit class from each model's representation\n\n" + df.to_markdown(index=False) + "\n\n"
-                   + "\n".join(f"- {n}" for n in notes) + "\n")
+tables.write_table(df, title="Linear probe: digit class from each model's representation", notes=notes,
+                   csv=snakemake.output.csv, md=snakemake.output.md)
 first = [k for k in latents if k == "DiLED"]  # DiLED first, beside every other represented model
-probe.projection_figure({k: latents[k] for k in first + [k for k in latents if k not in first]}, snakemake.output.png,
+figures.projection_figure({k: latents[k] for k in first + [k for k in latents if k not in first]}, snakemake.output.png,
                         "Held-out latents (PCA of standardized representation), coloured by digit")
 write_json({"results": results, "manifest": job.manifest()}, snakemake.output.json)

@@ -1,6 +1,5 @@
 """Assemble Table 6 (CSV, Markdown, LaTeX) and Figure 3 from the per-(model, T) metric records."""
 from diled import figures, registry, tables
-from diled.files import atomic_path
 from diled.jobs import Job
 
 job = Job(snakemake)
@@ -25,13 +24,8 @@ notes = [
     "Each row's `manifest` is its metric record: protocol, counts, training info, and the job manifest "
     "(config hash, git commit, package versions, hardware, seed, wall time).",
 ]
-with atomic_path(snakemake.output.csv) as tmp:
-    df.to_csv(tmp, index=False)
-with atomic_path(snakemake.output.md) as tmp:
-    tmp.write_text(tables.to_markdown(df, notes))
 caption = (f"Embedded reproduction of Table 6 ({first['counts']['gen']} images per FID set vs {first['reference_count']} "
            f"reference images, protocol {first['protocol']['name']}:{first['protocol']['digest']}).")
-with atomic_path(snakemake.output.tex) as tmp:
-    tmp.write_text(tables.to_latex(df, caption))
+tables.write_table6(df, notes, snakemake.output.csv, snakemake.output.md, snakemake.output.tex, caption)
 figures.figure3(df, snakemake.output.figure3)
 job.log("\n" + df.to_string(index=False))

@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 
 from diled import figures, probe, tables
-from diled.files import atomic_path
 from diled.jobs import Job
 
 job = Job(snakemake)
@@ -18,8 +17,6 @@ for npz in snakemake.input.probe:
     with np.load(npz) as f:
         accs.append(probe.linear_probe(f["train_z"], f["train_y"], f["ref_z"], f["ref_y"], job.config["seed"])["test_accuracy"])
 df = tables.w_ablation(records, accs, ws)
-with atomic_path(snakemake.output.csv) as tmp:
-    df.to_csv(tmp, index=False)
 first = records[0]
 notes = [
     f"Each w fine-tunes DiLED from the same trained DiffAE for {cfg['models']['diled']['train']['steps']} steps with the same "
@@ -29,8 +26,7 @@ notes = [
     f"`{first['protocol']['name']}` (digest `{first['protocol']['digest']}`), T = {first['steps']} DDIM steps.",
     "Probe accuracy: the linear probe of tables/probe.md (same split and classifier) on each w's standardized encoder mean.",
 ]
-with atomic_path(snakemake.output.md) as tmp:
-    tmp.write_text("# DiLED's w: generation, reconstruction, interpolation and representation\n\n"
-                   + df.to_markdown(index=False) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
+tables.write_table(df, title="DiLED's w: generation, reconstruction, interpolation and representation", notes=notes,
+                   csv=snakemake.output.csv, md=snakemake.output.md)
 figures.w_ablation_figure(df, snakemake.output.png)
 job.log("\n" + df.to_string(index=False))
