@@ -28,7 +28,7 @@ class Encodes(Protocol):
         """The representation of x0 (an encoder mean, or an inverted x_T)."""
         ...
 
-    def decode(self, z: torch.Tensor, steps: int | None = None, seeds: Sequence[int] | None = None) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, steps: int, seeds: Sequence[int]) -> torch.Tensor:
         """Data from a representation; ``seeds`` fix the decoder's own noise."""
         ...
 

@@ -120,3 +120,17 @@ def test_a_plugin_model_trains_and_samples_through_the_generic_pipeline(tmp_path
     from diled import tables
 
     assert tables.display("image", "toy") == "Toy"
+
+
+def test_config_problems_run_each_models_own_hook():
+    from diled import config
+
+    assert config.problems(SMOKE) == []
+    bad = yaml.safe_load(yaml.safe_dump(SMOKE))
+    bad["image"]["models"]["cmcd"]["intermediate_ts"] = [150, 350]
+    bad["image"]["models"]["ldm"]["unet"]["mults"] = [1, 2, 2, 2, 2]
+    found = config.problems(bad)
+    assert any(p.startswith("image: models.cmcd: intermediate_ts must be distinct and descending") for p in found), found
+    assert any(p.startswith("image: models.ldm: a 32 px image") for p in found), found
+    del bad["image"]["models"]["cmcd"]  # a model left out of the config is not run, so its hook is not asked
+    assert not any("cmcd" in p for p in config.problems(bad))

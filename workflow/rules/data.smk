@@ -11,6 +11,7 @@ rule prepare_data:
     conda:
         "../envs/diled.yaml"
     params:
-        data=lambda wc: VIEWS[wc.track]["data"],
+        reference_size=lambda wc: VIEWS[wc.track]["data"]["reference_size"],
+        split_seed=lambda wc: VIEWS[wc.track]["data"]["split_seed"],
     script:
         "../scripts/prepare_data.py"

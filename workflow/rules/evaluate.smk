@@ -91,7 +91,11 @@ rule fid_setting:
         "../envs/diled.yaml"
     threads: config["threads"]
     params:
-        settings=IMAGE["fid_settings"],
+        num_samples=IMAGE["fid_settings"]["num_samples"],
+        downscale=IMAGE["fid_settings"]["downscale"],
+        reference_images=IMAGE["fid_settings"]["reference_images"],
+        alternate_reference_images=IMAGE["fid_settings"]["alternate_reference_images"],
+        adm_reference_sha256=IMAGE["fid_settings"]["adm_reference_sha256"],
         batch_size=IMAGE["eval"]["fid"]["batch_size"],
     script:
         "../scripts/fid_setting.py"

@@ -68,6 +68,9 @@ rule editing:
         "../envs/diled.yaml"
     threads: config["threads"]
     params:
-        editing=IMAGE["editing"],
+        scales=IMAGE["editing"]["scales"],
+        steps=IMAGE["editing"]["steps"],
+        num_edits=IMAGE["editing"]["num_edits"],
+        figure_rows=IMAGE["editing"]["figure_rows"],
     script:
         "../scripts/editing.py"

@@ -13,6 +13,8 @@ rule sample:
         "../envs/diled.yaml"
     threads: config["threads"]
     params:
-        eval=lambda wc: VIEWS[wc.track]["eval"],
+        num_samples=lambda wc: VIEWS[wc.track]["eval"]["num_samples"],
+        alphas=lambda wc: VIEWS[wc.track]["eval"]["interp_alphas"],
+        batch_size=lambda wc: VIEWS[wc.track]["eval"]["batch_size"],
     script:
         "../scripts/sample.py"

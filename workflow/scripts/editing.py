@@ -10,7 +10,7 @@ from diled.metrics import recon
 from diled.registry import resolve
 
 job = Job(snakemake)
-p, seed = snakemake.params.editing, job.config["seed"]
+p, seed = snakemake.params, job.config["seed"]
 codec = codecs.for_track("image", job.view)
 train_x, train_y = codec.load(snakemake.input.data, "train")
 ref_x, ref_y = codec.load(snakemake.input.data, "reference")
@@ -18,19 +18,19 @@ judge = editing.pixel_classifier(train_x, train_y, seed)
 judge_acc = float((editing.judge(judge, ref_x) == ref_y).mean())
 job.log(f"independent pixel classifier: held-out accuracy {judge_acc:.4f}")
 lp = recon.load_lpips("alex", job.device)
-pick = probe.subset(len(ref_x), p["num_edits"], seed)
+pick = probe.subset(len(ref_x), p.num_edits, seed)
 src_x, src_y = ref_x[pick], ref_y[pick]
 src = codec.to_model(src_x)
 target = (src_y + 1) % 10
 seeds = [derive_seed(seed, "edit", i) for i in range(len(pick))]
-shown = editing.figure_examples(src_y, p["figure_rows"])  # one row per source class, not the first few zeros
+shown = editing.figure_examples(src_y, p.figure_rows)  # one row per source class, not the first few zeros
 rows, strips = [], {}
 for path, latents in zip(list(snakemake.input.models), list(snakemake.input.latents)):
     model, ckpt = pipeline.load_model(path, job.device)
     name = resolve("image", ckpt["name"], job.view).spec.display
     with np.load(latents) as f:
         dirs = editing.class_directions(f["train_z"], f["train_y"], seed)
-    out = editing.edit(model, src, src_y, target, dirs, [0.0, *p["scales"]], p["steps"], seeds)
+    out = editing.edit(model, src, src_y, target, dirs, [0.0, *p.scales], p.steps, seeds)
     grid = [src_x[:, 0]]
     for s, x in out.items():
         imgs = codec.to_metric(x)
@@ -46,13 +46,13 @@ df = pd.DataFrame(rows)
 notes = [
     f"{len(pick)} seeded held-out digits, each edited from its class a towards a + 1 (mod 10); direction: difference of the "
     "two classes' weight vectors of a logistic regression on the standardized latents of the probe's training images, unit length; "
-    f"decoded with T = {p['steps']} DDIM steps and a fixed x_T per image. Step size 0 is the plain reconstruction.",
+    f"decoded with T = {p.steps} DDIM steps and a fixed x_T per image. Step size 0 is the plain reconstruction.",
     f"Judge: logistic regression on the training split's pixels, held-out accuracy {judge_acc:.4f}; success = judge predicts the target.",
     "LPIPS v0.1 (AlexNet) between the edit and its source. LDM's latent (c x h x w, flattened) is scaled by one global "
     "std, not per dimension, so its step sizes are in that unit; its decoder is deterministic (no x_T).",
 ]
 tables.write_table(df, title="Latent editing: class arithmetic on the semantic latent", notes=notes,
                    csv=snakemake.output.csv, md=snakemake.output.md)
-figures.edit_strips(strips, p["scales"], snakemake.output.png, f"Edits towards the next digit (a -> a+1), T = {p['steps']}",
+figures.edit_strips(strips, p.scales, snakemake.output.png, f"Edits towards the next digit (a -> a+1), T = {p.steps}",
                     [f"{a} -> {b}" for a, b in zip(src_y[shown], target[shown])])
 write_json({"rows": rows, "judge_accuracy": judge_acc, "manifest": job.manifest()}, snakemake.output.json)

@@ -5,18 +5,18 @@ from diled.manifest import write_json
 from diled.metrics import fid, settings
 
 job = Job(snakemake)
-p, fs = snakemake.params, snakemake.params.settings
+p = snakemake.params
 codec = codecs.for_track("image", job.view)
-row = {s.key: s for s in settings.settings(fs["num_samples"], fs["downscale"])}[snakemake.wildcards.setting]
+row = {s.key: s for s in settings.settings(p.num_samples, p.downscale)}[snakemake.wildcards.setting]
 protocol = row.protocol
 if protocol.reference == "precomputed":
-    if fs["adm_reference_sha256"]:
-        protocol = protocol.variant(name=protocol.name, reference_sha256=fs["adm_reference_sha256"])
+    if p.adm_reference_sha256:
+        protocol = protocol.variant(name=protocol.name, reference_sha256=p.adm_reference_sha256)
     reference = snakemake.input.adm_reference
 elif protocol.reference_set == "train":
-    reference = fs["alternate_reference_images"] or codec.reference_images(snakemake.input.data, "train", job.config["seed"])
+    reference = p.alternate_reference_images or codec.reference_images(snakemake.input.data, "train", job.config["seed"])
 else:
-    reference = fs["reference_images"] or codec.reference_images(snakemake.input.data, "held-out")
+    reference = p.reference_images or codec.reference_images(snakemake.input.data, "held-out")
 result = fid.fid(snakemake.input.generated, reference, protocol, job.device, p.batch_size)
 job.log(f"{row.key} ({row.change}): FID {result['fid']:.3f} under {result['protocol']} ({result['protocol_digest']})")
 write_json({"key": row.key, "factor": row.factor, "change": row.change, "presets": list(row.presets), **result,

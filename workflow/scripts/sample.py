@@ -8,10 +8,10 @@ from diled.manifest import write_json
 from diled.modalities.image import evaluation_sets
 
 job = Job(snakemake)
-steps, ev = int(snakemake.wildcards.steps), snakemake.params.eval
+steps, p = int(snakemake.wildcards.steps), snakemake.params
 model, ckpt = pipeline.load_model(snakemake.input.model, job.device)
 reference, _ = codecs.for_track(job.track, job.view).load(snakemake.input.data, "reference")
-sets = evaluation_sets(model, reference, steps, ev["num_samples"], ev["interp_alphas"], job.config["seed"], ev["batch_size"],
+sets = evaluation_sets(model, reference, steps, p.num_samples, p.alphas, job.config["seed"], p.batch_size,
                        desc=f"{snakemake.wildcards.model}/T{steps}")
 with atomic_path(snakemake.output.sets) as tmp:
     np.savez(tmp, **sets)
