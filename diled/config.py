@@ -133,7 +133,27 @@ def image_problems(view: dict) -> list[str]:
     return problems
 
 
-TRACK_CHECKS = {"image": image_problems}
+def protein_problems(view: dict) -> list[str]:
+    """Cross-field checks of the protein track."""
+    from diled.data import protein
+
+    problems = []
+    net, data = view["net"], view["data"]
+    if net["length"] != protein.LENGTHS[data["dataset"]]:
+        problems.append(f"net.length ({net['length']}) must be {protein.LENGTHS[data['dataset']]} for {data['dataset']}")
+    if net["dim"] % net["heads"]:
+        problems.append(f"net.dim ({net['dim']}) must be divisible by net.heads ({net['heads']})")
+    if view["eval"]["judge"]["dim"] % view["eval"]["judge"]["heads"]:
+        problems.append("eval.judge.dim must be divisible by eval.judge.heads")
+    if view["optimisation"]["pool"] is not None and view["optimisation"]["pool"] <= view["optimisation"]["hill_k"]:
+        problems.append(f"optimisation.pool ({view['optimisation']['pool']}) must exceed optimisation.hill_k ({view['optimisation']['hill_k']})")
+    root = protein.resolve_root(data["root"])
+    if not root.is_dir():
+        problems.append(f"data.root: {root} does not exist (the protein source files; see config/README.md)")
+    return problems
+
+
+TRACK_CHECKS = {"image": image_problems, "protein": protein_problems}
 
 
 def problems(config: dict) -> list[str]:

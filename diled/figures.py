@@ -168,3 +168,33 @@ def fid_settings_bars(df, path: str | Path, title: str) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
     plt.close(fig)
+
+
+def figure6(panels: dict, path: str | Path) -> None:
+    """Figure 6: PCA of training latents coloured by measured fitness, one panel per model, LatentOps paths on top.
+
+    ``panels`` maps a model's name to (its arrays: ``train_z``, ``train_fitness``, ``traj_latentops_y<y>`` of
+    shape (points, seeds, d); the k-NN R^2 of fitness from z).
+    """
+    from sklearn.decomposition import PCA
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 4.2), squeeze=False)
+    for ax, (name, (arrays, r2)) in zip(axes[0], panels.items()):
+        z, fit = arrays["train_z"], arrays["train_fitness"]
+        pca = PCA(n_components=2, random_state=0).fit(z)
+        xy = pca.transform(z)
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=np.clip(fit, -2, 2), cmap="viridis", s=3, vmin=-2, vmax=2, rasterized=True)
+        keys = sorted(k for k in arrays.files if k.startswith("traj_latentops"))
+        for key, color in zip(keys, plt.cm.autumn(np.linspace(0, 0.8, len(keys)))):
+            path_xy = pca.transform(arrays[key].mean(1))  # the mean over seeds of each ODE time point
+            ax.plot(path_xy[:, 0], path_xy[:, 1], "-o", color=color, ms=2.5, lw=1.2, label=key.removeprefix("traj_latentops_"))
+        ax.set_title(f"{name}  (kNN-10 R² of fitness {r2:.2f})", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if keys:
+            ax.legend(fontsize=7, title="LatentOps target", title_fontsize=7, loc="lower right")
+    fig.colorbar(sc, ax=axes[0].tolist(), label="measured fitness (clipped to ±2)", shrink=0.85)
+    fig.suptitle("Figure 6 (embedded): training latents coloured by fitness, with the mean LatentOps path per target", fontsize=10)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)

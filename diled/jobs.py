@@ -15,11 +15,11 @@ from diled.runtime import resolve_device, setup_torch
 class Job:
     """Wraps Snakemake's ``snakemake`` object for a script; messages go to stderr and the rule's log."""
 
-    def __init__(self, smk: Any):
+    def __init__(self, smk: Any, track: str | None = None):
         self.smk = smk
         self.config: dict = smk.config
         registry.load_plugins(self.config.get("plugins", []))  # models a plugin registers exist in this process too
-        self.track: str = dict(smk.wildcards.items()).get("track", "image")
+        self.track: str = track or dict(smk.wildcards.items()).get("track", "image")
         self.view: dict = track_view(self.config, self.track)  # the track's section with the global keys
         self.t0 = time.perf_counter()
         self.device = resolve_device(self.config.get("device", "auto"))

@@ -132,6 +132,14 @@ class DiLED(LatentAutoencoder):
 
     def loss(self, x0: torch.Tensor, t: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Batch-mean DiLED loss and its parts; t (unless given), encoder and diffusion noise from torch's RNG."""
+        total, parts, _ = self.loss_terms(x0, t)
+        return total.mean(), parts
+
+    def loss_terms(self, x0: torch.Tensor, t: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+        """(per-example loss, its parts as batch means, the encoder sample x1): what ``loss`` averages.
+
+        Subclasses that add a term on the latent sample (the protein model's fitness regressor) read x1 here.
+        """
         if t is None:
             t = obj.sample_timesteps(x0.shape[0], self.schedule.T, x0.device)
         mean = self.encoder_mean(x0)
@@ -144,4 +152,4 @@ class DiLED(LatentAutoencoder):
             total = obj.image_loss(rec, latent, self.w)
         else:
             total = obj.elbo_loss(self.schedule, t, rec, latent, self.w)
-        return total.mean(), {"latent": latent.mean().item(), "rec": rec.mean().item()}
+        return total, {"latent": latent.mean().item(), "rec": rec.mean().item()}, x1

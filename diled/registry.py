@@ -270,3 +270,37 @@ register(ModelSpec(
          "function; interpolation linearly mixes the two noised inputs before it. The official script had its mixing line "
          "commented out, so the paper's CM-CD interpolation columns were plain reconstructions; here the mixing is applied.",
 ))
+
+
+# ----------------------------------------------------------------------------- the built-in protein models
+
+
+def _ancestral_steps(cfg: dict) -> list[int]:
+    return [int(cfg["latent"]["T"])]  # the ancestral latent chain over all T steps
+
+
+register(ModelSpec(
+    name="diled", display="DiLED", track="protein", build="diled.modalities.protein:build_diled",
+    stages=(Stage("train", "diled.modalities.protein:train_diled"),),
+    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent"}),
+    reads=("data", "net", "latent"), steps=_ancestral_steps, representation="encoder mean", step_kind="ancestral steps",
+    note="DiLED: ReLSO's encoder/decoder/regressor, the elbo-form objective (pad-weighted CE averaged over positions, "
+         "divided by T lambda_t, + w l_t with w = {models[diled][w]}) + MSE of the regressor on the latent sample; "
+         "{models[diled][train][steps]} steps at batch {models[diled][train][batch_size]}.",
+))
+register(ModelSpec(
+    name="relso", display="ReLSO (AE)", track="protein", build="baselines.relso:build",
+    stages=(Stage("train", "baselines.relso:train"),),
+    capabilities=frozenset({"encode", "reconstruct", "interpolate", "represent"}),
+    reads=("data", "net"), steps=lambda cfg: [], representation="encoder output (deterministic)",
+    note="ReLSO (AE): the original deterministic ReLSO (Castro et al. 2022): weighted-mean CE + MSE + 0.001 ||z||^2 / 2; "
+         "no prior, so no generation row.",
+))
+register(ModelSpec(
+    name="relso_vae", display="ReLSO-VAE", track="protein", build="baselines.relso:build_vae",
+    stages=(Stage("train", "baselines.relso:train"),),
+    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent"}),
+    reads=("data", "net"), steps=lambda cfg: [1], representation="encoder mean", step_kind="prior draws",
+    note="ReLSO-VAE: the VAE variant the official code trains for generation (--only_vae): fixed encoder variance 0.008, "
+         "KL weight {models[relso_vae][kl_weight]:g}; generation decodes z ~ N(0, I).",
+))

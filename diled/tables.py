@@ -177,28 +177,31 @@ def write_table6(df: pd.DataFrame, notes: Sequence[str], csv: str | Path, md: st
                 source="workflow/scripts/table6.py")
 
 
-def training_cost(manifests: dict[str, dict], track: str = "image") -> pd.DataFrame:
+def training_cost(manifests: dict[str, dict]) -> pd.DataFrame:
     """Per stage: steps, parameters, seconds per step and wall time; per model: the sum over its lineage.
 
-    ``manifests`` maps ``"<model>/<stage>"`` to the stage's job manifest; a model's total covers every
-    stage it is trained from (DiLED: DiffAE's two stages and its own), as the registry's lineage says.
+    ``manifests`` maps ``"<track>/<model>/<stage>"`` to the stage's job manifest; a model's total covers
+    every stage it is trained from (image DiLED: DiffAE's two stages and its own), as the registry's
+    lineage says.
     """
     rows = []
     for key, man in manifests.items():
         t = man["training"]
+        track = key.split("/")[0]
         label = t["stage"] + "".join(f" ({k.rsplit('.', 1)[-1]} = {v:g})" for k, v in t.get("overrides", {}).items())
-        rows.append({"model": display(track, t["model"]), "stage": label, "file": key,
+        rows.append({"track": track, "model": display(track, t["model"]), "stage": label, "file": key,
                      "steps": t["steps"], "parameters": t["parameters"], "ms/step": round(1e3 * t["s_per_step"], 1),
                      "train wall (s)": round(t["train_wall_s"], 1), "resumed from step": t["resumed_from_step"],
                      "torch threads": man["hardware"]["torch_threads"], "device": man["hardware"]["cuda"] or f"CPU ({man['hardware']['machine']})"})
     stages = pd.DataFrame(rows)
     totals = []
-    for spec in registry.models(track):
-        files = [f"{m}/{s}" for m, s in registry.lineage(spec)]
+    for spec in [s for track in dict.fromkeys(stages["track"]) for s in registry.models(track)]:
+        files = [f"{spec.track}/{m}/{s}" for m, s in registry.lineage(spec)]
         part = stages[stages["file"].isin(files)]
         if set(files) - set(part["file"]):
             continue
-        totals.append({"model": spec.display, "stage": "total (" + " + ".join(files) + ")", "file": "",
+        totals.append({"track": spec.track, "model": spec.display,
+                       "stage": "total (" + " + ".join(f.split("/", 1)[1] for f in files) + ")", "file": "",
                        "steps": int(part["steps"].sum()), "parameters": int(part["parameters"].iloc[-1]),
                        "ms/step": float("nan"), "train wall (s)": round(float(part["train wall (s)"].sum()), 1),
                        "resumed from step": int(part["resumed from step"].max()), "torch threads": None, "device": ""})

@@ -76,7 +76,7 @@ def _save(run_dir: Path, step: int, state: dict, keep: int) -> None:
 def train(
     model: nn.Module,
     loss_fn: LossFn,
-    data: torch.Tensor,
+    data: torch.Tensor | tuple[torch.Tensor, ...],
     spec: TrainSpec,
     run_dir: str | Path,
     params: Iterable[nn.Parameter] | None = None,
@@ -93,7 +93,9 @@ def train(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = next(model.parameters()).device
-    data = data.to(device)
+    paired = isinstance(data, (tuple, list))  # (inputs, targets, ...): batches are tuples of the same rows
+    data = tuple(d.to(device) for d in data) if paired else data.to(device)
+    n_rows = len(data[0]) if paired else data.shape[0]
     params = list(params) if params is not None else [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=spec.lr)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
@@ -115,12 +117,13 @@ def train(
     loss_value = float("nan")
     for step in bar:
         g = torch.Generator(device="cpu").manual_seed(derive_seed(spec.seed, "batch", step))
-        idx = torch.randint(0, data.shape[0], (spec.batch_size,), generator=g).to(device)
+        idx = torch.randint(0, n_rows, (spec.batch_size,), generator=g).to(device)
         torch.manual_seed(derive_seed(spec.seed, "step", step))
         lr = spec.lr * min(1.0, (step + 1) / spec.warmup) if spec.warmup else spec.lr
         for group in opt.param_groups:
             group["lr"] = lr
-        loss, parts = loss_fn(model, data[idx], ema) if ema_target else loss_fn(model, data[idx])
+        batch = tuple(d[idx] for d in data) if paired else data[idx]
+        loss, parts = loss_fn(model, batch, ema) if ema_target else loss_fn(model, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}")
         opt.zero_grad(set_to_none=True)

@@ -128,7 +128,7 @@ def test_config_problems_run_each_models_own_hook():
     assert config.problems(SMOKE) == []
     bad = yaml.safe_load(yaml.safe_dump(SMOKE))
     bad["image"]["models"]["cmcd"]["intermediate_ts"] = [150, 350]
-    bad["image"]["models"]["ldm"]["unet"]["mults"] = [1, 2, 2, 2, 2]
+    bad["image"]["models"]["ldm"]["unet"]["mults"] = [1, 2, 2, 2, 2, 2]  # a 16 px latent cannot be halved 5 times
     found = config.problems(bad)
     assert any(p.startswith("image: models.cmcd: intermediate_ts must be distinct and descending") for p in found), found
     assert any(p.startswith("image: models.ldm: a 32 px image") for p in found), found

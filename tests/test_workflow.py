@@ -72,13 +72,37 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     assert list(probe["model"]) == ["DDIM", "DiffAE", "DiLED", "LDM"] and probe["test_accuracy"].between(0, 1).all()
     cost = pd.read_csv(out / "tables/training_cost.csv")
     totals = cost[cost["stage"].str.startswith("total")]
-    assert list(totals["model"]) == ["DDIM", "DiffAE", "DiLED", "LDM", "CM-CD"] and (totals["train wall (s)"] > 0).all()
+    assert list(totals["model"]) == ["DDIM", "DiffAE", "DiLED", "LDM", "CM-CD", "DiLED", "ReLSO (AE)", "ReLSO-VAE"]
+    assert list(totals["track"]) == ["image"] * 5 + ["protein"] * 3 and (totals["train wall (s)"] > 0).all()
     w = pd.read_csv(out / "tables/w_ablation.csv")
     assert list(w["w"]) == sorted(cfg["w_ablation"]["w"]) and (w["T"] == cfg["w_ablation"]["steps"]).all()
     assert w[["Gen FID", "Rec FID", "Probe accuracy"]].notna().all().all()
     main = df[(df["model"] == "DiLED") & (df["T"] == cfg["w_ablation"]["steps"])]
     assert w.loc[w["w"] == cfg["models"]["diled"]["w"], "Gen FID"].item() == main["Gen FID"].item()  # the main run, reused
     assert (out / "figures/w_ablation.png").stat().st_size > 5000
+
+
+@pytest.mark.smoke
+def test_smoke_protein_track(smoke_runs):
+    out = smoke_runs[0]
+    cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())["protein"]
+    fit = pd.read_csv(out / "tables/protein_fitness.csv")
+    assert set(fit["model"]) == {"DiLED", "ReLSO (AE)", "ReLSO-VAE", "oracle (ridge on one-hot residues)"}
+    assert fit["test Spearman"].between(-1, 1).all()
+    rec = pd.read_csv(out / "tables/protein_reconstruction.csv")
+    assert set(rec["split"]) == {"valid", "test"} and rec["BLEU"].between(0, 1).all() and (rec["PPL"] >= 1).all()
+    gen = pd.read_csv(out / "tables/protein_generation.csv")
+    rows = gen[~gen["model"].str.startswith("reference")]
+    assert list(rows["model"]) == ["DiLED", "ReLSO-VAE"] and (rows["samples"] == cfg["eval"]["num_generate"]).all()
+    assert rows[["judge PPL", "diversity (plain)", "novelty (plain)", "oracle fitness (mean)"]].notna().all().all()
+    opt = pd.read_csv(out / "tables/protein_optimisation.csv")
+    algorithms = {"start", "gradient_ascent", "hill_climbing", "stochastic_hill_climbing", "mcmc", "mcmc_cycle", "mcmc_cycle_noP",
+                  *[f"latentops_y{y:g}" for y in cfg["optimisation"]["latentops_targets"]]}
+    assert set(opt["algorithm"]) == algorithms and len(opt) == 3 * len(algorithms)
+    assert (out / "figures/figure6.png").stat().st_size > 10_000
+    assert "sha256" in (out / "data/protein/gifford.card.md").read_text()
+    for table in ("protein_fitness.tex", "protein_generation.md"):
+        assert (out / "tables" / table).stat().st_size > 300
 
 
 @pytest.mark.smoke
@@ -90,13 +114,14 @@ def test_report_renders_every_table_and_figure(smoke_runs):
     html = (smoke_runs[0] / "report.html").read_text()
     assert len(html) > 100_000
     for name in ("table6.csv", "figure3.png", "fid_settings.csv", "training_cost.csv", "probe.csv", "editing.png",
-                 "w_ablation.png", "diled_grid.png", "mnist32.card.md"):
+                 "w_ablation.png", "diled_grid.png", "mnist32.card.md", "figure6.png", "protein_generation.csv"):
         assert name in html, name
 
 
 @pytest.mark.smoke
 def test_smoke_twice_gives_identical_tables(smoke_runs):
-    for table in ("table6.csv", "fid_settings.csv", "w_ablation.csv"):
+    for table in ("table6.csv", "fid_settings.csv", "w_ablation.csv", "protein_fitness.csv", "protein_reconstruction.csv",
+                  "protein_generation.csv", "protein_optimisation.csv"):
         first, second = ((run / "tables" / table).read_bytes() for run in smoke_runs)
         assert first == second, table
 
@@ -122,6 +147,7 @@ def test_smoke_fid_settings_and_recon_columns(smoke_runs):
 def test_training_state_survives_outside_outputs(smoke_runs):
     runs = list((smoke_runs[0] / "runs" / "image").iterdir())
     assert len(runs) == 8 and all(list(r.glob("ckpt-*.pt")) for r in runs)  # 4 Table 6 trainings + LDM (2) + CM-CD + w variant
+    assert len(list((smoke_runs[0] / "runs" / "protein").iterdir())) == 3
 
 
 @pytest.mark.smoke
@@ -141,6 +167,13 @@ def test_default_config_dry_run(tmp_path):
     res = snakemake(tmp_path, "-n", "--cores", "8", "all")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "models/image/diled/train.pt" in res.stdout and "table6" in res.stdout and "fid_settings" in res.stdout
+
+
+@pytest.mark.parametrize("config", ["protein_paper.yaml", "protein_gfp.yaml", "gpu.yaml"])
+def test_paper_configs_dry_run(tmp_path, config):
+    res = snakemake(tmp_path, "-n", f"--configfile={ROOT / 'config' / config}", "--cores", "8", "all")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "protein_tables" in res.stdout and "table6" in res.stdout
 
 
 def test_lsun_settings_config_refuses_until_filled_in(tmp_path):

@@ -27,8 +27,9 @@ class MLPSkipNet(nn.Module):
     network predicts eps = 0, which keeps early training stable.
     """
 
-    def __init__(self, dim: int, hidden: int = 512, layers: int = 10, time_dim: int = 64):
+    def __init__(self, dim: int, hidden: int = 512, layers: int = 10, time_dim: int = 64, time_scale: float = 1.0):
         super().__init__()
+        self.time_scale = float(time_scale)  # the protein code feeds t / T (time_scale = 1 / T) to the sinusoid
         if layers < 2:
             raise ValueError("MLPSkipNet needs at least 2 layers")
         self.dim = dim
@@ -41,7 +42,7 @@ class MLPSkipNet(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        temb = self.time(t)
+        temb = self.time(t if self.time_scale == 1.0 else t * self.time_scale)
         h = self.layers[0](x, temb)
         for layer in self.layers[1:]:
             h = layer(torch.cat([h, x], dim=1), temb)

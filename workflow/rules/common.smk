@@ -80,6 +80,19 @@ def train_inputs(wc):
     return inputs
 
 
+def protein_eval_inputs(wc):
+    """A protein model's evaluation reads the model, the data, the judges and its generated set (if it generates)."""
+    inputs = {
+        "model": model_file("protein", wc.model),
+        "data": dataset_file("protein"),
+        "judges": out("protein/judges.pt"),
+    }
+    steps = steps_of("protein", wc.model)
+    if spec_of("protein", wc.model).can("generate") and steps:
+        inputs["generated"] = out("samples", "protein", wc.model, f"T{steps[0]}.npz")
+    return inputs
+
+
 def sample_inputs(wc):
     return {"model": model_file(wc.track, wc.model), "data": dataset_file(wc.track)}
 
@@ -133,3 +146,34 @@ def setting_after(wildcards):
 def w_models():
     """DiLED under each w of the ablation (the configured w is the main run)."""
     return [registry.w_variant_name(IMAGE, w) for w in IMAGE["w_ablation"]["w"]]
+
+
+def all_targets():
+    """What `all` builds: each configured track's tables, figures and dataset card, and the training-cost table."""
+    targets = [out("tables/training_cost.md")]
+    if "image" in TRACKS:
+        targets += [out(f"tables/{t}.{e}") for t in ("table6",) for e in ("csv", "md", "tex")]
+        targets += [
+            out(f)
+            for f in (
+                "figures/figure3.png",
+                "tables/probe.md",
+                "figures/latent_projection.png",
+                "tables/editing.md",
+                "figures/editing.png",
+                "tables/w_ablation.md",
+                "figures/w_ablation.png",
+                "tables/fid_settings.csv",
+                "tables/fid_settings.md",
+                "figures/fid_settings.png",
+            )
+        ]
+        targets += [out("figures", "image", f"{m}_grid.png") for m in models("image", "generate")]
+    if "protein" in TRACKS:
+        targets += [
+            out(f"tables/protein_{t}.{e}")
+            for t in ("fitness", "reconstruction", "generation", "optimisation")
+            for e in ("csv", "md", "tex")
+        ]
+        targets.append(out("figures/figure6.png"))
+    return targets + [dataset_file(t, ".card.md") for t in TRACKS]

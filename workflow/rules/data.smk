@@ -11,7 +11,6 @@ rule prepare_data:
     conda:
         "../envs/diled.yaml"
     params:
-        reference_size=lambda wc: VIEWS[wc.track]["data"]["reference_size"],
-        split_seed=lambda wc: VIEWS[wc.track]["data"]["split_seed"],
+        data=lambda wc: sorted(VIEWS[wc.track]["data"].items()),  # a sorted list: key order never reruns the job
     script:
         "../scripts/prepare_data.py"

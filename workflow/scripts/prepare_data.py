@@ -4,7 +4,7 @@ from diled.jobs import Job
 
 job = Job(snakemake)
 codec = codecs.for_track(job.track, job.view)
-card = codec.prepare(snakemake.output.data, {"reference_size": snakemake.params.reference_size, "split_seed": snakemake.params.split_seed})
-job.log(f"prepared {card['split']['train']} train / {card['split']['reference']} reference items, sha256 {card['sha256']}")
+card = codec.prepare(snakemake.output.data, dict(snakemake.params.data))
+job.log(f"prepared {job.track} data: split {card['split']}, sha256 {card['sha256']}")
 card["manifest"] = job.manifest()
 codec.write_card(card, snakemake.output.card)

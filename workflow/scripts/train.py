@@ -9,9 +9,8 @@ job = Job(snakemake)
 name, stage = snakemake.wildcards.model, snakemake.wildcards.stage
 variant = registry.resolve(job.track, name, job.view)
 codec = codecs.for_track(job.track, job.view)
-data, _ = codec.load(snakemake.input.data, "train")
 init = pipeline.load_model(snakemake.input.init, job.device)[0] if hasattr(snakemake.input, "init") else None
-model, res, cfg = pipeline.train_stage(job.track, name, stage, job.view, codec.to_model(data), Path(snakemake.params.run_dir),
+model, res, cfg = pipeline.train_stage(job.track, name, stage, job.view, codec.training_data(snakemake.input.data), Path(snakemake.params.run_dir),
                                        job.device, init)
 info = {"track": job.track, "model": variant.spec.name, "variant": name, "stage": stage, "overrides": variant.overrides,
         "steps": res.steps, "resumed_from_step": res.resumed_from, "train_wall_s": round(res.wall_s, 3),

@@ -6,7 +6,7 @@ from diled import tables
 from diled.jobs import Job
 
 job = Job(snakemake)
-manifests = {f"{Path(p).parent.name}/{Path(p).stem}": json.loads(Path(p).read_text()) for p in snakemake.input}
+manifests = {f"{Path(p).parents[1].name}/{Path(p).parent.name}/{Path(p).stem}": json.loads(Path(p).read_text()) for p in snakemake.input}
 df = tables.training_cost(manifests)
 notes = [
     "Measured by the training jobs of this run (their manifests: models/<track>/<model>/<stage>.json); wall time counts only the steps run "
@@ -15,6 +15,6 @@ notes = [
     "Jobs ran side by side (Snakemake `--cores`), so per-step times include contention with concurrent jobs.",
 ]
 shown = df.drop(columns=["file"]).astype(object)
-tables.write_table(df, title="Training cost (embedded default)", notes=notes, csv=snakemake.output.csv, md=snakemake.output.md,
+tables.write_table(df, title="Training cost", notes=notes, csv=snakemake.output.csv, md=snakemake.output.md,
                    shown=shown.where(shown.notna(), ""))
 job.log("\n" + df.to_string(index=False))
