@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from diled.codecs import ProteinCodec
-from diled.data.protein import PAD, VOCAB
+from diled.data.protein import PAD
 from diled.diffusion import derive_seed
 from diled.metrics import protein as pm
 
@@ -65,7 +65,7 @@ def fit_judges(codec: ProteinCodec, data: str | Path, cfg: dict, seed: int) -> t
     shuffled = np.array([_shuffle_residues(row, rng) for row in valid_x])
     uniform = np.where(valid_x == PAD, PAD, rng.integers(0, PAD, valid_x.shape))  # random residues, same padding
     calib = {}
-    n = cfg["eval"]["num_generate"]  # set metrics on as many sequences as a model generates
+    n = cfg["eval"]["num_samples"]  # set metrics on as many sequences as a model generates
     pick = rng.choice(len(valid_x), min(n, len(valid_x)), replace=False)
     train_strings = codec.to_metric(train_x)
     for name, x in (("valid (natural)", valid_x), ("valid, residues shuffled", shuffled), ("valid, random residues", uniform)):
@@ -190,5 +190,3 @@ def evaluate_model(model: torch.nn.Module, codec: ProteinCodec, data: str | Path
               **{f"traj_{k}": v.numpy() for k, v in trajectories.items() if k.startswith("latentops")}}
     return record, arrays
 
-
-__all__ = ["VOCAB", "Judges", "evaluate_model", "fit_judges", "latents"]

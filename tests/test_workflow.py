@@ -93,7 +93,7 @@ def test_smoke_protein_track(smoke_runs):
     assert set(rec["split"]) == {"valid", "test"} and rec["BLEU"].between(0, 1).all() and (rec["PPL"] >= 1).all()
     gen = pd.read_csv(out / "tables/protein_generation.csv")
     rows = gen[~gen["model"].str.startswith("reference")]
-    assert list(rows["model"]) == ["DiLED", "ReLSO-VAE"] and (rows["samples"] == cfg["eval"]["num_generate"]).all()
+    assert list(rows["model"]) == ["DiLED", "ReLSO-VAE"] and (rows["samples"] == cfg["eval"]["num_samples"]).all()
     assert rows[["judge PPL", "diversity (plain)", "novelty (plain)", "oracle fitness (mean)"]].notna().all().all()
     opt = pd.read_csv(out / "tables/protein_optimisation.csv")
     algorithms = {"start", "gradient_ascent", "hill_climbing", "stochastic_hill_climbing", "mcmc", "mcmc_cycle", "mcmc_cycle_noP",

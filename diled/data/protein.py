@@ -28,7 +28,6 @@ from diled.files import atomic_path
 VOCAB = "ILVFMCAGPTSYWQNHEDKRXJ"
 PAD = VOCAB.index("J")  # 21
 UNKNOWN = VOCAB.index("X")
-TOTAL = None  # not a fixed-size set (the image codec's TOTAL); sizes are in each card
 
 SHA256 = {
     "gifford/train_data.csv": "b6a27cfecc057b4badc49a62f505cd44fea88b55cd63485d7d6f08c5f7eff0a7",

@@ -13,9 +13,7 @@ rule sample:
         "../envs/diled.yaml"
     threads: config["threads"]
     params:
-        num_samples=lambda wc: VIEWS[wc.track]["eval"].get(
-            "num_samples", VIEWS[wc.track]["eval"].get("num_generate")
-        ),
+        num_samples=lambda wc: VIEWS[wc.track]["eval"]["num_samples"],
         alphas=lambda wc: VIEWS[wc.track]["eval"].get("interp_alphas", []),
         batch_size=lambda wc: VIEWS[wc.track]["eval"]["batch_size"],
     script:

@@ -57,20 +57,20 @@ for r in records:
                     "oracle fitness (max)": g["oracle_fitness_max"], "judge PPL": g["judge_ppl"], "PSSM NLL": g["pssm_nll"],
                     "diversity (official)": g["diversity_official"], "diversity (plain)": g["diversity_plain"],
                     "novelty (official)": g["novelty_official"], "novelty (plain)": g["novelty_plain"], "unique": g["unique_fraction"]})
-gen += [{"model": f"reference: {k}", "samples": cfg["eval"]["num_generate"], "oracle fitness (mean)": v["oracle_fitness_mean"],
+gen += [{"model": f"reference: {k}", "samples": cfg["eval"]["num_samples"], "oracle fitness (mean)": v["oracle_fitness_mean"],
          "judge PPL": v["judge_ppl"], "PSSM NLL": v["pssm_nll"], "diversity (official)": v["diversity_official"],
          "diversity (plain)": v["diversity_plain"], "novelty (official)": v["novelty_official"], "novelty (plain)": v["novelty_plain"],
          "unique": v["unique_fraction"]} for k, v in calib.items()]
 not_gen = [name[r["model"]] for r in records if "generation" not in r]
 tables.write_table(digits(pd.DataFrame(gen)), title="Protein generation (Gifford)", csv=out.generation, md=out.generation_md,
                    tex=out.generation_tex, caption="Generation on Gifford.", source="protein_tables.py",
-                   notes=[f"{cfg['eval']['num_generate']} sequences per model: DiLED from the ancestral latent chain over all T = "
+                   notes=[f"{cfg['eval']['num_samples']} sequences per model: DiLED from the ancestral latent chain over all T = "
                           f"{cfg['latent']['T']} steps, ReLSO-VAE from z ~ N(0, I); greedy decoding.",
                           "Own fitness: the model's regressor on the re-encoded sequence; oracle: one ridge regression on one-hot "
                           f"residues (test Spearman {oracle['spearman']:.3f}) scores every model alike.",
                           "Judge: a small causal transformer trained on the test split (no generator saw it); median per-sequence "
                           "perplexity (judge PPL and PSSM NLL of the reference rows: every valid sequence).",
-                          f"Reference rows: {cfg['eval']['num_generate']} seeded valid sequences as they are, with residues shuffled "
+                          f"Reference rows: {cfg['eval']['num_samples']} seeded valid sequences as they are, with residues shuffled "
                           "within each sequence, and with random residues (same padding): what natural sequences score on each column.",
                           "Diversity: mean pairwise Levenshtein distance; novelty: median distance to the nearest training sequence; "
                           "'official' on space-joined strings with the J pads (upstream), 'plain' without pads.",
