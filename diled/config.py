@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from diled import registry
 
-GLOBAL_KEYS = ("outdir", "seed", "device", "threads")
+GLOBAL_KEYS = ("outdir", "seed", "device", "threads")  # merged into every track view ("tracks", "plugins" are not)
 
 
 def track_view(config: dict, track: str) -> dict:
@@ -26,8 +26,9 @@ def track_view(config: dict, track: str) -> dict:
 
 
 def tracks(config: dict) -> list[str]:
-    """The tracks the config runs, in the registry's order."""
-    return [t for t in registry.TRACKS if t in config]
+    """The tracks the config runs, in the registry's order: those with a section, narrowed by ``tracks`` when set."""
+    wanted = config.get("tracks") or registry.TRACKS
+    return [t for t in registry.TRACKS if t in config and t in wanted]
 
 
 def stage_config(view: dict, track: str, name: str) -> dict:
@@ -149,7 +150,8 @@ def protein_problems(view: dict) -> list[str]:
         problems.append(f"optimisation.pool ({view['optimisation']['pool']}) must exceed optimisation.hill_k ({view['optimisation']['hill_k']})")
     root = protein.resolve_root(data["root"])
     if not root.is_dir():
-        problems.append(f"data.root: {root} does not exist (the protein source files; see config/README.md)")
+        problems.append(f"data.root: {root} does not exist (the protein source files; see config/README.md), "
+                        "or run without the protein track: --config 'tracks=[image]'")
     return problems
 
 

@@ -176,6 +176,17 @@ def test_paper_configs_dry_run(tmp_path, config):
     assert "protein_tables" in res.stdout and "table6" in res.stdout
 
 
+def test_a_missing_protein_folder_is_named_and_the_image_track_runs_without_it(tmp_path):
+    cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    cfg["protein"]["data"]["root"] = str(tmp_path / "nowhere")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    res = snakemake(tmp_path, "-n", f"--configfile={tmp_path / 'c.yaml'}", "--cores", "1", "all")
+    assert res.returncode != 0 and "nowhere does not exist" in res.stderr + res.stdout and "tracks=[image]" in res.stderr + res.stdout
+    res = snakemake(tmp_path, "-n", f"--configfile={tmp_path / 'c.yaml'}", "--config", "tracks=[image]", "--cores", "1", "all")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "table6" in res.stdout and "protein_tables" not in res.stdout and "models/protein" not in res.stdout
+
+
 def test_lsun_settings_config_refuses_until_filled_in(tmp_path):
     res = snakemake(tmp_path, "-n", "--configfile=" + str(ROOT / "config/lsun_fid_settings.yaml"), "--cores", "1", "fid_settings")
     assert res.returncode != 0 and "does not exist" in res.stderr + res.stdout

@@ -10,7 +10,8 @@ cfg.check(config)
 
 OUT = config["outdir"]
 TRACKS = cfg.tracks(config)
-VIEWS = {t: cfg.track_view(config, t) for t in TRACKS}
+# Every section's view: the rules of a track that does not run are still parsed (and never targeted).
+VIEWS = {t: cfg.track_view(config, t) for t in registry.TRACKS if t in config}
 IMAGE = VIEWS["image"]
 
 
