@@ -86,12 +86,8 @@ class Variant:
     """A registered model trained under config overrides (e.g. DiLED at another w): same stages, own name."""
 
     name: str
-    base: ModelSpec
+    spec: ModelSpec  # the registered model it is a variant of (itself, for a plain model)
     overrides: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def spec(self) -> ModelSpec:
-        return self.base
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
