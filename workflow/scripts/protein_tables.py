@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from diled import figures, registry, tables
+from diled import figures, optimize, registry, tables
 from diled.jobs import Job
 
 job = Job(snakemake, track="protein")
@@ -78,10 +78,10 @@ tables.write_table(digits(pd.DataFrame(gen)), title="Protein generation (Gifford
 
 opt = []
 for r in records:
-    o = r["optimisation"]
-    for alg, m in o.items():
-        if isinstance(m, dict):
-            opt.append({"model": name[r["model"]], "algorithm": alg, "own fitness (max)": m["own_fitness_max"],
+    o = r["optimisation"]  # rows in the optimisers' order (the record's keys are sorted)
+    for alg in ["start", *optimize.ALGORITHMS, *sorted(k for k in o if k.startswith("latentops"))]:
+        m = o[alg]
+        opt.append({"model": name[r["model"]], "algorithm": alg, "own fitness (max)": m["own_fitness_max"],
                         "own fitness (mean)": m["own_fitness_mean"], "oracle fitness (mean)": m["oracle_fitness_mean"],
                         "± sem": m["oracle_fitness_sem"], "oracle fitness (max)": m["oracle_fitness_max"], "judge PPL": m["judge_ppl"],
                         "diversity (plain)": m.get("diversity_plain", np.nan), "novelty (plain)": m.get("novelty_plain", np.nan)})
