@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from diled.diffusion import derive_seed, seeded_normal
-from diled.modalities.protein import ConvSequenceDecoder, Regressor, SequenceEncoder, weighted_ce
+from diled.modalities.protein import ConvSequenceDecoder, Regressor, SequenceEncoder, relso_networks, weighted_ce
 from diled.model import Autoencoding
 
 
@@ -79,9 +79,7 @@ class ReLSO(Autoencoding):
 
 def _build(cfg: dict, name: str, variational: bool) -> ReLSO:
     net, m = cfg["net"], cfg["models"][name]
-    enc = SequenceEncoder(net["length"], net["z_dim"], net["dim"], net["heads"], net["ffn"], net["layers"], net["dropout"],
-                          net["attention_mask"])
-    dec = ConvSequenceDecoder(net["length"], net["z_dim"], net["dim"], net["decoder_hidden"])
+    enc, dec = relso_networks(net)
     return ReLSO(enc, dec, Regressor(net["z_dim"]), net["z_dim"], variational=variational, encoder_var=m.get("encoder_var", 0.008),
                  pad_weight=m["pad_weight"], fitness_weight=m["fitness_weight"], z_weight=m.get("z_weight", 0.001),
                  kl_weight=m.get("kl_weight", 1.0))

@@ -207,11 +207,20 @@ class ProteinDiLED(DiLED):
         return self.regressor(z)
 
 
-def build_diled(cfg: dict) -> ProteinDiLED:
-    net, lat, d = cfg["net"], cfg["latent"], cfg["models"]["diled"]
+def relso_networks(net: dict) -> tuple[SequenceEncoder, ConvSequenceDecoder]:
+    """ReLSO's encoder and decoder sized by the track's ``net`` section (shared by DiLED and ReLSO).
+
+    The regressor is built by the caller: its place in the construction order fixes the seeded initialisation.
+    """
     enc = SequenceEncoder(net["length"], net["z_dim"], net["dim"], net["heads"], net["ffn"], net["layers"], net["dropout"],
                           net["attention_mask"])
-    dec = SequenceDecoder(ConvSequenceDecoder(net["length"], net["z_dim"], net["dim"], net["decoder_hidden"]), d["pad_weight"])
+    return enc, ConvSequenceDecoder(net["length"], net["z_dim"], net["dim"], net["decoder_hidden"])
+
+
+def build_diled(cfg: dict) -> ProteinDiLED:
+    net, lat, d = cfg["net"], cfg["latent"], cfg["models"]["diled"]
+    enc, dec_net = relso_networks(net)
+    dec = SequenceDecoder(dec_net, d["pad_weight"])
     mlp = MLPSkipNet(net["z_dim"], lat["mlp"]["hidden"], lat["mlp"]["layers"], lat["mlp"]["time_dim"],
                      time_scale=1.0 / lat["T"] if lat["time_input"] == "t_over_T" else 1.0)
     sched = Schedule.make("constant", lat["T"], shift=lat["alphabar_shift"], value=lat["beta"])
