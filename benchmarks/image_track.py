@@ -49,7 +49,7 @@ def run(config: dict, data: Path, out: Path, only: list[str] | None = None) -> d
         trained[(name, stage)] = model
         timings["stages"][f"{name}/{stage}"] = {"steps": res.steps, "s_per_step": res.s_per_step, "wall_s": res.wall_s,
                                                  "final_loss": res.final_loss}
-        print(f"{name}/{stage}: {res.steps} steps, {1e3 * res.s_per_step:.1f} ms/step, {res.wall_s:.1f} s", flush=True)
+        print(f"{name}/{stage}: {res.steps} steps, {res.wall_s:.1f} s", flush=True)
     for spec in wanted:
         model = trained[(spec.name, spec.final_stage.name)]
         pipeline.save_model(model, "image", spec.name, cfg, out / "models" / f"{spec.name}.pt", timings["stages"])

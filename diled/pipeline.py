@@ -16,9 +16,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from diled import registry
+from diled import checkpoint, registry
 from diled.diffusion import derive_seed
-from diled.files import atomic_path
 from diled.train import TrainResult, TrainSpec, train
 
 
@@ -77,15 +76,15 @@ def train_stage(track: str, name: str, stage: str, cfg: dict, data: torch.Tensor
 
 
 def save_model(model: nn.Module, track: str, name: str, cfg: dict, path: str | Path, info: dict[str, Any]) -> None:
-    """Checkpoint with everything needed to rebuild it: track, registered name, config, weights, training info."""
-    with atomic_path(path) as tmp:
-        torch.save({"track": track, "name": name, "config": cfg, "state_dict": model.state_dict(), "info": info}, tmp)
+    """Checkpoint with everything needed to rebuild it: track, registered name, config, weights, training info
+    (a ``diled.checkpoint`` file: checksummed, loadable without unpickling code)."""
+    checkpoint.save({"track": track, "name": name, "config": cfg, "state_dict": model.state_dict(), "info": info}, path)
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """(model in eval mode, checkpoint record)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    model = build(ckpt.get("track", "image"), ckpt["name"], ckpt["config"])
+    """(model in eval mode, checkpoint record); a corrupt, foreign or unsafe file is a ``CheckpointError`` naming it."""
+    ckpt = checkpoint.load(path)
+    model = build(ckpt["track"], ckpt["name"], ckpt["config"])
     model.load_state_dict(ckpt["state_dict"])
     return model.to(device).eval(), ckpt
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diled import checkpoint
 from diled.codecs import ProteinCodec
 from diled.data.protein import PAD
 from diled.diffusion import derive_seed
@@ -92,7 +93,7 @@ class Judges:
     """The saved judges: judge LM, PSSM and oracle, scoring token arrays."""
 
     def __init__(self, path: str | Path, cfg: dict):
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = checkpoint.load(path)
         j = cfg["eval"]["judge"]
         self.lm = pm.CausalLM(cfg["net"]["length"], j["dim"], j["heads"], j["layers"])
         self.lm.load_state_dict(state["lm_state"])

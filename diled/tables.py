@@ -190,7 +190,7 @@ def training_cost(manifests: dict[str, dict]) -> pd.DataFrame:
         track = key.split("/")[0]
         label = t["stage"] + "".join(f" ({k.rsplit('.', 1)[-1]} = {v:g})" for k, v in t.get("overrides", {}).items())
         rows.append({"track": track, "model": display(track, t["model"]), "stage": label, "file": key,
-                     "steps": t["steps"], "parameters": t["parameters"], "ms/step": round(1e3 * t["s_per_step"], 1),
+                     "steps": t["steps"], "parameters": t["parameters"], "ms/step": round(1e3 * t["s_per_step"], 1) if t["s_per_step"] is not None else float("nan"),
                      "train wall (s)": round(t["train_wall_s"], 1), "resumed from step": t["resumed_from_step"],
                      "torch threads": man["hardware"]["torch_threads"], "device": man["hardware"]["cuda"] or f"CPU ({man['hardware']['machine']})"})
     stages = pd.DataFrame(rows)

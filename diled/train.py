@@ -3,7 +3,11 @@
 Step k's randomness (batch indices, timesteps, noise) comes from generators seeded by
 (seed, k), so a run resumed from a checkpoint continues exactly as if it had never stopped.
 Checkpoints ``ckpt-<step>.pt`` live in ``run_dir`` (which the workflow never declares as an output,
-so Snakemake does not delete it); the last ``keep`` are kept.
+so Snakemake does not delete it); the last ``keep`` are kept. They are ``diled.checkpoint`` files
+(checksummed, loaded with ``weights_only=True``); when the newest one is unreadable or corrupt, training
+resumes from the one before it with a warning naming both, and the bad file is set aside as ``*.corrupt``.
+The checkpoint also carries the wall time and last loss so far, so a resumed (or already finished) run
+reports the cost and final loss of the whole run, not of its last fragment.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import copy
 import csv
 import dataclasses
 import json
+import math
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +27,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from diled import checkpoint
 from diled.diffusion import derive_seed
+from diled.files import remove_stale_partials
 
 LossFn = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 
@@ -55,9 +63,9 @@ class TrainResult:
     ema: nn.Module
     steps: int
     resumed_from: int
-    wall_s: float
-    s_per_step: float
-    final_loss: float
+    wall_s: float  # the whole run's training time, summed over resumed fragments
+    s_per_step: float | None  # None when no step was ever timed
+    final_loss: float | None  # loss of the last step (None: no step ran)
 
 
 def _checkpoints(run_dir: Path) -> list[Path]:
@@ -65,12 +73,32 @@ def _checkpoints(run_dir: Path) -> list[Path]:
 
 
 def _save(run_dir: Path, step: int, state: dict, keep: int) -> None:
-    path = run_dir / f"ckpt-{step:08d}.pt"
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint behind
+    checkpoint.save(state, run_dir / f"ckpt-{step:08d}.pt")  # atomic: a crash never leaves a half-written one
     for old in _checkpoints(run_dir)[:-keep]:
         old.unlink()
+
+
+def latest_state(run_dir: Path, device: torch.device | str = "cpu") -> dict | None:
+    """The newest usable checkpoint of a run directory (None: no checkpoint yet).
+
+    An unreadable or corrupt newest file is renamed to ``*.corrupt`` and the one before it is used,
+    with a warning naming both; when none is usable the error says how to start over.
+    """
+    bad: list[str] = []
+    for path in reversed(_checkpoints(run_dir)):
+        try:
+            state = checkpoint.load(path, device)
+        except checkpoint.CheckpointError as exc:
+            bad.append(str(exc))
+            path.replace(path.with_name(path.name + ".corrupt"))
+            continue
+        if bad:
+            warnings.warn(f"resuming from {path} instead: " + "; ".join(bad), stacklevel=2)
+        return state
+    if bad:
+        raise checkpoint.CheckpointError(f"no usable checkpoint in {run_dir}: " + "; ".join(bad) +
+                                         f". Delete {run_dir} to train this stage from scratch")
+    return None
 
 
 def train(
@@ -99,22 +127,23 @@ def train(
     params = list(params) if params is not None else [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=spec.lr)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    start = 0
-    ckpts = _checkpoints(run_dir)
-    if ckpts:
-        state = torch.load(ckpts[-1], map_location=device, weights_only=False)
+    start, wall_before, loss_value = 0, 0.0, float("nan")
+    remove_stale_partials(run_dir)  # a checkpoint write killed half-way
+    state = latest_state(run_dir, device)
+    if state is not None:
         if state["spec"] != spec.digest():
-            raise RuntimeError(f"{ckpts[-1]} was written by a different training spec; use a fresh run directory")
+            raise RuntimeError(f"{run_dir}: checkpoints were written by a different training spec; use a fresh run directory")
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
-        start = state["step"]
+        start, wall_before = state["step"], state.get("wall_s", 0.0)
+        loss_value = state.get("loss", float("nan"))
     log_path = run_dir / "log.csv"
     history: list[dict[str, float]] = []
     model.train()
     t0 = time.perf_counter()
+    wall = wall_before
     bar = tqdm(range(start, spec.steps), initial=start, total=spec.steps, desc=desc, disable=not progress, mininterval=2.0)
-    loss_value = float("nan")
     for step in bar:
         g = torch.Generator(device="cpu").manual_seed(derive_seed(spec.seed, "batch", step))
         idx = torch.randint(0, n_rows, (spec.batch_size,), generator=g).to(device)
@@ -141,13 +170,15 @@ def train(
         bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
         done = step + 1
         if done % spec.ckpt_every == 0 or done == spec.steps:
-            state = {"step": done, "spec": spec.digest(), "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict()}
+            wall = wall_before + time.perf_counter() - t0
+            state = {"step": done, "spec": spec.digest(), "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                     "wall_s": wall, "loss": loss_value}
             _save(run_dir, done, state, spec.keep)
             _append_log(log_path, history)
             history = []
-    wall = time.perf_counter() - t0
-    ran = spec.steps - start
-    return TrainResult(ema, spec.steps, start, wall, wall / max(ran, 1), loss_value)
+    # ``wall``: what the final checkpoint recorded (a rerun of a finished run reads it back)
+    return TrainResult(ema, spec.steps, start, wall, wall / spec.steps if wall > 0 else None,
+                       loss_value if math.isfinite(loss_value) else None)
 
 
 def _append_log(path: Path, rows: list[dict[str, float]]) -> None:

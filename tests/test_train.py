@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from diled import checkpoint
 from diled.train import TrainSpec, train
 
 
@@ -33,9 +34,9 @@ def test_resume_is_exact(tmp_path):
     # interrupted after 10 steps, then started again with the same spec in the same run directory
     run(tmp_path / "b", 10)
     for ckpt in (tmp_path / "b").glob("ckpt-*.pt"):
-        state = torch.load(ckpt, weights_only=False)
+        state = checkpoint.load(ckpt)
         state["spec"] = TrainSpec(steps=20, batch_size=8, lr=1e-2, ema_decay=0.9, seed=0, ckpt_every=5, keep=2).digest()
-        torch.save(state, ckpt)
+        checkpoint.save(state, ckpt)
     resumed, res = run(tmp_path / "b", 20)
     assert res.resumed_from == 10
     for p, q in zip(straight.parameters(), resumed.parameters()):
@@ -53,6 +54,8 @@ def test_finished_run_is_not_retrained(tmp_path):
     _, first = run(tmp_path, 10)
     _, again = run(tmp_path, 10)
     assert again.resumed_from == 10 and again.steps == 10
+    # the rerun reports the run's own cost and loss, not a zero-step fragment's (NaN loss, ~0 s/step)
+    assert again.final_loss == first.final_loss and again.s_per_step == pytest.approx(first.s_per_step, rel=1e-3)
     for p, q in zip(first.ema.parameters(), again.ema.parameters()):
         assert torch.equal(p, q)
 

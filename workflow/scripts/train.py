@@ -14,8 +14,8 @@ model, res, cfg = pipeline.train_stage(job.track, name, stage, job.view, codec.t
                                        job.device, init)
 info = {"track": job.track, "model": variant.spec.name, "variant": name, "stage": stage, "overrides": variant.overrides,
         "steps": res.steps, "resumed_from_step": res.resumed_from, "train_wall_s": round(res.wall_s, 3),
-        "s_per_step": round(res.s_per_step, 5), "final_loss": res.final_loss, "run_dir": snakemake.params.run_dir,
+        "s_per_step": res.s_per_step and round(res.s_per_step, 5), "final_loss": res.final_loss, "run_dir": snakemake.params.run_dir,
         "parameters": sum(p.numel() for p in model.parameters())}
-job.log(f"{name}/{stage}: {res.steps} steps ({res.resumed_from} resumed), {res.s_per_step * 1e3:.1f} ms/step, final loss {res.final_loss:.4f}")
+job.log(f"{name}/{stage}: {res.steps} steps ({res.resumed_from} resumed), {res.wall_s:.1f} s of training, final loss {res.final_loss}")
 pipeline.save_model(model, job.track, variant.spec.name, cfg, snakemake.output.model, info)
 write_json(job.manifest(training=info), snakemake.output.manifest)
