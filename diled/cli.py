@@ -9,7 +9,7 @@
 
 GEN, REF and SRC are image folders, .npy/.npz/.pt image arrays (uint8, or float in [-1, 1]), or
 .npz statistics (from fid-stats; for the adm protocol also guided-diffusion reference batches).
-Any bad input ends with a message naming it, exit status 2, and no output file.
+Any bad input ends with a one-line message naming it, exit status 2, no traceback and no output file.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
+from typing import NoReturn
 
 
 def _weights(args: argparse.Namespace) -> int:
@@ -40,7 +42,7 @@ def _protocol(args: argparse.Namespace):
     from diled.metrics import fid
 
     protocol = fid.get_protocol(args.protocol)
-    if args.sample_count:
+    if args.sample_count is not None:
         protocol = protocol.variant(name=protocol.name, sample_count=args.sample_count)
     if args.reference_sha256:
         protocol = protocol.variant(name=protocol.name, reference_sha256=args.reference_sha256)
@@ -49,10 +51,11 @@ def _protocol(args: argparse.Namespace):
 
 def _fid(args: argparse.Namespace) -> int:
     from diled.files import atomic_path
+    from diled.manifest import dumps
     from diled.metrics import fid
 
-    result = fid.fid(args.gen, args.ref, _protocol(args), args.device, args.batch_size)
-    text = json.dumps(result, indent=2, sort_keys=True)
+    result = fid.fid(args.gen, args.ref, _protocol(args), _device(args), args.batch_size)
+    text = dumps(result)
     if args.out:
         with atomic_path(args.out) as tmp:
             Path(tmp).write_text(text + "\n")
@@ -66,11 +69,18 @@ def _fid_stats(args: argparse.Namespace) -> int:
     if not args.out.endswith(".npz"):
         raise ValueError(f"{args.out}: statistics files end in .npz")
     protocol = _protocol(args)
-    stats = fid.statistics(args.src, protocol, args.device, args.batch_size, desc="fid-stats", role=args.role)
+    stats = fid.statistics(args.src, protocol, _device(args), args.batch_size, desc="fid-stats", role=args.role)
     stats.save(args.out)
     print(json.dumps({"out": args.out, "count": stats.count, "protocol": protocol.name, "protocol_digest": protocol.digest,
                       "content_sha256": stats.manifest["content_sha256"]}, indent=2))
     return 0
+
+
+def _device(args: argparse.Namespace):
+    """The --device, checked before any work (also when every feature would come from the cache)."""
+    from diled.runtime import resolve_device
+
+    return resolve_device(args.device)
 
 
 def _protocols(args: argparse.Namespace) -> int:
@@ -96,10 +106,41 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (``diled fid: error: ...``) with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"diled: warning: {message}", file=sys.stderr)
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("diled")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``diled`` console script."""
-    parser = argparse.ArgumentParser(prog="diled", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="diled", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"diled {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("weights", help="resolve and verify pretrained weights (default: all)")
     p.add_argument("names", nargs="*", help="artifact names (fid-inception, torch-fidelity-inception, lpips-alexnet, lpips-vgg16)")
     p.add_argument("--offline-only", action="store_true", help="use only the cache (no download)")
@@ -117,26 +158,37 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("out", help="statistics .npz to write")
             p.add_argument("--role", choices=["generated", "reference"], default="reference",
                            help="generated sets honour the protocol's sample count; reference sets are used whole")
-        p.add_argument("--sample-count", type=int, help="score only the first N generated images")
+        p.add_argument("--sample-count", type=_positive, help="score only the first N generated images (N >= 2)")
         p.add_argument("--reference-sha256", help="pin the precomputed reference .npz (adm)")
-        p.add_argument("--device", default="cpu")
-        p.add_argument("--batch-size", type=int, default=50)
+        p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
+        p.add_argument("--batch-size", type=_positive, default=50)
         p.set_defaults(fn=fn)
     p = sub.add_parser("protocols", help="FID protocol presets and their hashes")
     p.set_defaults(fn=_protocols)
     p = sub.add_parser("data", help="prepare the embedded MNIST-32 dataset")
     p.add_argument("out", help="output .npz path")
-    p.add_argument("--reference-size", type=int, default=500)
+    p.add_argument("--reference-size", type=_positive, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn=_data)
     p = sub.add_parser("info", help="machine, packages and commit, as a manifest records them")
     p.set_defaults(fn=_info)
     args = parser.parse_args(argv)
-    try:
-        return args.fn(args)
-    except (ValueError, RuntimeError, OSError) as exc:
-        print(f"diled {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    from zipfile import BadZipFile
+
+    from PIL import Image
+
+    input_errors = (ValueError, RuntimeError, OSError, EOFError, BadZipFile, Image.DecompressionBombError)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        try:
+            return args.fn(args)
+        except input_errors as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            print(f"diled {args.command}: error: {message}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"diled {args.command}: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

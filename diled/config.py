@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from diled import registry
 
@@ -52,6 +53,79 @@ def run_key(view: dict, track: str, name: str, stage: str) -> str:
 # ----------------------------------------------------------------------------- checks
 
 
+def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
+    """Schema violations as one short line each: the key's path, the value and what is allowed.
+
+    (Snakemake's ``validate`` reports the same errors followed by the whole sub-schema: hundreds of lines.)
+    """
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    out = []
+    for err in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]):
+        where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        if err.validator == "additionalProperties":
+            allowed = sorted(err.schema.get("properties", {}))
+            extra = sorted(set(err.instance) - set(allowed))
+            out.append(f"{where}: unknown key(s) {extra}; allowed here: {allowed}")
+        elif err.validator == "required":
+            out.append(f"{where}: {err.message}")
+        else:
+            out.append(f"{where} = {json.dumps(err.instance, default=str)[:80]}: {err.message}")
+    return out
+
+
+def merge(base: Mapping, over: Mapping) -> dict:
+    """``over`` merged into ``base`` recursively (mappings merge, anything else replaces), as Snakemake does."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def defaulted(config: Mapping, user: Mapping, default_name: str = "config/config.yaml") -> list[str]:
+    """Which values of a merged config the user never set: one line per section they did set.
+
+    Snakemake merges ``--configfile`` files over the workflow's default, so a key left out (even a whole
+    ``models:`` entry) silently takes the default's value. For every mapping the user wrote, the keys it
+    lacks are listed; a top-level key the user never wrote at all is listed once.
+    """
+    lines = []
+
+    def walk(merged: Mapping, mine: Mapping, prefix: str) -> None:
+        missing = [k for k in merged if k not in mine]
+        if missing:
+            where = f"{prefix[:-1]}: " if prefix else ""
+            lines.append(f"{where}{', '.join(map(str, missing))} not set, using the default from {default_name}")
+        for k in merged:
+            if k in mine and isinstance(merged[k], Mapping) and isinstance(mine[k], Mapping):
+                walk(merged[k], mine[k], f"{prefix}{k}.")
+
+    walk(config, user, "")
+    return lines
+
+
+def protocol_problems(view: dict) -> list[str]:
+    """FID protocol names and parameters the evaluation rules will construct (checked before any job)."""
+    from diled.metrics.protocols import get_protocol  # torch-free
+
+    problems = []
+    try:
+        get_protocol(view["eval"]["fid"]["protocol"])
+    except ValueError as exc:
+        problems.append(f"eval.fid.protocol: {exc}")
+    fs = view["fid_settings"]
+    try:
+        get_protocol(f"pytorch-fid@{fs['downscale']}")
+    except ValueError:
+        problems.append(f"fid_settings.downscale = {fs['downscale']}: the resolution row needs an integer >= 8")
+    if fs["num_samples"] // 2 < 2:
+        problems.append(f"fid_settings.num_samples = {fs['num_samples']}: the sample-count row scores half of them, which must be >= 2")
+    return problems
+
+
 def schedule_problems(T: int, encode_t: int, intermediate_ts: Sequence[int], steps: Sequence[int] = ()) -> list[str]:
     """What is wrong with a consistency sampling schedule (empty when nothing is); ``steps``: the step counts to run."""
     problems = []
@@ -89,7 +163,7 @@ def ldm_problems(view: dict) -> list[str]:
 
 def image_problems(view: dict) -> list[str]:
     """Cross-field checks of the image track (its models' own hooks run after these)."""
-    problems = []
+    problems = protocol_problems(view)
     net, ev = view["net"], view["eval"]
     t_max = min(net["pixel_T"], view["latent"]["T"])
     bad_steps = [s for s in ev["sampling_steps"] if s > t_max]
@@ -158,9 +232,12 @@ def protein_problems(view: dict) -> list[str]:
 TRACK_CHECKS = {"image": image_problems, "protein": protein_problems}
 
 
-def problems(config: dict) -> list[str]:
-    """Every cross-field problem of a config: per track, then each configured model's own hook."""
-    out = []
+def problems(config: dict, check_device: bool = True) -> list[str]:
+    """Every cross-field problem of a config: the device, per track, then each configured model's own hook.
+
+    ``check_device`` is false where jobs run elsewhere (a cluster's head node need not have the GPU).
+    """
+    out = device_problems(config) if check_device else []
     for track in tracks(config):
         view = track_view(config, track)
         unknown = sorted(set(view.get("models", {})) - set(registry.names(track)))
@@ -174,8 +251,27 @@ def problems(config: dict) -> list[str]:
     return out
 
 
-def check(config: dict) -> None:
-    """Raise one ValueError listing every problem (before any job runs)."""
-    found = problems(config)
-    if found:
+def device_problems(config: dict) -> list[str]:
+    """Whether this machine has the configured device (imports torch only when one must be looked for)."""
+    if config.get("device", "auto") in ("auto", "cpu"):
+        return []
+    from diled.runtime import device_problem
+
+    found = device_problem(config["device"])
+    return [f"device: {found}"] if found else []
+
+
+def check_device(config: dict) -> None:
+    """Raise a ValueError naming the configured device when this machine cannot run it."""
+    if found := device_problems(config):
         raise ValueError("invalid configuration:\n  - " + "\n  - ".join(found))
+
+
+def check(config: dict, schema_path: str | Path | None = None, check_device: bool = True) -> None:
+    """Raise one ValueError listing every problem (before any job runs): schema first, then cross-field."""
+    found = schema_problems(config, schema_path) if schema_path else []
+    if not found:
+        found = problems(config, check_device)
+    if found:
+        raise ValueError("invalid configuration:\n  - " + "\n  - ".join(found[:20]) +
+                         (f"\n  ... and {len(found) - 20} more" if len(found) > 20 else ""))

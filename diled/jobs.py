@@ -5,17 +5,47 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from diled import manifest, registry
 from diled.config import track_view
 from diled.runtime import resolve_device, setup_torch
 
 
+class _Tee:
+    """A text stream that writes to the console and to the rule's log (progress-bar redraws as lines)."""
+
+    def __init__(self, console: TextIO, log: TextIO):
+        self.console, self.log = console, log
+
+    def write(self, text: str) -> int:
+        self.console.write(text)
+        self.log.write(text.replace("\r", "\n"))
+        return len(text)
+
+    def flush(self) -> None:
+        self.console.flush()
+        self.log.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+
 class Job:
-    """Wraps Snakemake's ``snakemake`` object for a script; messages go to stderr and the rule's log."""
+    """Wraps Snakemake's ``snakemake`` object for a script.
+
+    The rule's log receives everything the job prints to stdout and stderr (messages, progress, warnings
+    and, if it fails, the traceback), so the file Snakemake points to after a failure says what happened.
+    """
 
     def __init__(self, smk: Any, track: str | None = None):
+        if smk.log:
+            Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)
+            log = open(smk.log[0], "w", buffering=1)
+            sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)
         self.smk = smk
         self.config: dict = smk.config
         registry.load_plugins(self.config.get("plugins", []))  # models a plugin registers exist in this process too
@@ -24,17 +54,11 @@ class Job:
         self.t0 = time.perf_counter()
         self.device = resolve_device(self.config.get("device", "auto"))
         setup_torch(smk.threads, self.device)
-        self._log = None
-        if smk.log:
-            Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(smk.log[0], "w")
         self.log(f"rule {smk.rule}: device={self.device} threads={smk.threads}")
 
     def log(self, msg: str) -> None:
-        line = f"[{time.strftime('%H:%M:%S')}] {msg}"
-        print(line, file=sys.stderr, flush=True)
-        if self._log:
-            print(line, file=self._log, flush=True)
+        """A time-stamped line on stderr (and so in the rule's log)."""
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
     @property
     def wall_s(self) -> float:

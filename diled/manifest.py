@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -74,7 +75,23 @@ def build(config: Any, seed: int | None, wall_s: float, **extra: Any) -> dict[st
     }
 
 
+def strict(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by ``None`` (JSON has no NaN; readers choke on it)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    """Strict JSON text (NaN/inf written as null), keys sorted: the form every record of the suite takes."""
+    return json.dumps(strict(obj), indent=2, sort_keys=True, default=str, allow_nan=False)
+
+
 def write_json(obj: Any, path: str | Path) -> None:
-    """Atomic JSON write (no partial file on failure)."""
+    """Atomic, strict JSON write (no partial file on failure, no NaN)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.write_text(dumps(obj) + "\n")

@@ -6,12 +6,34 @@ import torch
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when present; 'cuda' without a GPU is an error, not a silent CPU run."""
+    """'auto' picks CUDA when present; an unknown or unavailable device is a ``ValueError`` naming it
+    (``cuda`` without a GPU is an error, not a silent CPU run)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config asks for device 'cuda' but no CUDA device is available")
+    problem = device_problem(name)
+    if problem:
+        raise ValueError(problem)
     return torch.device(name)
+
+
+def device_problem(name: str) -> str | None:
+    """Why ``name`` cannot be used on this machine (None when it can): cpu, auto, cuda[:N] or mps."""
+    if name in ("cpu", "auto"):
+        return None
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        return f"unknown device {name!r}; use cpu, cuda, cuda:N, mps or auto"
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            return f"device {name!r} asked for, but this machine has no CUDA device (use cpu or auto)"
+        if dev.index is not None and dev.index >= n:
+            return f"device {name!r} asked for, but this machine has {n} CUDA device(s)"
+        return None
+    if dev.type == "mps":
+        return None if torch.backends.mps.is_available() else f"device {name!r} asked for, but MPS is not available here"
+    return f"unsupported device {name!r}; use cpu, cuda, cuda:N, mps or auto"
 
 
 def setup_torch(threads: int, device: torch.device) -> None:

@@ -234,4 +234,4 @@ def test_cli_data_and_errors(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "diled.cli", "data", str(tmp_path / "d.npz"), "--reference-size", "100"], capture_output=True, text=True)
     assert ok.returncode == 0 and json.loads(ok.stdout)["split"]["reference"] == 100
     bad = subprocess.run([sys.executable, "-m", "diled.cli", "data", str(tmp_path / "e.npz"), "--reference-size", "0"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "reference size" in bad.stderr and not (tmp_path / "e.npz").exists()
+    assert bad.returncode == 2 and "--reference-size: must be a positive integer, got 0" in bad.stderr and not (tmp_path / "e.npz").exists()

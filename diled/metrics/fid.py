@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,16 +35,17 @@ import torch
 from tqdm import tqdm
 
 from diled import weights
-from diled.files import atomic_path
+from diled.files import atomic_path, remove_stale_partials
 from diled.metrics.images import ImageInputError, ImageSource, downscale, open_source
 from diled.metrics.protocols import ADM, CLEAN_FID, PRESETS, PYTORCH_FID, FIDProtocol, get_protocol
 
 __all__ = [
     "ADM", "CLEAN_FID", "PRESETS", "PYTORCH_FID", "FIDProtocol", "get_protocol", "ProtocolMismatch",
-    "Statistics", "statistics", "frechet_distance", "load_reference", "FeatureExtractor",
+    "Statistics", "statistics", "frechet_distance", "load_reference", "FeatureExtractor", "FeatureCache",
 ]
 
 DIM = 2048
+MIN_SIDE = 16  # smaller images are scored with a warning
 
 
 class ProtocolMismatch(ValueError):
@@ -87,6 +89,7 @@ class FeatureExtractor:
 
     def __init__(self, protocol: FIDProtocol, device: torch.device | str = "cpu"):
         self.protocol, self.device = protocol, str(device)
+        self._warned = False
         if protocol.resize == "tf1-bilinear":
             self.net = _torch_fidelity_net(self.device)
         else:
@@ -98,6 +101,10 @@ class FeatureExtractor:
 
     @torch.no_grad()
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if min(batch.shape[2:]) < MIN_SIDE and not self._warned:
+            self._warned = True
+            warnings.warn(f"images are {batch.shape[3]}x{batch.shape[2]} px: Inception sees them upsampled to 299 px "
+                          f"from so few pixels that FID says little (below {MIN_SIDE} px)", stacklevel=2)
         if self.protocol.resolution:
             batch = downscale(batch, self.protocol.resolution)
         # one memory layout for every source: a channels-last view would pick other conv kernels (~1e-6 apart)
@@ -196,6 +203,76 @@ def feature_cache_dir() -> Path:
     return Path(os.environ.get("DILED_FEATURE_CACHE", weights.cache_dir() / "features")).expanduser()
 
 
+class FeatureCache:
+    """Content-addressed features: ``<root>/<protocol feature digest>/<content sha256>.npy`` plus a ``.json``
+    record of its row count and file sha256, written last.
+
+    An entry counts only when its record exists and the file matches it (rows, sha256, header shape);
+    anything else (truncated, edited, empty, a record without features) is named in a warning, deleted and
+    recomputed. Temporaries of writers that were killed (``*.partial-<pid>*``) are removed on every use.
+    """
+
+    def __init__(self, root: Path, protocol: FIDProtocol):
+        self.dir = root / protocol.feature_digest
+
+    def _paths(self, content: str) -> tuple[Path, Path]:
+        return self.dir / f"{content}.npy", self.dir / f"{content}.json"
+
+    def read(self, content: str, rows: int) -> np.ndarray | None:
+        """The verified features of ``content`` (memory-mapped), or None when absent or discarded."""
+        npy, meta = self._paths(content)
+        if self.dir.is_dir():
+            remove_stale_partials(self.dir)
+        if not npy.exists() and not meta.exists():
+            return None
+        try:
+            record = json.loads(meta.read_text())
+            if (record.get("rows"), record.get("dim")) != (rows, DIM):
+                problem = f"it holds {record.get('rows')} x {record.get('dim')} features, the set has {rows} images"
+            elif weights.sha256_file(npy) != record.get("sha256"):
+                problem = "its sha256 does not match its record (edited or partly overwritten)"
+            else:
+                feats = np.load(npy, mmap_mode="r", allow_pickle=False)
+                if feats.shape == (rows, DIM):
+                    return feats
+                problem = f"its array is {feats.shape}, expected ({rows}, {DIM})"
+        except FileNotFoundError as exc:
+            problem = f"incomplete entry ({Path(exc.filename).name} is missing)"
+        except (ValueError, OSError, EOFError, AttributeError) as exc:
+            problem = f"unreadable ({type(exc).__name__}: {exc})"
+        warnings.warn(f"feature cache entry {npy} discarded: {problem}; recomputing it", stacklevel=3)
+        npy.unlink(missing_ok=True)
+        meta.unlink(missing_ok=True)
+        return None
+
+    @contextmanager
+    def writer(self, content: str, rows: int):
+        """Yield a (rows, 2048) float32 array to fill; committed only if every row was written."""
+        npy, meta = self._paths(content)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(npy) as tmp:
+            store = _RowStore(np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, DIM)))
+            yield store
+            if store.filled != rows:
+                raise RuntimeError(f"feature extraction wrote {store.filled} of {rows} rows; nothing cached")
+            store.array.flush()
+            del store
+            digest = weights.sha256_file(tmp)
+        with atomic_path(meta) as tmp_meta:  # the record last: an entry without one is never trusted
+            tmp_meta.write_text(json.dumps({"rows": rows, "dim": DIM, "sha256": digest}) + "\n")
+
+
+class _RowStore:
+    """A feature array filled front to back, counting what was written."""
+
+    def __init__(self, array: np.ndarray):
+        self.array, self.filled = array, 0
+
+    def append(self, feats: np.ndarray) -> None:
+        self.array[self.filled : self.filled + len(feats)] = feats
+        self.filled += len(feats)
+
+
 def statistics(
     images: str | Path | np.ndarray | torch.Tensor | ImageSource,
     protocol: FIDProtocol,
@@ -209,10 +286,12 @@ def statistics(
 
     For ``role="generated"`` the first ``protocol.sample_count`` images are used when the protocol
     fixes a count; a ``"reference"`` set is used whole. Features are read from / written to the
-    content-addressed cache unless ``cache`` is false.
+    content-addressed ``FeatureCache`` unless ``cache`` is false.
     """
     if role not in ("generated", "reference"):
         raise ValueError(f"role must be 'generated' or 'reference', got {role!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch size must be a positive integer, got {batch_size!r}")
     src = open_source(images, protocol.quantization)
     if protocol.sample_count is not None and role == "generated":
         src = src.head(protocol.sample_count)
@@ -220,38 +299,31 @@ def statistics(
     manifest = {"source": src.description, "role": role, "images": len(src), "content_sha256": content,
                 "protocol": protocol.record(), "protocol_digest": protocol.digest}
     cdir = feature_cache_dir()
-    use_cache = cache and str(cdir) != "off"
-    cached = cdir / protocol.feature_digest / f"{content}.npy"
+    store = FeatureCache(cdir, protocol) if cache and str(cdir) != "off" else None
     acc = _Accumulator()
-    if use_cache and cached.exists():
-        feats = np.load(cached, mmap_mode="r")
+    feats = store.read(content, len(src)) if store else None
+    if feats is not None:
         for i in range(0, len(feats), 1024):
             acc.add(feats[i : i + 1024])
-        manifest["features"] = f"cache:{cached.name}"
+        manifest["features"] = f"cache:{content}"
         return acc.statistics(protocol, manifest)
     extract = FeatureExtractor(protocol, device)
     total = (len(src) + batch_size - 1) // batch_size
 
-    def run(store: np.ndarray | None) -> None:
-        i = 0
+    def run(rows: _RowStore | None) -> None:
         for batch in tqdm(src.batches(batch_size), total=total, desc=desc, mininterval=5.0, leave=False):
             f = extract(batch)
             acc.add(f)
-            if store is not None:
-                store[i : i + len(f)] = f
-            i += len(f)
+            if rows is not None:
+                rows.append(f)
 
-    if not use_cache:
+    if store is None:
         run(None)
         manifest["features"] = "computed"
-        return acc.statistics(protocol, manifest)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(cached) as tmp:
-        store = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(src), DIM))
-        run(store)
-        store.flush()
-        del store
-    manifest["features"] = "computed (cached)"
+    else:
+        with store.writer(content, len(src)) as rows:
+            run(rows)
+        manifest["features"] = "computed (cached)"
     return acc.statistics(protocol, manifest)
 
 

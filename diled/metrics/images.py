@@ -146,6 +146,8 @@ def read_image(path: Path) -> np.ndarray:
         raise
     except UnidentifiedImageError as exc:
         raise ImageInputError(f"{path}: not an image file PIL can identify") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageInputError(f"{path}: refused as a decompression bomb ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageInputError(f"{path}: unreadable or truncated image ({exc})") from exc
     return arr.transpose(2, 0, 1)

@@ -1,12 +1,26 @@
 # Helpers shared by the rule modules. What runs comes from the model registry (diled/registry.py),
 # the config's cross-field checks from diled/config.py. Neither imports torch, so parsing the DAG is fast.
 import os
+import sys
+
+import yaml
 
 from diled import config as cfg
 from diled import registry
 
 registry.load_plugins(config.get("plugins", []))
-cfg.check(config)
+# Schema and cross-field checks before any job, one short line per problem. The device is looked for in
+# the Snakefile's onstart handler: only when jobs are about to run on this machine (not in a dry run, not
+# on a cluster's head node, which need not have the GPU its jobs ask for).
+cfg.check(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"), check_device=False)
+if workflow.overwrite_configfiles and workflow.is_main_process:
+    # --configfile files merge over config/config.yaml: say which values are not the user's own
+    _user = {}
+    for _f in workflow.overwrite_configfiles:
+        _user = cfg.merge(_user, yaml.safe_load(open(_f)) or {})
+    _user = cfg.merge(_user, dict(workflow.config_settings.overwrite_config))
+    for _line in cfg.defaulted(config, _user):
+        print(f"config: {_line}", file=sys.stderr)
 
 OUT = config["outdir"]
 TRACKS = cfg.tracks(config)
