@@ -12,7 +12,9 @@ registry.load_plugins(config.get("plugins", []))
 # Schema and cross-field checks before any job, one short line per problem. The device is looked for in
 # the Snakefile's onstart handler: only when jobs are about to run on this machine (not in a dry run, not
 # on a cluster's head node, which need not have the GPU its jobs ask for).
-cfg.check(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"), check_device=False)
+cfg.check(
+    config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"), check_device=False
+)
 if workflow.overwrite_configfiles and workflow.is_main_process:
     # --configfile files merge over config/config.yaml: say which values are not the user's own
     _user = {}
