@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from diled import manifest, registry
 from diled.config import track_view
+from diled.files import remove_stale_partials
 from diled.runtime import resolve_device, setup_torch
 
 
@@ -55,6 +56,9 @@ class Job:
         self.device = resolve_device(self.config.get("device", "auto"))
         setup_torch(smk.threads, self.device)
         self.log(f"rule {smk.rule}: device={self.device} threads={smk.threads}")
+        for folder in {Path(p).parent for p in smk.output if Path(p).parent.is_dir()}:
+            for stale in remove_stale_partials(folder):  # left by a job of this rule that was killed mid-write
+                self.log(f"removed {stale} (a temporary of a killed job)")
 
     def log(self, msg: str) -> None:
         """A time-stamped line on stderr (and so in the rule's log)."""

@@ -372,11 +372,15 @@ def test_cli_version_and_tiny_image_warning(tmp_path):
 
 def test_rule_log_captures_output_and_traceback(tmp_path):
     log = tmp_path / "logs" / "job.log"
+    stale = tmp_path / "out" / f"table.partial-{_dead_pid()}.csv"  # a killed earlier attempt's temporary
+    stale.parent.mkdir()
+    stale.write_text("half")
     script = textwrap.dedent(f"""
         import sys, types
         from diled.jobs import Job
         smk = types.SimpleNamespace(config={{"outdir": "x", "seed": 0, "device": "cpu", "threads": 1, "image": {{}}}},
-                                    log=[{str(log)!r}], threads=1, rule="demo", wildcards={{}}, input=[], output=[])
+                                    log=[{str(log)!r}], threads=1, rule="demo", wildcards={{}}, input=[],
+                                    output=[{str(tmp_path / "out" / "table.csv")!r}])
         job = Job(smk, track="image")
         print("to stdout")
         job.log("a message")
@@ -385,8 +389,10 @@ def test_rule_log_captures_output_and_traceback(tmp_path):
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 1
     text = log.read_text()
-    for expected in ("rule demo: device=cpu", "to stdout", "a message", "Traceback", "RuntimeError: boom in the job"):
+    for expected in ("rule demo: device=cpu", "to stdout", "a message", "Traceback", "RuntimeError: boom in the job",
+                     f"removed {stale}"):
         assert expected in text, expected
+    assert not stale.exists()
     assert "RuntimeError: boom in the job" in res.stderr  # and still on the console
 
 
