@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -47,6 +48,7 @@ class Job:
             Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)
             log = open(smk.log[0], "w", buffering=1)
             sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)
+        warnings.showwarning = self._warning
         self.smk = smk
         self.config: dict = smk.config
         registry.load_plugins(self.config.get("plugins", []))  # models a plugin registers exist in this process too
@@ -63,6 +65,9 @@ class Job:
     def log(self, msg: str) -> None:
         """A time-stamped line on stderr (and so in the rule's log)."""
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    def _warning(self, message, category, filename, lineno, file=None, line=None) -> None:
+        self.log(f"warning: {message}")
 
     @property
     def wall_s(self) -> float:
