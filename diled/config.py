@@ -186,6 +186,9 @@ def image_problems(view: dict) -> list[str]:
         problems.append(f"editing.num_edits ({view['editing']['num_edits']}) exceeds data.reference_size ({view['data']['reference_size']})")
     if view["editing"]["steps"] > t_max:
         problems.append(f"editing.steps ({view['editing']['steps']}) exceeds the number of training timesteps ({t_max})")
+    if "diled" in view["models"] and net["pixel_T"] != view["latent"]["T"]:
+        problems.append(f"net.pixel_T ({net['pixel_T']}) must equal latent.T ({view['latent']['T']}): DiLED's image "
+                        "objective draws one t for its pixel and latent chains")
     if "diled" in view["models"]:
         if view["w_ablation"]["steps"] not in ev["sampling_steps"]:
             problems.append(f"w_ablation.steps ({view['w_ablation']['steps']}) must be one of eval.sampling_steps {ev['sampling_steps']} "

@@ -49,9 +49,15 @@ def make_betas(kind: str, T: int, *, value: float = 0.008, start: float = 1e-4, 
 
 @dataclass(frozen=True)
 class Schedule:
-    """Cumulative noise levels of a diffusion chain; ``alphabar[t]`` for t = 0..T with alphabar[0] = 1."""
+    """Cumulative noise levels of a diffusion chain; ``alphabar[t]`` for t = 0..T with alphabar[0] = 1.
+
+    ``step_betas`` keeps the configured per-step betas (index 0 unused) when the schedule was made from
+    them: with an index shift, alphabar_1 is no longer 1 - beta_1, and the t = 1 alignment term of the
+    official code uses the single step (``first_step``).
+    """
 
     alphabar: torch.Tensor
+    step_betas: torch.Tensor | None = None
 
     @classmethod
     def from_betas(cls, betas: torch.Tensor, shift: int = 0) -> Schedule:
@@ -61,7 +67,8 @@ class Schedule:
         betas = betas.to(torch.float64)
         full = torch.cat([betas[:1].expand(shift), betas]) if shift else betas
         ab = torch.cumprod(1.0 - full, dim=0)[shift:]
-        return cls(torch.cat([torch.ones(1, dtype=torch.float64), ab]))
+        one = torch.ones(1, dtype=torch.float64)
+        return cls(torch.cat([one, ab]), torch.cat([0 * one, betas]))
 
     @classmethod
     def make(cls, kind: str, T: int, shift: int = 0, **kw: float) -> Schedule:
@@ -81,6 +88,19 @@ class Schedule:
     @property
     def betas(self) -> torch.Tensor:
         return 1.0 - self.alphas
+
+    def first_step(self) -> tuple[float, float]:
+        """(alpha_1, beta_1) of the single first step: the t = 1 alignment's inversion and weight alpha_1 / beta_1.
+
+        Equal to (alphabar_1, 1 - alphabar_1) without an index shift. With ``shift = 1`` and constant
+        beta = 0.008 it is (0.992, 0.008), weight 124, as the official code has it (its x_1 is built with
+        alphabar_1 = 0.992^2 all the same: see ``../shared/notes/text-track.md``).
+        """
+        if self.step_betas is None:
+            ab1 = self.alphabar[1].item()
+            return ab1, 1.0 - ab1
+        b1 = self.step_betas[1].item()
+        return 1.0 - b1, b1
 
     def at(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """alphabar_t gathered for a (B,) batch of timesteps, shaped to broadcast against ``like``."""

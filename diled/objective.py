@@ -7,10 +7,12 @@ x_t = sqrt(alphabar_t) x1 + sqrt(1 - alphabar_t) eps (see ``diffusion.Schedule``
     image form  loss = (2 - w) * L_decoder(t)            +  w * l_t      (one t shared by both)
 
     l_t = ||eps - eps_theta(x_t, t)||^2                                         t > 1
-    l_1 = (alphabar_1 / (1 - alphabar_1)) ||mu - (x_t - sqrt(1 - alphabar_1) eps_theta) / sqrt(alphabar_1)||^2
+    l_1 = (alpha_1 / beta_1) ||mu - (x_t - sqrt(beta_1) eps_theta) / sqrt(alpha_1)||^2
 
-where mu = E(x0) is the encoder *mean* (the alignment term). For the default indexing
-alphabar_1 = alpha_1 and 1 - alphabar_1 = beta_1, which is the paper's alpha_1 / beta_1 weight.
+where mu = E(x0) is the encoder *mean* (the alignment term) and (alpha_1, beta_1) the single first step
+(``Schedule.first_step``). For the default indexing alpha_1 = alphabar_1 and beta_1 = 1 - alphabar_1;
+with the official indexing (``alphabar_shift: 1``) x_1 carries alphabar_1 = 0.992^2 but the alignment
+still uses alpha_1 = 0.992, beta_1 = 0.008 (weight 124), as upstream does.
 Squared norms are means over latent dimensions; L_rec is whatever per-example reconstruction loss
 the decoder reports (token NLL summed over positions for text).
 """
@@ -38,9 +40,9 @@ def latent_term(
 ) -> torch.Tensor:
     """Per-example l_t: eps matching for t > 1, alignment to the encoder mean for t = 1."""
     eps_term = _mean_sq(eps - eps_pred)
-    ab1 = schedule.alphabar[1].item()
-    x1_hat = (x_t - (1 - ab1) ** 0.5 * eps_pred) / ab1**0.5
-    align_term = ab1 / (1 - ab1) * _mean_sq(mean - x1_hat)
+    a1, b1 = schedule.first_step()
+    x1_hat = (x_t - b1**0.5 * eps_pred) / a1**0.5
+    align_term = a1 / b1 * _mean_sq(mean - x1_hat)
     return torch.where(t == 1, align_term, eps_term)
 
 

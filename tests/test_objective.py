@@ -45,11 +45,19 @@ def test_latent_term_at_t1_aligns_to_encoder_mean():
     assert not torch.allclose(obj.latent_term(SCHED, t, x_t, eps, pred, mean + 1), got)
 
 
-def test_official_indexing_changes_alignment_weight():
+def test_official_indexing_keeps_the_single_step_alignment():
+    """Upstream (alphabar_t = 0.992^(t+1)) still aligns at t = 1 with alpha = 0.992, beta = 0.008: weight 124,
+    x1_hat = (x_t - sqrt(0.008) eps_hat) / sqrt(0.992); only x_t itself carries the shifted alphabar_1."""
     shifted = Schedule.make("constant", 1000, shift=1, value=0.008)
-    ab1 = 0.992**2
-    x_t, eps, pred, mean = torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, 2), torch.ones(1, 2)
-    assert obj.latent_term(shifted, torch.tensor([1]), x_t, eps, pred, mean).item() == pytest.approx(ab1 / (1 - ab1))
+    assert shifted.alphabar[1].item() == pytest.approx(0.992**2, rel=1e-12)
+    assert shifted.first_step() == pytest.approx((0.992, 0.008), rel=1e-12)
+    x_t, eps, pred, mean = torch.full((1, 2), 0.5), torch.zeros(1, 2), torch.full((1, 2), 0.3), torch.ones(1, 2)
+    x1_hat = (0.5 - 0.008**0.5 * 0.3) / 0.992**0.5
+    expected = 124 * (1 - x1_hat) ** 2
+    assert obj.latent_term(shifted, torch.tensor([1]), x_t, eps, pred, mean).item() == pytest.approx(expected, rel=1e-6)
+    # without the shift the single step and the cumulative one coincide
+    plain = Schedule.make("constant", 1000, value=0.008)
+    assert plain.first_step() == pytest.approx((plain.alphabar[1].item(), 1 - plain.alphabar[1].item()), rel=1e-12)
 
 
 def test_image_loss_weights_and_range():

@@ -417,6 +417,7 @@ CONFIG_CASES = [
      "eval.fid.protocol: invalid FID protocol 'pytorch-fid@4': resolution must be an integer >= 8 or None, got 4"),
     ("downscale 4", {"image": {"fid_settings": {"downscale": 4}}}, [],
      "image.fid_settings.downscale = 4: 4 is less than the minimum of 8"),
+    ("two T", {"image": {"latent": {"T": 500}}}, [], "net.pixel_T (1000) must equal latent.T (500): DiLED's image objective"),
     ("cuda without GPU", {"device": "cuda"}, ["all"], "device: device 'cuda' asked for, but this machine has no CUDA device"),
 ]
 
