@@ -83,7 +83,11 @@ def save_model(model: nn.Module, track: str, name: str, cfg: dict, path: str | P
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
     """(model in eval mode, checkpoint record); a corrupt, foreign or unsafe file is a ``CheckpointError`` naming it."""
-    ckpt = checkpoint.load(path)
+    try:
+        ckpt = checkpoint.load(path)
+    except checkpoint.CheckpointError as exc:
+        raise checkpoint.CheckpointError(f"{exc}. Delete it and rerun: the training job that wrote it rebuilds it from its "
+                                         "checkpoints in the run directory without training again") from exc
     model = build(ckpt["track"], ckpt["name"], ckpt["config"])
     model.load_state_dict(ckpt["state_dict"])
     return model.to(device).eval(), ckpt
