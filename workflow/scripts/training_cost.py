@@ -9,8 +9,9 @@ job = Job(snakemake)
 manifests = {f"{Path(p).parents[1].name}/{Path(p).parent.name}/{Path(p).stem}": json.loads(Path(p).read_text()) for p in snakemake.input}
 df = tables.training_cost(manifests)
 notes = [
-    "Measured by the training jobs of this run (their manifests: models/<track>/<model>/<stage>.json); wall time counts only the steps run "
-    "in the last invocation (a resumed run reports its remainder; `resumed from step` says so).",
+    "Measured by the training jobs (their manifests: models/<track>/<model>/<stage>.json); wall time covers every step of the run, "
+    "summed over resumed invocations from the time each checkpoint recorded (`resumed from step` says where the last one began; "
+    "steps lost to an interruption after the last checkpoint are not counted).",
     "Totals: a model's stages, including the DiffAE stages DiLED is fine-tuned from.",
     "Jobs ran side by side (Snakemake `--cores`), so per-step times include contention with concurrent jobs.",
 ]
