@@ -107,6 +107,16 @@ def defaulted(config: Mapping, user: Mapping, default_name: str = "config/config
     return lines
 
 
+def user_config(files: Sequence[str | Path], overrides: Mapping) -> dict:
+    """What the user wrote: their ``--configfile`` files merged in order, then ``--config`` overrides."""
+    import yaml
+
+    mine: dict = {}
+    for f in files:
+        mine = merge(mine, yaml.safe_load(Path(f).read_text()) or {})
+    return merge(mine, overrides)
+
+
 def protocol_problems(view: dict) -> list[str]:
     """FID protocol names and parameters the evaluation rules will construct (checked before any job)."""
     from diled.metrics.protocols import get_protocol  # torch-free
@@ -227,12 +237,12 @@ def protein_problems(view: dict) -> list[str]:
 TRACK_CHECKS = {"image": image_problems, "protein": protein_problems}
 
 
-def problems(config: dict, check_device: bool = True) -> list[str]:
-    """Every cross-field problem of a config: the device, per track, then each configured model's own hook.
+def problems(config: dict) -> list[str]:
+    """Every cross-field problem of a config: per track, then each configured model's own hook.
 
-    ``check_device`` is false where jobs run elsewhere (a cluster's head node need not have the GPU).
+    The device is checked apart (``check_device``): only where and when jobs are about to run.
     """
-    out = device_problems(config) if check_device else []
+    out = []
     for track in tracks(config):
         view = track_view(config, track)
         unknown = sorted(set(view.get("models", {})) - set(registry.names(track)))
@@ -262,11 +272,11 @@ def check_device(config: dict) -> None:
         raise ValueError("invalid configuration:\n  - " + "\n  - ".join(found))
 
 
-def check(config: dict, schema_path: str | Path | None = None, check_device: bool = True) -> None:
+def check(config: dict, schema_path: str | Path | None = None) -> None:
     """Raise one ValueError listing every problem (before any job runs): schema first, then cross-field."""
     found = schema_problems(config, schema_path) if schema_path else []
     if not found:
-        found = problems(config, check_device)
+        found = problems(config)
     if found:
         raise ValueError("invalid configuration:\n  - " + "\n  - ".join(found[:20]) +
                          (f"\n  ... and {len(found) - 20} more" if len(found) > 20 else ""))

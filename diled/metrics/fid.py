@@ -277,7 +277,6 @@ class FeatureCache:
             if store.filled != rows:
                 raise RuntimeError(f"feature extraction wrote {store.filled} of {rows} rows; nothing cached")
             store.array.flush()
-            del store
             digest = weights.sha256_file(tmp)
         with atomic_path(meta) as tmp_meta:  # the record last: an entry without one is never trusted
             tmp_meta.write_text(json.dumps({"rows": rows, "dim": DIM, "sha256": digest}) + "\n")

@@ -3,8 +3,6 @@
 import os
 import sys
 
-import yaml
-
 from diled import config as cfg
 from diled import registry
 
@@ -12,16 +10,13 @@ registry.load_plugins(config.get("plugins", []))
 # Schema and cross-field checks before any job, one short line per problem. The device is looked for in
 # the Snakefile's onstart handler: only when jobs are about to run on this machine (not in a dry run, not
 # on a cluster's head node, which need not have the GPU its jobs ask for).
-cfg.check(
-    config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"), check_device=False
-)
+cfg.check(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
 if workflow.overwrite_configfiles and workflow.is_main_process:
     # --configfile files merge over config/config.yaml: say which values are not the user's own
-    _user = {}
-    for _f in workflow.overwrite_configfiles:
-        _user = cfg.merge(_user, yaml.safe_load(open(_f)) or {})
-    _user = cfg.merge(_user, dict(workflow.config_settings.overwrite_config))
-    for _line in cfg.defaulted(config, _user):
+    _mine = cfg.user_config(
+        workflow.overwrite_configfiles, workflow.config_settings.overwrite_config
+    )
+    for _line in cfg.defaulted(config, _mine):
         print(f"config: {_line}", file=sys.stderr)
 
 OUT = config["outdir"]
