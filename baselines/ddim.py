@@ -13,11 +13,14 @@ from diled.model import Autoencoding
 class DDIM(Autoencoding):
     """Unconditional pixel UNet; reconstruction and interpolation go through DDIM inversion of x_T."""
 
-    def __init__(self, pixel: GaussianDiffusion):
+    def __init__(self, pixel: GaussianDiffusion, interpolation: str = "slerp"):
         super().__init__()
         if pixel.unet.cond_dim:
             raise ValueError("the DDIM baseline needs an unconditional UNet (cond_dim = 0)")
+        if interpolation not in ("slerp", "lerp"):
+            raise ValueError(f"DDIM interpolation must be slerp or lerp, got {interpolation!r}")
         self.pixel = pixel
+        self.interpolation = interpolation
 
     def loss(self, x0: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Simple eps-matching loss (Ho et al. 2020)."""
@@ -36,10 +39,9 @@ class DDIM(Autoencoding):
         """Deterministic DDIM from x_T = z."""
         return self.pixel.sample(z, steps)
 
-    @staticmethod
-    def mix(za: torch.Tensor, zb: torch.Tensor, alpha: float) -> torch.Tensor:
-        """Spherical interpolation: x_T is Gaussian noise, whose norm a lerp would shrink."""
-        return slerp(za, zb, alpha)
+    def mix(self, za: torch.Tensor, zb: torch.Tensor, alpha: float) -> torch.Tensor:
+        """``slerp`` (default: x_T is Gaussian noise, whose norm a lerp would shrink) or ``lerp`` (the official script)."""
+        return slerp(za, zb, alpha) if self.interpolation == "slerp" else (1 - alpha) * za + alpha * zb
 
     @torch.no_grad()
     def generate(self, seeds: Sequence[int], steps: int) -> torch.Tensor:
@@ -50,7 +52,7 @@ class DDIM(Autoencoding):
 def build(cfg: dict) -> DDIM:
     from diled.modalities.image import pixel_diffusion
 
-    return DDIM(pixel_diffusion(cfg, 0))
+    return DDIM(pixel_diffusion(cfg, 0), cfg["models"]["ddim"].get("interpolation", "slerp"))
 
 
 def train(ctx):

@@ -37,6 +37,15 @@ class DiffAE(LatentAutoencoder):
         return loss, {"latent": loss.item()}
 
 
+    def continued_loss(self, x0: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Both of DiffAE's losses at once (the control "DiffAE + FT"): the decoder loss through a deterministic z,
+        and the latent DDPM on the *detached* standardized code, so the latent loss never reaches the encoder."""
+        z = self.encoder_mean(x0)
+        rec = self.decoder.loss(x0, self._decoder_cond(z)).mean()
+        lat, _ = self.latent_loss(z.detach())
+        return rec + lat, {"decoder": rec.item(), "latent": lat.item()}
+
+
 def build(cfg: dict) -> DiffAE:
     from diled.modalities.image import latent_parts, pixel_diffusion
 
@@ -60,3 +69,11 @@ def train_latent(ctx):
     model.fit_standardization(raw)
     z = (raw - model.z_shift) / model.z_scale
     return ctx.train(model, lambda m, zb: m.latent_loss(zb), z, "latent", params=model.denoiser.parameters())
+
+
+def train_more(ctx):
+    """Stage ``train`` of the control: continue the trained DiffAE with DiLED's fine-tuning schedule
+    (``models.diffae_ft.train``, which the config check holds equal to ``models.diled.train``) under DiffAE's own losses."""
+    model = ctx.build().to(ctx.device)
+    model.load_state_dict(ctx.init.state_dict())
+    return ctx.train(model, lambda m, x: m.continued_loss(x), ctx.data, "train")

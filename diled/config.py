@@ -163,6 +163,15 @@ def ldm_problems(view: dict) -> list[str]:
     return []
 
 
+def control_problems(view: dict) -> list[str]:
+    """DiffAE + FT is DiLED's control only while it trains on DiLED's fine-tuning schedule."""
+    models = view["models"]
+    if "diled" in models and models["diffae_ft"].get("train") != models["diled"].get("train"):
+        return [f"models.diffae_ft.train ({models['diffae_ft'].get('train')}) must equal models.diled.train "
+                f"({models['diled'].get('train')}): the control trains for DiLED's extra steps (a YAML anchor keeps them equal)"]
+    return []
+
+
 def image_problems(view: dict) -> list[str]:
     """Cross-field checks of the image track (its models' own hooks run after these)."""
     problems = protocol_problems(view)

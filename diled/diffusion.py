@@ -263,22 +263,57 @@ def sample_timesteps(batch: int, T: int, device: torch.device | str = "cpu", gen
     return torch.randint(1, T + 1, (batch,), device=device, generator=generator)
 
 
+LOSS_WEIGHTS = ("uniform", "min_snr", "trunc_snr")
+
+
+def loss_weight(schedule: Schedule, t: torch.Tensor, kind: str = "uniform", gamma: float = 5.0) -> torch.Tensor:
+    """Per-example weight of the eps-matching loss at timesteps ``t`` (float32, on t's device).
+
+    ``uniform``: 1, DDPM's simple loss. ``min_snr``: min(SNR_t, gamma) / SNR_t (Hang et al. 2023), which
+    keeps full weight where SNR_t = alphabar_t / (1 - alphabar_t) <= gamma and shrinks it in proportion to
+    1 / SNR_t above: the low-noise steps, where x_t alone determines x0, stop dominating the loss, so a
+    decoder conditioned on z spends its capacity on the noise levels where z carries the image.
+    ``trunc_snr``: min(max(1, 1 / SNR_t), gamma), the eps-space form of Salimans & Ho's (2022) truncated-SNR
+    weighting max(SNR_t, 1) of the x0 loss, capped at gamma: the eps loss where SNR_t >= 1, the x0 loss where
+    the image is mostly noise. There the eps loss hardly sees the x0 error (it is scaled by SNR_t), which is
+    exactly where only z can say which image to draw.
+    """
+    if kind == "uniform":
+        return torch.ones(t.shape, dtype=torch.float32, device=t.device)
+    if kind == "min_snr":
+        if gamma <= 0:
+            raise ValueError(f"min_snr needs gamma > 0, got {gamma}")
+        ab = schedule.alphabar[t.cpu()]
+        snr = ab / (1 - ab)
+        return (snr.clamp(max=gamma) / snr).to(torch.float32).to(t.device)
+    if kind == "trunc_snr":
+        if gamma < 1:
+            raise ValueError(f"trunc_snr needs a cap gamma >= 1, got {gamma}")
+        ab = schedule.alphabar[t.cpu()]
+        return (ab / (1 - ab)).reciprocal().clamp(1.0, gamma).to(torch.float32).to(t.device)
+    raise ValueError(f"unknown loss weighting {kind!r}; choose one of {', '.join(LOSS_WEIGHTS)}")
+
+
 class GaussianDiffusion(nn.Module):
     """eps-prediction diffusion over a tensor of ``shape`` (pixels, or LDM's latent), optionally conditioned on z.
 
     ``unet(x_t, t, z)`` is the denoiser (``unet.cond_dim > 0`` makes it p(x0 | z), DiffAE's decoder).
     As DiLED's decoder it reports its eps loss at the shared t (``objective = "image"``);
     sampling and inversion are deterministic DDIM on ``steps`` of the T training steps.
+    ``weighting`` (``loss_weight``'s kind and gamma) weights the per-example loss by noise level.
     """
 
     objective = "image"
 
-    def __init__(self, unet: nn.Module, schedule: Schedule, image_shape: Sequence[int], clip: float | None = 1.0):
+    def __init__(self, unet: nn.Module, schedule: Schedule, image_shape: Sequence[int], clip: float | None = 1.0,
+                 weighting: str = "uniform", gamma: float = 5.0):
         super().__init__()
+        loss_weight(schedule, torch.ones(1, dtype=torch.long), weighting, gamma)  # an unknown kind fails here, not mid-training
         self.unet = unet
         self.schedule = schedule
         self.image_shape = tuple(image_shape)
         self.clip = clip  # pixels live in [-1, 1]; an unbounded latent (LDM's) passes None
+        self.weighting, self.gamma = weighting, float(gamma)
 
     @property
     def T(self) -> int:
@@ -288,12 +323,13 @@ class GaussianDiffusion(nn.Module):
         return lambda x, t: self.unet(x, t, z)
 
     def loss(self, x0: torch.Tensor, z: torch.Tensor | None = None, t: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-example ||eps - eps_theta(x_t, t, z)||^2 (mean over pixels); t drawn here if not shared."""
+        """Per-example weighted ||eps - eps_theta(x_t, t, z)||^2 (mean over pixels); t drawn here if not shared."""
         if t is None:
             t = sample_timesteps(x0.shape[0], self.T, x0.device)
         eps = torch.randn_like(x0)
         x_t = self.schedule.q_sample(x0, t, eps)
-        return (eps - self.unet(x_t, t, z)).pow(2).flatten(1).mean(1)
+        mse = (eps - self.unet(x_t, t, z)).pow(2).flatten(1).mean(1)
+        return mse if self.weighting == "uniform" else loss_weight(self.schedule, t, self.weighting, self.gamma) * mse
 
     def noise(self, seeds: Sequence[int], device: torch.device | str) -> torch.Tensor:
         """x_T for each sample from its own seed."""

@@ -28,8 +28,36 @@ from diled import objective as obj
 from diled.diffusion import Schedule, ddim_sample, derive_seed, seeded_normal, timestep_subsequence
 
 
+RECON_PROTOCOLS = ("random", "inverted")
+
+
 class Autoencoding(nn.Module):
-    """``reconstruct`` and ``interpolate`` composed from a model's ``encode``, ``mix`` and ``decode``."""
+    """``reconstruct`` and ``interpolate`` composed from a model's ``encode``, ``mix`` and ``decode``.
+
+    Reconstruction protocols (issue 10; the official scripts differ here):
+
+    * ``random`` -- decode the encoding from a seeded random x_T (``reconstruction_bs.py`` of the paper);
+    * ``inverted`` -- DiffAE's stochastic encoding: x_T is the DDIM inversion of x0 conditioned on the
+      encoding, then decode (``..._withxT.py``), so x_T carries what z does not.
+
+    The two differ only for models whose decoder draws its own noise (``stochastic_decoder``: DiffAE,
+    DiLED). DDIM's encoding already is the inverted x_T and LDM's decoder is deterministic, so both
+    protocols are the same computation for them; CM-CD's encoding is its noising at ``encode_t``.
+    """
+
+    stochastic_decoder = False
+
+    def invert_decoder(self, x0: torch.Tensor, z: torch.Tensor, steps: int) -> torch.Tensor:
+        """x_T of x0 under the decoder conditioned on z (``inverted`` protocol); only stochastic decoders have one."""
+        raise NotImplementedError(f"{type(self).__name__} has no decoder noise to invert")
+
+    def decode_from(self, z: torch.Tensor, steps: int, seeds: Sequence[int], x0: torch.Tensor, protocol: str) -> torch.Tensor:
+        """Decode z under a reconstruction ``protocol``; x0 is the source whose x_T ``inverted`` recovers."""
+        if protocol not in RECON_PROTOCOLS:
+            raise ValueError(f"unknown reconstruction protocol {protocol!r}; choose one of {', '.join(RECON_PROTOCOLS)}")
+        if protocol == "inverted" and self.stochastic_decoder:
+            return self.decode(z, steps, seeds, x_T=self.invert_decoder(x0, z, steps))
+        return self.decode(z, steps, seeds)
 
     @staticmethod
     def mix(za: torch.Tensor, zb: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -37,9 +65,9 @@ class Autoencoding(nn.Module):
         return (1 - alpha) * za + alpha * zb
 
     @torch.no_grad()
-    def reconstruct(self, x0: torch.Tensor, steps: int, seeds: Sequence[int]) -> torch.Tensor:
-        """Decode the encoding of x0 (a stochastic encoder, such as CM-CD's noising, draws from ``seeds`` too)."""
-        return self.decode(self.encode(x0, steps, seeds), steps, seeds)
+    def reconstruct(self, x0: torch.Tensor, steps: int, seeds: Sequence[int], protocol: str = "random") -> torch.Tensor:
+        """Decode the encoding of x0 under ``protocol`` (a stochastic encoder, such as CM-CD's noising, draws from ``seeds`` too)."""
+        return self.decode_from(self.encode(x0, steps, seeds), steps, seeds, x0, protocol)
 
     @torch.no_grad()
     def interpolate(self, xa: torch.Tensor, xb: torch.Tensor, alpha: float, steps: int, seeds: Sequence[int],
@@ -94,12 +122,21 @@ class LatentAutoencoder(Autoencoding):
         """Representation: the encoder mean (``steps`` and ``seeds`` are accepted for interface parity and unused)."""
         return self.encoder_mean(x0)
 
+    stochastic_decoder = True
+
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, steps: int, seeds: Sequence[int]) -> torch.Tensor:
-        """p(x0 | x1 = z); ``seeds`` fix the decoder's own noise (x_T of a pixel decoder)."""
+    def decode(self, z: torch.Tensor, steps: int, seeds: Sequence[int], x_T: torch.Tensor | None = None) -> torch.Tensor:
+        """p(x0 | x1 = z); ``seeds`` fix the decoder's own noise (x_T of a pixel decoder) unless ``x_T`` is given."""
         self._check_steps(steps)
-        x_T = self.decoder.noise(seeds, z.device)
+        if x_T is None:
+            x_T = self.decoder.noise(seeds, z.device)
         return self.decoder.sample(x_T, steps, self._decoder_cond(z))
+
+    @torch.no_grad()
+    def invert_decoder(self, x0: torch.Tensor, z: torch.Tensor, steps: int) -> torch.Tensor:
+        """DiffAE's stochastic encoding: DDIM inversion of x0 by the pixel decoder conditioned on z."""
+        self._check_steps(steps)
+        return self.decoder.invert(x0, steps, self._decoder_cond(z))
 
     @torch.no_grad()
     def generate(self, seeds: Sequence[int], steps: int) -> torch.Tensor:

@@ -55,6 +55,7 @@ class ModelSpec:
     variants: Callable[[dict], dict[str, dict[str, Any]]] | None = None  # name -> dotted-key overrides
     bold_per_step: bool = False  # the bold rule compares it with its peers at each step count (DDIM, DiffAE, DiLED)
     step_kind: str = "DDIM steps"  # what its step counts count (CM-CD: consistency steps)
+    rec_protocols: tuple[str, ...] = ("random",)  # reconstruction protocols its plain ``rec`` set realizes (Table 6 columns)
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or not self.name.islower():
@@ -221,6 +222,7 @@ register(ModelSpec(
     stages=(Stage("train", "baselines.ddim:train"),),
     capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent"}), reads=("data", "net"),
     steps=_sampling_steps, representation="DDIM-inverted x_T ({probe[ddim_steps]} steps)", bold_per_step=True,
+    rec_protocols=("inverted",),
 ))
 register(ModelSpec(
     name="diffae", display="DiffAE", track="image", build="baselines.diffae:build",
@@ -241,11 +243,20 @@ register(ModelSpec(
          "includes those extra steps, as in the paper's protocol.",
 ))
 register(ModelSpec(
+    name="diffae_ft", display="DiffAE + FT", track="image", build="baselines.diffae:build",
+    stages=(Stage("train", "baselines.diffae:train_more", starts_from="diffae/latent"),),
+    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate"}),
+    reads=("data", "net", "latent"), steps=_sampling_steps, checks="diled.config:control_problems",
+    note="DiffAE + FT is the control for DiLED's extra training: the same trained DiffAE continued for DiLED's "
+         "{models[diled][train][steps]} steps (same learning rate and batch size) under DiffAE's own losses (decoder loss "
+         "through a deterministic z; latent DDPM on the detached code). A DiLED gain over it is the objective's.",
+))
+register(ModelSpec(
     name="ldm", display="LDM", track="image", build="baselines.ldm:build",
     stages=(Stage("autoencoder", "baselines.ldm:train_autoencoder", needs_weights=True),
             Stage("latent", "baselines.ldm:train_latent", starts_from="ldm/autoencoder")),
     capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
-    reads=("data", "net"), steps=_sampling_steps, checks="diled.config:ldm_problems",
+    reads=("data", "net"), steps=_sampling_steps, checks="diled.config:ldm_problems", rec_protocols=("random", "inverted"),
     representation="KL-autoencoder mean, scaled to unit variance (flattened c x h x w)",
     note="LDM (two-stage, Rombach et al.): a KL autoencoder ({models[ldm][autoencoder_net][latent_channels]}-channel latent; "
          "L1 + LPIPS-{models[ldm][perceptual]} perceptual loss (weight {models[ldm][perceptual_weight]:g}) + KL weight "

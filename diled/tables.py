@@ -11,10 +11,14 @@ import pandas as pd
 
 from diled import registry
 
-COLUMNS = {"gen": "Gen FID", "rec": "Rec FID", "interp_0.2": "Interp FID (α=0.2)", "interp_0.4": "Interp FID (α=0.4)"}
+COLUMNS = {"gen": "Gen FID", "rec": "Rec FID (random)", "rec_inverted": "Rec FID (inverted)",
+           "interp_0.2": "Interp FID (α=0.2)", "interp_0.4": "Interp FID (α=0.4)"}
+KID_COLUMNS = {key: label.replace("FID", "KID") for key, label in COLUMNS.items()}
 RECON = {"lpips": "Rec LPIPS", "mse": "Rec MSE", "ssim": "Rec SSIM", "psnr": "Rec PSNR"}
-HIGHER_IS_BETTER = {"Rec SSIM", "Rec PSNR"}
-SHOWN = [*COLUMNS.values(), "Rec LPIPS", "Rec MSE", "Rec SSIM"]  # PSNR is in the CSV (it is a function of MSE)
+PROTOCOLS = ("random", "inverted")  # reconstruction protocols (diled.model.RECON_PROTOCOLS)
+HIGHER_IS_BETTER = {f"Rec {m} ({p})" for m in ("SSIM", "PSNR") for p in PROTOCOLS}
+SHOWN = [*COLUMNS.values(), *(f"Rec {m} ({p})" for m in ("LPIPS", "SSIM") for p in PROTOCOLS)]  # MSE, PSNR, KID: in the CSV
+Z95 = 1.959964  # two-sided 95% normal quantile: reconstruction metrics' intervals are mean +- Z95 * sem
 
 
 def display(track: str, name: str) -> str:
@@ -30,16 +34,52 @@ def per_step_models(track: str = "image") -> list[str]:
     return [s.display for s in registry.models(track) if s.bold_per_step]
 
 
+def _rec_sources(rec: dict) -> dict[str, tuple[str, str] | None]:
+    """Which set (FID key, recon-metric key) of a record fills each reconstruction protocol's columns.
+
+    A model's plain ``rec`` realizes the protocols of its registry entry (``rec_protocols``): DDIM's is an
+    inversion, LDM's deterministic decoder makes both one, DiffAE/DiLED's is ``random`` and their
+    ``rec_inverted`` set is the other.
+    """
+    try:
+        native = registry.get(rec.get("track", "image"), rec["model"]).rec_protocols
+    except KeyError:  # a variant (diled_w0.5) reconstructs as its base model
+        native = ("random",)
+    out = {}
+    for protocol in PROTOCOLS:
+        if protocol == "inverted" and "rec_inverted" in rec["fid"]:
+            out[protocol] = ("rec_inverted", "recon_inverted")
+        else:
+            out[protocol] = ("rec", "recon") if protocol in native and "rec" in rec["fid"] else None
+    return out
+
+
 def table6(records: Sequence[dict], root: str | Path) -> pd.DataFrame:
-    """One row per (model, T) in the given order; manifest paths relative to ``root``."""
+    """One row per (model, T) in the given order: FID with interval, KID with std, reconstruction metrics per
+    protocol with standard errors; manifest paths relative to ``root``."""
     rows = []
     for rec in records:
         man = rec["manifest"]
+        sources = _rec_sources(rec)
+        keys = {"gen": "gen", "interp_0.2": "interp_0.2", "interp_0.4": "interp_0.4",
+                "rec": (sources["random"] or (None,))[0], "rec_inverted": (sources["inverted"] or (None,))[0]}
+        row = {"model": display(rec.get("track", "image"), rec["model"]), "T": rec["steps"]}
+        nan = float("nan")
+        for col, label in COLUMNS.items():
+            key = keys[col]
+            ci = rec.get("fid_interval", {}).get(key, {})
+            kid = rec.get("kid", {}).get(key, {})
+            row[label] = round(rec["fid"][key], 4) if key in rec["fid"] else nan
+            row[f"{label} lo"], row[f"{label} hi"] = round(ci.get("lo", nan), 4), round(ci.get("hi", nan), 4)
+            row[KID_COLUMNS[col]] = round(kid.get("mean", nan), 6)
+            row[f"{KID_COLUMNS[col]} std"] = round(kid.get("std", nan), 6)
+        for protocol, source in sources.items():
+            metrics = rec.get(source[1], {}) if source else {}
+            for key, label in RECON.items():
+                row[f"{label} ({protocol})"] = round(metrics.get(key, nan), 5)
+                row[f"{label} ({protocol}) sem"] = round(metrics.get(f"{key}_sem", nan), 5)
         rows.append({
-            "model": display(rec.get("track", "image"), rec["model"]),
-            "T": rec["steps"],
-            **{label: round(rec["fid"][key], 4) if key in rec["fid"] else float("nan") for key, label in COLUMNS.items()},
-            **{label: round(rec["recon"][key], 5) if key in rec.get("recon", {}) else float("nan") for key, label in RECON.items()},
+            **row,
             "samples": rec["counts"]["gen"],
             "reference": rec["reference_count"],
             "protocol": f"{rec['protocol']['name']}:{rec['protocol']['digest']}",
@@ -77,44 +117,71 @@ def with_not_run(df: pd.DataFrame, not_run: dict[str, str] = NOT_RUN) -> pd.Data
     return out
 
 
+def interval(df: pd.DataFrame, i, col: str) -> tuple[float, float] | None:
+    """The noise band of a cell: FID's bootstrap interval, a reconstruction metric's mean +- 1.96 sem (None: none recorded)."""
+    if f"{col} lo" in df:
+        lo, hi = df.at[i, f"{col} lo"], df.at[i, f"{col} hi"]
+    elif f"{col} sem" in df:
+        v, sem = df.at[i, col], df.at[i, f"{col} sem"]
+        lo, hi = v - Z95 * sem, v + Z95 * sem
+    else:
+        return None
+    return None if pd.isna(lo) or pd.isna(hi) else (float(lo), float(hi))
+
+
+def _clearly_better(df: pd.DataFrame, i, j, col: str) -> bool:
+    """Cell i beats cell j by more than their noise: the two intervals do not overlap (no intervals: plain comparison)."""
+    a, b = interval(df, i, col), interval(df, j, col)
+    higher = col in HIGHER_IS_BETTER
+    if a is None or b is None:
+        vi, vj = float(df.at[i, col]), float(df.at[j, col])
+        return vi > vj if higher else vi < vj
+    return a[0] > b[1] if higher else a[1] < b[0]
+
+
 def bold_mask(df: pd.DataFrame, columns: Sequence[str] = SHOWN, per_step: Sequence[str] | None = None) -> pd.DataFrame:
-    """Which cells are bold, as the paper's authors described it.
+    """Which cells are bold: the authors' rule, made to respect noise.
 
     Among the models with a configurable T (``per_step``, default the registry's ``bold_per_step``
-    models: DDIM, DiffAE, DiLED), the best value at each T. Any other row (LDM at each T, CM-CD's 1/2-step rows) is bold where it beats every T-group row
-    at every T (better than their overall best).
+    models: DDIM, DiffAE, DiLED), the best value at each T, but only where it is clearly better than
+    the runner-up (their intervals do not overlap: ``interval``). Any other row (LDM at each T, CM-CD's
+    1/2-step rows) is bold where it is clearly better than every T-group row at every T.
+    Cells without recorded intervals fall back to the plain comparison.
     """
     mask = pd.DataFrame(False, index=df.index, columns=list(columns))
     in_group = df["model"].isin(per_step_models() if per_step is None else per_step) & df["T"].notna()
     for col in columns:
+        if col not in df:
+            continue
         higher = col in HIGHER_IS_BETTER
         vals = df[col].astype(float)
         for idx in df[in_group].groupby("T").groups.values():
-            group = vals.loc[idx].dropna()
-            if len(group):
-                best = group.max() if higher else group.min()
-                mask.loc[group.index[group == best], col] = True
-        t_vals = vals[in_group].dropna()
+            group = vals.loc[idx].dropna().sort_values(ascending=not higher)
+            if len(group) == 1 or (len(group) > 1 and _clearly_better(df, group.index[0], group.index[1], col)):
+                mask.loc[group.index[0], col] = True
+        peers = vals[in_group].dropna().index
         for i in df.index[~in_group]:
-            v = vals[i]
-            if pd.notna(v) and len(t_vals) and (v > t_vals.max() if higher else v < t_vals.min()):
+            if pd.notna(vals[i]) and len(peers) and all(_clearly_better(df, i, j, col) for j in peers):
                 mask.loc[i, col] = True
     return mask
 
 
-def _cells(df: pd.DataFrame, bold: str) -> pd.DataFrame:
-    """Formatted cells: numbers (bold where ``bold_mask`` says), "not run" / "n/a" otherwise."""
+def _cells(df: pd.DataFrame, bold: str, pm: str = "±") -> pd.DataFrame:
+    """Formatted cells: "value ± half-interval" (bold where ``bold_mask`` says), "not run" / "n/a" otherwise."""
     mask = bold_mask(df)
     shown = df.copy().astype(object)
     for col in SHOWN:
-        fmt = "{:.2f}" if col in COLUMNS.values() else "{:.4f}"
+        fmt = "{:.2f}" if col in COLUMNS.values() else "{:.3f}"
         for i in df.index:
-            v = df.at[i, col]
+            v = df.at[i, col] if col in df else float("nan")
             if pd.isna(v):
                 shown.at[i, col] = "not run" if str(df.at[i, "status"]).startswith("not run") else "n/a"
-            else:
-                text = fmt.format(v)
-                shown.at[i, col] = bold.format(text) if mask.at[i, col] else text
+                continue
+            text = fmt.format(v)
+            band = interval(df, i, col)
+            if band is not None:
+                text += f" {pm}" + fmt.format((band[1] - band[0]) / 2)
+            shown.at[i, col] = bold.format(text) if mask.at[i, col] else text
     shown["T"] = ["—" if pd.isna(t) else str(t) for t in df["T"]]
     return shown
 
@@ -160,8 +227,11 @@ def write_table(df: pd.DataFrame, *, title: str, notes: Sequence[str] = (), csv:
 
 
 TABLE6_TITLE = "Table 6 (embedded reproduction): generation, reconstruction and interpolation"
-TABLE6_LEAD = ("FID, LPIPS and MSE: lower is better; SSIM: higher is better. Bold: the best of DDIM/DiffAE/DiLED at each T; "
-               "any other row (LDM, CM-CD) is bold where it beats all of them at every T. CM-CD's T is its number of consistency steps.")
+TABLE6_LEAD = ("FID, LPIPS and MSE: lower is better; SSIM: higher is better. Each cell: value ± half its 95% interval (FID: "
+               "bootstrap over the generated set; LPIPS/SSIM: 1.96 standard errors over images). Bold: the best of DDIM/DiffAE/DiLED "
+               "at each T where its interval does not overlap the runner-up's; any other row (LDM, CM-CD) is bold where it is so "
+               "clearly better than all of them at every T. No bold: the difference is within the noise. KID (mean ± std over "
+               "subsets) is in `table6_kid.md` and the CSV. CM-CD's T is its number of consistency steps.")
 
 
 def write_table6(df: pd.DataFrame, notes: Sequence[str], csv: str | Path, md: str | Path, tex: str | Path, caption: str) -> None:
@@ -171,10 +241,49 @@ def write_table6(df: pd.DataFrame, notes: Sequence[str], csv: str | Path, md: st
     not_run = [f"{m}: {s}" for m, s in zip(df["model"], df["status"]) if str(s).startswith("not run")]
     write_table(df, title=TABLE6_TITLE, notes=[*not_run, *notes], csv=csv, md=md, lead=TABLE6_LEAD,
                 shown=shown_md[["model", "T", *SHOWN, "manifest"]])
-    shown_tex = _cells(df, "\\textbf{{{}}}")
+    shown_tex = _cells(df, "\\textbf{{{}}}", pm="$\\pm$")
     shown_tex["T"] = [t.replace("—", "--") for t in shown_tex["T"]]
     write_table(df, title=TABLE6_TITLE, tex=tex, shown=shown_tex[["model", "T", *SHOWN]], caption=caption,
                 source="workflow/scripts/table6.py")
+
+
+def latent_health(records: Sequence[dict], root: str | Path) -> pd.DataFrame:
+    """One row per metric record: its model, T and ``latent_health`` diagnostics (n/a where a model has no such part)."""
+    rows = []
+    for rec in records:
+        h = rec.get("latent_health", {})
+        gains = h.get("eps_gain") or {}
+        name = rec["model"]
+        shown = display(rec.get("track", "image"), name)
+        if name.startswith("diled_w"):  # a w variant: say which
+            shown = f"DiLED (w = {name.removeprefix('diled_w')})"
+        rows.append({
+            "model": shown, "T": rec["steps"],
+            "code spread": round(h["code_spread"], 4) if "code_spread" in h else float("nan"),
+            **{f"z gain t={t}": round(g, 3) for t, g in gains.items()},
+            "class kept (random)": h.get("class_preservation_random", float("nan")),
+            "class kept (inverted)": h.get("class_preservation_inverted", float("nan")),
+            "judge on sources": h.get("judge_accuracy_on_sources", float("nan")),
+            "manifest": os.path.relpath(rec["_path"], root),
+        })
+    return pd.DataFrame(rows)
+
+
+def write_kid_table(df: pd.DataFrame, md: str | Path, first: dict) -> None:
+    """KID x 10^3 of every Table 6 set (mean ± std over random subsets), the companion of the FID table."""
+    run = df[df["status"] == "run"] if "status" in df else df
+    shown = run[["model", "T"]].copy()
+    shown["T"] = [str(t) for t in run["T"]]
+    for label in KID_COLUMNS.values():
+        shown[label + " ×10³"] = ["n/a" if pd.isna(m) else f"{1e3 * m:.2f} ± {1e3 * s:.2f}"
+                                  for m, s in zip(run[label], run[f"{label} std"])]
+    k = first.get("kid", {}).get("gen", {})
+    write_table(run, title="Table 6, KID (embedded reproduction)", md=md, shown=shown, notes=[
+        f"KID (Binkowski et al. 2018) from torch-fidelity on the same Inception features as the FID table: unbiased MMD² with "
+        f"the cubic polynomial kernel, mean ± std over {k.get('subsets', '?')} random subsets of {k.get('subset_size', '?')} "
+        "images of each set and of the reference. Unbiased at small N, so unlike FID its level is comparable across set "
+        "sizes; lower is better; it can be negative when a set is indistinguishable from the reference.",
+    ])
 
 
 def training_cost(manifests: dict[str, dict]) -> pd.DataFrame:

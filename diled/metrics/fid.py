@@ -157,6 +157,7 @@ class Statistics:
     protocol: str  # digest
     protocol_name: str = ""
     manifest: dict = field(default_factory=dict, compare=False)
+    features: np.ndarray | None = field(default=None, compare=False, repr=False)  # the rows, where kept (bootstrap, KID)
 
     @classmethod
     def of(cls, feats: np.ndarray, protocol: FIDProtocol, **manifest) -> Statistics:
@@ -171,8 +172,9 @@ class Statistics:
 
     def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:
+            extra = {} if self.features is None else {"features": self.features}
             np.savez(tmp, mu=self.mu, sigma=self.sigma, count=self.count, protocol=self.protocol,
-                     protocol_name=self.protocol_name, manifest=json.dumps(self.manifest, sort_keys=True))
+                     protocol_name=self.protocol_name, manifest=json.dumps(self.manifest, sort_keys=True), **extra)
 
     @classmethod
     def load(cls, path: str | Path) -> Statistics:
@@ -188,7 +190,8 @@ class Statistics:
                     "with precomputed reference statistics (e.g. adm), as the reference"
                 )
             return cls(f["mu"], f["sigma"], int(f["count"]), str(f["protocol"]), str(f.get("protocol_name", "")),
-                       json.loads(str(f["manifest"])) if "manifest" in f else {})
+                       json.loads(str(f["manifest"])) if "manifest" in f else {},
+                       f["features"] if "features" in f else None)
 
     @functools.cached_property
     def sigma_sqrt(self) -> np.ndarray:
@@ -211,12 +214,12 @@ class _Accumulator:
         self.s1 += f.sum(0)
         self.s2 += f.T @ f
 
-    def statistics(self, protocol: FIDProtocol, manifest: dict) -> Statistics:
+    def statistics(self, protocol: FIDProtocol, manifest: dict, features: np.ndarray | None = None) -> Statistics:
         if self.n < 2:
             raise ImageInputError(f"FID needs at least 2 images, got {self.n}")
         mu = self.s1 / self.n
         sigma = (self.s2 - self.n * np.outer(mu, mu)) / (self.n - 1)
-        return Statistics(mu, (sigma + sigma.T) / 2, self.n, protocol.digest, protocol.name, manifest)
+        return Statistics(mu, (sigma + sigma.T) / 2, self.n, protocol.digest, protocol.name, manifest, features)
 
 
 def feature_cache_dir() -> Path:
@@ -301,12 +304,15 @@ def statistics(
     desc: str = "inception",
     cache: bool = True,
     role: str = "generated",
+    keep_features: bool = False,
 ) -> Statistics:
     """Feature statistics of an image set (folder, array file, array or tensor) under ``protocol``.
 
     For ``role="generated"`` the first ``protocol.sample_count`` images are used when the protocol
     fixes a count; a ``"reference"`` set is used whole. Features are read from / written to the
-    content-addressed ``FeatureCache`` unless ``cache`` is false.
+    content-addressed ``FeatureCache`` unless ``cache`` is false. ``keep_features`` also returns the
+    feature rows (``Statistics.features``, what bootstrap intervals and KID need); without it memory
+    stays constant in the number of images.
     """
     if role not in ("generated", "reference"):
         raise ValueError(f"role must be 'generated' or 'reference', got {role!r}")
@@ -326,9 +332,11 @@ def statistics(
         for i in range(0, len(feats), 1024):
             acc.add(feats[i : i + 1024])
         manifest["features"] = f"cache:{content}"
-        return acc.statistics(protocol, manifest)
+        return acc.statistics(protocol, manifest, np.asarray(feats, dtype=np.float64) if keep_features else None)
     extract = FeatureExtractor(protocol, device)
     total = (len(src) + batch_size - 1) // batch_size
+
+    kept: list[np.ndarray] = []
 
     def run(rows: _RowStore | None) -> None:
         for batch in tqdm(src.batches(batch_size), total=total, desc=desc, mininterval=5.0, leave=False):
@@ -336,6 +344,8 @@ def statistics(
             acc.add(f)
             if rows is not None:
                 rows.append(f)
+            if keep_features:
+                kept.append(f)
 
     if store is None:
         run(None)
@@ -344,7 +354,7 @@ def statistics(
         with store.writer(content, len(src)) as rows:
             run(rows)
         manifest["features"] = "computed (cached)"
-    return acc.statistics(protocol, manifest)
+    return acc.statistics(protocol, manifest, np.concatenate(kept) if keep_features else None)
 
 
 def load_reference(path: str | Path, protocol: FIDProtocol) -> tuple[Statistics, FIDProtocol]:

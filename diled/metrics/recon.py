@@ -75,7 +75,8 @@ def lpips_distance(a: torch.Tensor, b: torch.Tensor, model: torch.nn.Module, bat
 
 @torch.no_grad()
 def reconstruction_metrics(rec: np.ndarray, source: np.ndarray, lpips_model: torch.nn.Module) -> dict[str, float]:
-    """Mean LPIPS, MSE, PSNR and SSIM of uint8 reconstructions against their uint8 sources."""
+    """Mean LPIPS, MSE, PSNR and SSIM of uint8 reconstructions against their uint8 sources, and each mean's
+    standard error over images (``<metric>_sem``: what decides whether two rows differ)."""
     from pytorch_msssim import ssim
 
     if rec.shape != source.shape:
@@ -83,9 +84,13 @@ def reconstruction_metrics(rec: np.ndarray, source: np.ndarray, lpips_model: tor
     x, y = to_unit(rec), to_unit(source)
     mse = ((x - y) ** 2).flatten(1).mean(1)
     psnr = 10 * torch.log10(1.0 / mse.clamp(min=1e-10))  # identical images: capped at 100 dB
-    return {
-        "lpips": float(lpips_distance(2 * x.float() - 1, 2 * y.float() - 1, lpips_model).mean()),
-        "mse": float(mse.mean()),
-        "psnr": float(psnr.mean()),
-        "ssim": float(ssim(x.float(), y.float(), data_range=1.0, size_average=False).mean()),
+    per_image = {
+        "lpips": lpips_distance(2 * x.float() - 1, 2 * y.float() - 1, lpips_model).double(),
+        "mse": mse.double(),
+        "psnr": psnr.double(),
+        "ssim": ssim(x.float(), y.float(), data_range=1.0, size_average=False).double(),
     }
+    out = {k: float(v.mean()) for k, v in per_image.items()}
+    n = len(x)
+    out.update({f"{k}_sem": float(v.std() / n**0.5) if n > 1 else float("nan") for k, v in per_image.items()})
+    return out

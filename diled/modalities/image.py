@@ -22,11 +22,17 @@ from diled.nets import ConvEncoder, MLPSkipNet, UNet
 
 
 def pixel_diffusion(cfg: dict, cond_dim: int) -> GaussianDiffusion:
-    """The pixel diffusion of ``net``: a UNet (conditioned on a ``cond_dim``-d z when > 0) on the pixel schedule."""
+    """The pixel diffusion of ``net``: a UNet (conditioned on a ``cond_dim``-d z when > 0) on the pixel schedule.
+
+    ``net.loss_weight`` (``diffusion.loss_weight``) applies to the z-conditioned decoders (DiffAE, DiLED) only;
+    the unconditional DDIM (and CM-CD's teacher) keep the uniform loss.
+    """
     net = cfg["net"]
     unet = UNet(net["channels"], net["unet"]["base"], net["unet"]["mults"], cond_dim=cond_dim)
     sched = Schedule.make(net["pixel_schedule"], net["pixel_T"])
-    return GaussianDiffusion(unet, sched, (net["channels"], net["size"], net["size"]))
+    weighting = net.get("loss_weight", {"kind": "uniform"}) if cond_dim else {"kind": "uniform"}
+    return GaussianDiffusion(unet, sched, (net["channels"], net["size"], net["size"]),
+                             weighting=weighting["kind"], gamma=weighting.get("gamma", 5.0))
 
 
 def latent_parts(cfg: dict) -> tuple[nn.Module, nn.Module, Schedule]:
@@ -79,12 +85,19 @@ def evaluation_sets(
     seed: int,
     batch_size: int,
     desc: str = "sample",
+    interp_protocol: str = "random",
 ) -> dict[str, np.ndarray]:
-    """uint8 image sets ``gen``, ``rec`` and ``interp_<alpha>`` (n each) through the capability interface.
+    """uint8 image sets ``gen``, ``rec``, ``rec_inverted`` and ``interp_<alpha>`` (n each) through the capability interface.
 
-    Each reference image is encoded once; interpolation pairs (a_i, a_{i+1}) reuse those encodings,
-    and the decoder noise of pair i is the same for every alpha (a shared x_T).
+    ``rec`` is the model's reconstruction under the ``random`` protocol (``diled.model.RECON_PROTOCOLS``);
+    models whose decoder draws its own noise (DiffAE, DiLED) also get ``rec_inverted`` (x_T by DDIM
+    inversion conditioned on z), for the others the two protocols are one computation. Each reference
+    image is encoded once; interpolation pairs (a_i, a_{i+1}) reuse those encodings, and the decoder noise
+    of pair i is the same for every alpha: a shared seeded x_T (``interp_protocol="random"``) or, with
+    ``"inverted"``, the slerp of the two sources' inverted x_T.
     """
+    from diled.diffusion import slerp
+
     device = next(model.parameters()).device
     ia, ib = eval_indices(len(reference), n, seed)
     x = ImageCodec.to_model(reference[ia])
@@ -92,17 +105,29 @@ def evaluation_sets(
     rec_seeds = [derive_seed(seed, "rec", i) for i in range(n)]
     mix_seeds = [derive_seed(seed, "interp", i) for i in range(n)]
     enc_seeds = [derive_seed(seed, "encode", i) for i in range(n)]  # only a stochastic encoder (CM-CD's noising) uses them
-    out: dict[str, list[np.ndarray]] = {"gen": [], "rec": [], **{f"interp_{a:g}": [] for a in alphas}}
-    codes = []
+    inverted = getattr(model, "stochastic_decoder", False)
+    if interp_protocol not in ("random", "inverted"):
+        raise ValueError(f"unknown interpolation protocol {interp_protocol!r}; choose random or inverted")
+    keys = ["gen", "rec", *(["rec_inverted"] if inverted else []), *(f"interp_{a:g}" for a in alphas)]
+    out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    codes, x_Ts = [], []
     for sl in tqdm(_chunks(n, batch_size), desc=f"{desc}/generate+encode", mininterval=5.0):
-        codes.append(model.encode(x[sl].to(device), steps, enc_seeds[sl]))
+        xs = x[sl].to(device)
+        codes.append(model.encode(xs, steps, enc_seeds[sl]))
+        if inverted:
+            x_Ts.append(model.invert_decoder(xs, codes[-1], steps))
         out["gen"].append(ImageCodec.to_metric(model.generate(gen_seeds[sl], steps)))
     z = torch.cat(codes)
-    z_b = z[torch.as_tensor(np.roll(np.arange(n), -1))]
+    roll = torch.as_tensor(np.roll(np.arange(n), -1))
+    z_b = z[roll]
+    x_T = torch.cat(x_Ts) if inverted else None
     for sl in tqdm(_chunks(n, batch_size), desc=f"{desc}/decode", mininterval=5.0):
         out["rec"].append(ImageCodec.to_metric(model.decode(z[sl], steps, rec_seeds[sl])))
+        if inverted:
+            out["rec_inverted"].append(ImageCodec.to_metric(model.decode(z[sl], steps, rec_seeds[sl], x_T=x_T[sl])))
         for a in alphas:
-            out[f"interp_{a:g}"].append(ImageCodec.to_metric(model.decode(model.mix(z[sl], z_b[sl], a), steps, mix_seeds[sl])))
+            kw = {"x_T": slerp(x_T[sl], x_T[roll][sl], a)} if inverted and interp_protocol == "inverted" else {}
+            out[f"interp_{a:g}"].append(ImageCodec.to_metric(model.decode(model.mix(z[sl], z_b[sl], a), steps, mix_seeds[sl], **kw)))
     sets = {k: np.concatenate(v) for k, v in out.items()}
     sets["source_a"], sets["source_b"] = reference[ia], reference[ib]
     return sets

@@ -160,6 +160,16 @@ def w_models():
     return [registry.w_variant_name(IMAGE, w) for w in IMAGE["w_ablation"]["w"]]
 
 
+def health_metric_files():
+    """One metric record per image model and w variant, at the w ablation's T (a model without that T: its last)."""
+    t = int(IMAGE["w_ablation"]["steps"])
+    files = []
+    for name in models("image", "reconstruct") + [v for v in w_models() if v not in models("image")]:
+        steps = steps_of("image", name)
+        files.append(out("metrics", "image", name, f"T{t if t in steps else steps[-1]}.json"))
+    return files
+
+
 def all_targets():
     """What `all` builds: each configured track's tables, figures and dataset card, and the training-cost table."""
     targets = [out("tables/training_cost.md")]
@@ -174,6 +184,7 @@ def all_targets():
                 "tables/editing.md",
                 "figures/editing.png",
                 "tables/w_ablation.md",
+                "tables/latent_health.md",
                 "figures/w_ablation.png",
                 "tables/fid_settings.csv",
                 "tables/fid_settings.md",

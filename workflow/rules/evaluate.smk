@@ -24,6 +24,7 @@ rule evaluate_image:
     input:
         sets=out("samples/image/{model}/T{steps}.npz"),
         sample_manifest=out("samples/image/{model}/T{steps}.json"),
+        data=dataset_file("image"),
         reference=out("fid/reference.npz"),
         weights=out("weights/verified.json"),
     output:
@@ -36,6 +37,8 @@ rule evaluate_image:
     params:
         protocol=IMAGE["eval"]["fid"]["protocol"],
         batch_size=IMAGE["eval"]["fid"]["batch_size"],
+        bootstrap=IMAGE["eval"].get("bootstrap", 200),
+        kid_subsets=IMAGE["eval"].get("kid_subsets", 100),
     script:
         "../scripts/evaluate_image.py"
 

@@ -15,6 +15,7 @@ rule sample:
     params:
         num_samples=lambda wc: VIEWS[wc.track]["eval"]["num_samples"],
         alphas=lambda wc: VIEWS[wc.track]["eval"].get("interp_alphas", []),
+        interp_protocol=lambda wc: VIEWS[wc.track]["eval"].get("interp_protocol", "random"),
         batch_size=lambda wc: VIEWS[wc.track]["eval"]["batch_size"],
     script:
         "../scripts/sample.py"

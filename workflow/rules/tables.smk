@@ -8,6 +8,7 @@ rule table6:
         csv=report(out("tables/table6.csv"), caption="../report/table6.rst", category="Table 6"),
         md=out("tables/table6.md"),
         tex=out("tables/table6.tex"),
+        kid=out("tables/table6_kid.md"),
         figure3=report(
             out("figures/figure3.png"), caption="../report/figure3.rst", category="Table 6"
         ),
@@ -84,3 +85,19 @@ rule w_ablation:
     threads: config["threads"]
     script:
         "../scripts/w_ablation.py"
+
+
+rule latent_health:
+    input:
+        health_metric_files(),
+    output:
+        csv=report(
+            out("tables/latent_health.csv"), caption="../report/latent_health.rst", category="Table 6"
+        ),
+        md=out("tables/latent_health.md"),
+    log:
+        out("logs/latent_health.log"),
+    conda:
+        "../envs/diled.yaml"
+    script:
+        "../scripts/latent_health.py"
