@@ -1,7 +1,8 @@
 """Latent arithmetic (the paper's manipulation protocol, transplanted to digits).
 
 DiffAE-style manipulation: a linear classifier on the standardized latent gives a direction; the
-encoder mean of a source image is moved along it by a few step sizes and decoded with a fixed x_T.
+encoder mean of a source image is moved along it by a few step sizes and decoded from the source's
+own x_T (DDIM inversion conditioned on its z, as DiffAE manipulates images).
 Here the "attribute" is the digit class: for a source of class a and target b = (a + 1) mod 10 the
 direction is the difference of the two classes' weight vectors of a multinomial logistic
 regression fit on standardized latents, normalized to unit length, so a step of s moves z by s
@@ -44,11 +45,18 @@ def class_directions(z: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.nda
 @torch.no_grad()
 def edit(model, x: torch.Tensor, source: np.ndarray, target: np.ndarray, dirs: np.ndarray, scales: Sequence[float],
          steps: int, seeds: Sequence[int]) -> dict[float, torch.Tensor]:
-    """Decoded edits z + s * dirs[source, target] for each step size s (s = 0 is the plain reconstruction)."""
+    """Decoded edits z + s * dirs[source, target] for each step size s (s = 0 is the plain reconstruction).
+
+    A model whose decoder draws its own noise (DiffAE, DiLED) decodes every edit from the source's x_T by
+    DDIM inversion conditioned on its unedited z (DiffAE's manipulation protocol, the ``inverted``
+    reconstruction protocol), so what the edit does not touch stays the source's; ``seeds`` serve the others.
+    """
     device = next(model.parameters()).device
-    z = model.encode(x.to(device), steps)
+    x = x.to(device)
+    z = model.encode(x, steps)
     d = torch.as_tensor(dirs[source, target], dtype=z.dtype, device=device).view_as(z)  # directions live on flattened latents
-    return {s: model.decode(z + s * d, steps, seeds).cpu() for s in scales}
+    kw = {"x_T": model.invert_decoder(x, z, steps)} if getattr(model, "stochastic_decoder", False) else {}
+    return {s: model.decode(z + s * d, steps, seeds, **kw).cpu() for s in scales}
 
 
 def figure_examples(labels: np.ndarray, n: int) -> np.ndarray:

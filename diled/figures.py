@@ -33,7 +33,10 @@ def sample_grid(sets_by_steps: dict[int, dict[str, np.ndarray]], title: str, cou
         rows.append((f"T={steps} generated", _strip(s["gen"], count)))
     last = sets_by_steps[max(sets_by_steps)]
     rows.append(("source a", _strip(last["source_a"], count)))
-    rows.append((f"T={max(sets_by_steps)} reconstruction", _strip(last["rec"], count)))
+    rows.append((f"T={max(sets_by_steps)} reconstruction" + (" (random x_T)" if "rec_inverted" in last else ""),
+                 _strip(last["rec"], count)))
+    if "rec_inverted" in last:
+        rows.append(("(inverted x_T)", _strip(last["rec_inverted"], count)))
     for key in sorted(k for k in last if k.startswith("interp_")):
         rows.append((f"α={key.split('_')[1]} (a→b)", _strip(last[key], count)))
     rows.append(("source b", _strip(last["source_b"], count)))
@@ -50,11 +53,12 @@ def sample_grid(sets_by_steps: dict[int, dict[str, np.ndarray]], title: str, cou
     plt.close(fig)
 
 
-FIG3_COLUMNS = ["Gen FID", "Rec FID", "Interp FID (α=0.2)", "Interp FID (α=0.4)"]
+FIG3_COLUMNS = ["Gen FID", "Rec FID (random)", "Rec FID (inverted)", "Interp FID (α=0.2)", "Interp FID (α=0.4)"]
 
 
 def figure3(df, path: str | Path) -> None:
-    """Figure 3: grouped bars of generation, reconstruction and interpolation FID per model, one panel per T.
+    """Figure 3: grouped bars of generation, reconstruction (both protocols) and interpolation FID per model, one panel
+    per T, with each cell's 95% bootstrap interval as an error bar.
 
     Rows whose T counts consistency steps (CM-CD) have no DDIM T: their bars repeat in every panel.
     """
@@ -71,10 +75,14 @@ def figure3(df, path: str | Path) -> None:
         x = np.arange(len(FIG3_COLUMNS))
         for j, (m, k) in enumerate(series):
             row = run[(run["model"] == m) & (run["T"] == (t if k is None else k))]
-            vals = [float(row[c].iloc[0]) if len(row) else np.nan for c in FIG3_COLUMNS]
+            vals = np.array([float(row[c].iloc[0]) if len(row) else np.nan for c in FIG3_COLUMNS])
+            lo = np.array([float(row[f"{c} lo"].iloc[0]) if len(row) and f"{c} lo" in row else np.nan for c in FIG3_COLUMNS])
+            hi = np.array([float(row[f"{c} hi"].iloc[0]) if len(row) and f"{c} hi" in row else np.nan for c in FIG3_COLUMNS])
+            err = np.nan_to_num(np.stack([vals - lo, hi - vals]), nan=0.0).clip(min=0)  # the 95% bootstrap interval
             label = m if k is None else f"{m} ({k}-step)"
-            ax.bar(x + (j - (len(series) - 1) / 2) * width, vals, width, label=label, color=colors(j))
-        ax.set_xticks(x, ["gen", "rec", "interp\nα=0.2", "interp\nα=0.4"], fontsize=8)
+            ax.bar(x + (j - (len(series) - 1) / 2) * width, vals, width, label=label, color=colors(j),
+                   yerr=err, error_kw={"elinewidth": 0.7, "capsize": 1.5, "ecolor": "0.25"})
+        ax.set_xticks(x, ["gen", "rec\nrandom", "rec\ninverted", "interp\nα=0.2", "interp\nα=0.4"], fontsize=8)
         ax.set_title(f"T = {t}", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("FID (lower is better)")
@@ -89,7 +97,7 @@ def figure3(df, path: str | Path) -> None:
 def w_ablation_figure(df, path: str | Path) -> None:
     """FID (generation, reconstruction, interpolation) and probe accuracy against DiLED's w."""
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(8.4, 3.2))
-    for col, marker in zip(FIG3_COLUMNS, "osD^"):
+    for col, marker in zip(FIG3_COLUMNS, "osvD^"):
         if col in df:
             ax.plot(df["w"], df[col], marker=marker, label=col.replace("Interp FID ", "interp "))
     ax.set_xlabel("w  (loss = w L_latent + (2 - w) L_decoder)")

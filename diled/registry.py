@@ -233,6 +233,15 @@ register(ModelSpec(
     bold_per_step=True,
 ))
 register(ModelSpec(
+    name="diffae_ft", display="DiffAE + FT", track="image", build="baselines.diffae:build",
+    stages=(Stage("train", "baselines.diffae:train_more", starts_from="diffae/latent"),),
+    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate"}),
+    reads=("data", "net", "latent"), steps=_sampling_steps, checks="diled.config:control_problems",
+    note="DiffAE + FT is the control for DiLED's extra training: the same trained DiffAE continued for DiLED's "
+         "{models[diled][train][steps]} steps (same learning rate and batch size) under DiffAE's own losses (decoder loss "
+         "through a deterministic z; latent DDPM on the detached code). A DiLED gain over it is the objective's.",
+))
+register(ModelSpec(
     name="diled", display="DiLED", track="image", build="diled.modalities.image:build_diled",
     stages=(Stage("train", "diled.modalities.image:train_diled", starts_from="diffae/latent"),),
     capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
@@ -241,15 +250,6 @@ register(ModelSpec(
     note="DiLED starts from the trained DiffAE (encoder, decoder, latent net and standardization) and adds "
          "{models[diled][train][steps]} joint fine-tuning steps (w = {models[diled][w]}); its difference from DiffAE "
          "includes those extra steps, as in the paper's protocol.",
-))
-register(ModelSpec(
-    name="diffae_ft", display="DiffAE + FT", track="image", build="baselines.diffae:build",
-    stages=(Stage("train", "baselines.diffae:train_more", starts_from="diffae/latent"),),
-    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate"}),
-    reads=("data", "net", "latent"), steps=_sampling_steps, checks="diled.config:control_problems",
-    note="DiffAE + FT is the control for DiLED's extra training: the same trained DiffAE continued for DiLED's "
-         "{models[diled][train][steps]} steps (same learning rate and batch size) under DiffAE's own losses (decoder loss "
-         "through a deterministic z; latent DDPM on the detached code). A DiLED gain over it is the objective's.",
 ))
 register(ModelSpec(
     name="ldm", display="LDM", track="image", build="baselines.ldm:build",

@@ -250,9 +250,10 @@ def write_table6(df: pd.DataFrame, notes: Sequence[str], csv: str | Path, md: st
 def latent_health(records: Sequence[dict], root: str | Path) -> pd.DataFrame:
     """One row per metric record: its model, T and ``latent_health`` diagnostics (n/a where a model has no such part)."""
     rows = []
+    ts = sorted({int(t) for rec in records for t in (rec.get("latent_health", {}).get("eps_gain") or {})})
     for rec in records:
         h = rec.get("latent_health", {})
-        gains = h.get("eps_gain") or {}
+        gains = {int(t): g for t, g in (h.get("eps_gain") or {}).items()}
         name = rec["model"]
         shown = display(rec.get("track", "image"), name)
         if name.startswith("diled_w"):  # a w variant: say which
@@ -260,7 +261,7 @@ def latent_health(records: Sequence[dict], root: str | Path) -> pd.DataFrame:
         rows.append({
             "model": shown, "T": rec["steps"],
             "code spread": round(h["code_spread"], 4) if "code_spread" in h else float("nan"),
-            **{f"z gain t={t}": round(g, 3) for t, g in gains.items()},
+            **{f"z gain t={t}": round(gains[t], 3) if t in gains else float("nan") for t in ts},
             "class kept (random)": h.get("class_preservation_random", float("nan")),
             "class kept (inverted)": h.get("class_preservation_inverted", float("nan")),
             "judge on sources": h.get("judge_accuracy_on_sources", float("nan")),

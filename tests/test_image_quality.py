@@ -184,3 +184,15 @@ def test_control_must_train_on_diled_schedule():
     assert control_problems({"models": {"diled": {"train": train}, "diffae_ft": {"train": dict(train)}}}) == []
     bad = control_problems({"models": {"diled": {"train": train}, "diffae_ft": {"train": {**train, "steps": 20}}}})
     assert len(bad) == 1 and "must equal models.diled.train" in bad[0]
+
+
+def test_editing_decodes_from_the_sources_inverted_x_t():
+    from diled.editing import edit
+
+    model = image_diled().eval()
+    _unzero_output_layers(model)
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    dirs = np.random.default_rng(0).normal(size=(10, 10, 4))
+    out = edit(model, x, np.array([0, 1, 2, 3]), np.array([1, 2, 3, 4]), dirs, [0.0, 2.0], 3, SEEDS)
+    torch.testing.assert_close(out[0.0], model.reconstruct(x, 3, SEEDS, protocol="inverted"))
+    assert not torch.allclose(out[2.0], out[0.0])

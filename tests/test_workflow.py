@@ -44,14 +44,29 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     assert full.loc[full["status"] != "run", "Gen FID"].isna().all()  # never a number for a model not run
     cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())["image"]
     steps, cm_steps = cfg["eval"]["sampling_steps"], cfg["models"]["cmcd"]["steps"]
-    assert list(df["model"]) == [m for m in ("DDIM", "DiffAE", "DiLED", "LDM") for _ in steps] + ["CM-CD"] * len(cm_steps)
-    assert list(df["T"]) == steps * 4 + cm_steps
-    fid_cols = ["Gen FID", "Rec FID", "Interp FID (α=0.2)", "Interp FID (α=0.4)"]
+    stepped = ("DDIM", "DiffAE", "DiffAE + FT", "DiLED", "LDM")
+    assert list(df["model"]) == [m for m in stepped for _ in steps] + ["CM-CD"] * len(cm_steps)
+    assert list(df["T"]) == steps * len(stepped) + cm_steps
+    fid_cols = ["Gen FID", "Interp FID (α=0.2)", "Interp FID (α=0.4)"]
     assert df[fid_cols].notna().all().all() and (df[fid_cols] > 0).all().all()
-    ldm = df[df["model"] == "LDM"]  # reconstruction through the autoencoder alone: the same at every T
-    assert ldm["Rec FID"].nunique() == 1 and ldm["Rec MSE"].nunique() == 1 and ldm["Gen FID"].nunique() == len(steps)
+    for col in fid_cols + ["Rec FID (random)", "Rec FID (inverted)"]:  # every FID cell carries its bootstrap interval and KID
+        cell = df[df[col].notna()]
+        assert ((cell[f"{col} lo"] < cell[col]) & (cell[col] < cell[f"{col} hi"])).all()
+        assert cell[col.replace("FID", "KID") + " std"].gt(0).all()
+    # protocols: DDIM reconstructs only by inversion, CM-CD only by its seeded noising, the rest under both
+    has = df.groupby("model")[["Rec FID (random)", "Rec FID (inverted)"]].apply(lambda g: tuple(g.notna().all()))
+    assert has.to_dict() == {"DDIM": (False, True), "DiffAE": (True, True), "DiffAE + FT": (True, True), "DiLED": (True, True),
+                             "LDM": (True, True), "CM-CD": (True, False)}
+    ldm = df[df["model"] == "LDM"]  # reconstruction through the autoencoder alone: the same at every T and protocol
+    assert ldm["Rec FID (random)"].nunique() == 1 and ldm["Rec MSE (random)"].nunique() == 1 and ldm["Gen FID"].nunique() == len(steps)
+    assert (ldm["Rec FID (random)"] == ldm["Rec FID (inverted)"]).all()
     cm = df[df["model"] == "CM-CD"]  # real mixing: interpolations differ from the reconstruction
-    assert (cm["Interp FID (α=0.4)"] != cm["Rec FID"]).all()
+    assert (cm["Interp FID (α=0.4)"] != cm["Rec FID (random)"]).all()
+    health = pd.read_csv(out / "tables/latent_health.csv")
+    assert set(health["model"]) >= {"DDIM", "DiffAE", "DiffAE + FT", "DiLED", "LDM", "CM-CD"}
+    assert health["class kept (random)"].between(0, 1).sum() == len(health) - 1  # all but DDIM (no random protocol)
+    assert health.loc[health["model"].isin(["DiffAE", "DiLED"]), ["code spread", "z gain t=500"]].gt(0).all().all()
+    assert "± " in (out / "tables/table6_kid.md").read_text()
     for model in ("ddim", "diffae", "diled", "ldm", "cmcd"):
         assert (out / f"figures/image/{model}_grid.png").stat().st_size > 1000
     assert "sha256" in (out / "data/image/mnist32.card.md").read_text()
@@ -72,11 +87,11 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     assert list(probe["model"]) == ["DDIM", "DiffAE", "DiLED", "LDM"] and probe["test_accuracy"].between(0, 1).all()
     cost = pd.read_csv(out / "tables/training_cost.csv")
     totals = cost[cost["stage"].str.startswith("total")]
-    assert list(totals["model"]) == ["DDIM", "DiffAE", "DiLED", "LDM", "CM-CD", "DiLED", "ReLSO (AE)", "ReLSO-VAE"]
-    assert list(totals["track"]) == ["image"] * 5 + ["protein"] * 3 and (totals["train wall (s)"] > 0).all()
+    assert list(totals["model"]) == ["DDIM", "DiffAE", "DiffAE + FT", "DiLED", "LDM", "CM-CD", "DiLED", "ReLSO (AE)", "ReLSO-VAE"]
+    assert list(totals["track"]) == ["image"] * 6 + ["protein"] * 3 and (totals["train wall (s)"] > 0).all()
     w = pd.read_csv(out / "tables/w_ablation.csv")
     assert list(w["w"]) == sorted(cfg["w_ablation"]["w"]) and (w["T"] == cfg["w_ablation"]["steps"]).all()
-    assert w[["Gen FID", "Rec FID", "Probe accuracy"]].notna().all().all()
+    assert w[["Gen FID", "Rec FID (random)", "Rec FID (inverted)", "Probe accuracy"]].notna().all().all()
     main = df[(df["model"] == "DiLED") & (df["T"] == cfg["w_ablation"]["steps"])]
     assert w.loc[w["w"] == cfg["models"]["diled"]["w"], "Gen FID"].item() == main["Gen FID"].item()  # the main run, reused
     assert (out / "figures/w_ablation.png").stat().st_size > 5000
@@ -120,7 +135,7 @@ def test_report_renders_every_table_and_figure(smoke_runs):
 
 @pytest.mark.smoke
 def test_smoke_twice_gives_identical_tables(smoke_runs):
-    for table in ("table6.csv", "fid_settings.csv", "w_ablation.csv", "protein_fitness.csv", "protein_reconstruction.csv",
+    for table in ("table6.csv", "table6_kid.md", "latent_health.csv", "fid_settings.csv", "w_ablation.csv", "protein_fitness.csv", "protein_reconstruction.csv",
                   "protein_generation.csv", "protein_optimisation.csv"):
         first, second = ((run / "tables" / table).read_bytes() for run in smoke_runs)
         assert first == second, table

@@ -46,7 +46,8 @@ df = pd.DataFrame(rows)
 notes = [
     f"{len(pick)} seeded held-out digits, each edited from its class a towards a + 1 (mod 10); direction: difference of the "
     "two classes' weight vectors of a logistic regression on the standardized latents of the probe's training images, unit length; "
-    f"decoded with T = {p.steps} DDIM steps and a fixed x_T per image. Step size 0 is the plain reconstruction.",
+    f"decoded with T = {p.steps} DDIM steps from each source's own x_T (DDIM inversion conditioned on its unedited z: "
+    "DiffAE's manipulation protocol, the `inverted` reconstruction protocol). Step size 0 is that reconstruction.",
     f"Judge: logistic regression on the training split's pixels, held-out accuracy {judge_acc:.4f}; success = judge predicts the target.",
     "LPIPS v0.1 (AlexNet) between the edit and its source. LDM's latent (c x h x w, flattened) is scaled by one global "
     "std, not per dimension, so its step sizes are in that unit; its decoder is deterministic (no x_T).",

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 
-from diled import codecs, editing, latent_health
+from diled import codecs, editing, latent_health, registry
 from diled.jobs import Job
 from diled.manifest import write_json
 from diled.metrics import fid, recon, uncertainty
@@ -21,6 +21,7 @@ codec = codecs.for_track("image", job.view)
 judge = editing.pixel_classifier(*codec.load(snakemake.input.data, "train"), seed)  # the editing table's independent judge
 ref_x, ref_y = codec.load(snakemake.input.data, "reference")
 health = {}
+native = registry.resolve("image", snakemake.wildcards.model, job.view).spec.rec_protocols  # what its plain ``rec`` is
 with np.load(snakemake.input.sets) as sets:
     labels = ref_y[eval_indices(len(ref_x), len(sets["source_a"]), seed)[0]]
     if not (ref_x[eval_indices(len(ref_x), len(sets["source_a"]), seed)[0]] == sets["source_a"]).all():
@@ -38,9 +39,9 @@ with np.load(snakemake.input.sets) as sets:
             job.log(f"{tag} {key}: FID {scores[key]:.3f} ({stats.count} images; no reference rows: no interval, no KID)")
         if key.startswith("rec"):
             rec_metrics[key] = recon.reconstruction_metrics(sets[key], sets["source_a"], lpips_model)
-            protocol_name = "inverted" if key == "rec_inverted" else "random"
-            health[f"class_preservation_{protocol_name}"] = latent_health.class_preservation(
-                lambda im: editing.judge(judge, im), sets[key], labels)
+            kept = latent_health.class_preservation(lambda im: editing.judge(judge, im), sets[key], labels)
+            for protocol_name in (("inverted",) if key == "rec_inverted" else native):  # DDIM's plain rec is an inversion
+                health.setdefault(f"class_preservation_{protocol_name}", kept)
             job.log(f"{tag} {key}: " + ", ".join(f"{k} {v:.4f}" for k, v in rec_metrics[key].items() if not k.endswith("_sem")))
 sample_manifest = json.load(open(snakemake.input.sample_manifest))
 health.update(sample_manifest.get("latent_health") or {})
