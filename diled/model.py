@@ -27,7 +27,6 @@ from torch import nn
 from diled import objective as obj
 from diled.diffusion import Schedule, ddim_sample, derive_seed, seeded_normal, timestep_subsequence
 
-
 RECON_PROTOCOLS = ("random", "inverted")
 
 
@@ -122,7 +121,10 @@ class LatentAutoencoder(Autoencoding):
         """Representation: the encoder mean (``steps`` and ``seeds`` are accepted for interface parity and unused)."""
         return self.encoder_mean(x0)
 
-    stochastic_decoder = True
+    @property
+    def stochastic_decoder(self) -> bool:
+        """A pixel-diffusion decoder draws its own x_T (and can invert); a likelihood decoder (tokens) cannot."""
+        return hasattr(self.decoder, "invert")
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, steps: int, seeds: Sequence[int], x_T: torch.Tensor | None = None) -> torch.Tensor:

@@ -164,7 +164,9 @@ def health_metric_files():
     """One metric record per image model and w variant, at the w ablation's T (a model without that T: its last)."""
     t = int(IMAGE["w_ablation"]["steps"])
     files = []
-    for name in models("image", "reconstruct") + [v for v in w_models() if v not in models("image")]:
+    for name in models("image", "reconstruct") + [
+        v for v in w_models() if v not in models("image")
+    ]:
         steps = steps_of("image", name)
         files.append(out("metrics", "image", name, f"T{t if t in steps else steps[-1]}.json"))
     return files

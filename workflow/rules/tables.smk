@@ -92,7 +92,9 @@ rule latent_health:
         health_metric_files(),
     output:
         csv=report(
-            out("tables/latent_health.csv"), caption="../report/latent_health.rst", category="Table 6"
+            out("tables/latent_health.csv"),
+            caption="../report/latent_health.rst",
+            category="Table 6",
         ),
         md=out("tables/latent_health.md"),
     log:

@@ -23,8 +23,9 @@ ref_x, ref_y = codec.load(snakemake.input.data, "reference")
 health = {}
 native = registry.resolve("image", snakemake.wildcards.model, job.view).spec.rec_protocols  # what its plain ``rec`` is
 with np.load(snakemake.input.sets) as sets:
-    labels = ref_y[eval_indices(len(ref_x), len(sets["source_a"]), seed)[0]]
-    if not (ref_x[eval_indices(len(ref_x), len(sets["source_a"]), seed)[0]] == sets["source_a"]).all():
+    pick = eval_indices(len(ref_x), len(sets["source_a"]), seed)[0]  # the held-out digits sample.py reconstructed
+    labels = ref_y[pick]
+    if not np.array_equal(ref_x[pick], sets["source_a"]):
         raise RuntimeError(f"{snakemake.input.sets}: its sources are not the held-out digits this config selects")
     health["judge_accuracy_on_sources"] = latent_health.class_preservation(lambda im: editing.judge(judge, im), sets["source_a"], labels)
     for key in sorted(k for k in sets.files if k in ("gen", "rec", "rec_inverted") or k.startswith("interp_")):
