@@ -15,7 +15,6 @@ autoencoder stage on the embedded digits, then reports on held-out digits:
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 from pathlib import Path
@@ -23,23 +22,12 @@ from pathlib import Path
 import torch
 import yaml
 
-from diled import codecs, editing, latent_health, pipeline
+from diled import codecs, editing, latent_health, pipeline, registry
 
 
-def _parse_value(text: str):
-    return yaml.safe_load(text)
-
-
-def _override(cfg: dict, assignments: str) -> dict:
-    cfg = copy.deepcopy(cfg)
-    for item in filter(None, assignments.split(",")):
-        key, value = item.split("=", 1)
-        node = cfg
-        *path, last = key.split(".")
-        for k in path:
-            node = node.setdefault(k, {})
-        node[last] = _parse_value(value)
-    return cfg
+def _overrides(assignments: str) -> dict:
+    """``key=value,key=value`` (keys under ``image.``, values YAML) as the registry's dotted overrides."""
+    return {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in filter(None, assignments.split(",")))}
 
 
 def main() -> None:
@@ -65,7 +53,7 @@ def main() -> None:
     results = {}
     for spec in args.variant:
         name, _, assignments = spec.partition(":")
-        cfg = _override(base, assignments)
+        cfg = registry.apply_overrides(base, _overrides(assignments))
         t0 = time.perf_counter()
         root = Path(args.out).parent / f"run-{name}"
         cpu = torch.device("cpu")
