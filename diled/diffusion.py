@@ -123,10 +123,25 @@ class Schedule:
         return b / (2 * a * (1 - ab))
 
 
-def timestep_subsequence(T: int, steps: int) -> list[int]:
-    """``steps`` timesteps spread evenly over 1..T, ascending, always containing 1 and T."""
+SPACINGS = ("linspace", "ddim")
+
+
+def timestep_subsequence(T: int, steps: int, spacing: str = "linspace") -> list[int]:
+    """``steps`` of the timesteps 1..T, ascending: the sampler's subsequence.
+
+    ``linspace`` (this suite's): spread evenly, always containing 1 and T. ``ddim``: DiffAE's (guided-diffusion's)
+    ``ddimN``, the 0-indexed {0, s, 2s, ...} for the smallest stride s giving exactly ``steps`` of them, i.e.
+    {1, 1 + s, ...} here (T = 1000, 10 steps: 1, 101, ..., 901); released DiffAE checkpoints were scored with it.
+    """
     if not 1 <= steps <= T:
         raise ValueError(f"sampling steps must lie in 1..{T}, got {steps}")
+    if spacing == "ddim":
+        for stride in range(1, T + 1):
+            if len(range(0, T, stride)) == steps:
+                return [i + 1 for i in range(0, T, stride)]
+        raise ValueError(f"ddim spacing: no stride gives exactly {steps} of {T} steps (guided-diffusion's ddimN rule)")
+    if spacing != "linspace":
+        raise ValueError(f"unknown timestep spacing {spacing!r}; choose one of {SPACINGS}")
     if steps == 1:
         return [T]
     seq = torch.linspace(1, T, steps, dtype=torch.float64).round().long().tolist()
@@ -306,8 +321,10 @@ class GaussianDiffusion(nn.Module):
     objective = "image"
 
     def __init__(self, unet: nn.Module, schedule: Schedule, image_shape: Sequence[int], clip: float | None = 1.0,
-                 weighting: str = "uniform", gamma: float = 5.0):
+                 weighting: str = "uniform", gamma: float = 5.0, spacing: str = "linspace"):
         super().__init__()
+        timestep_subsequence(schedule.T, 1, spacing)  # an unknown spacing fails here
+        self.spacing = spacing
         loss_weight(schedule, torch.ones(1, dtype=torch.long), weighting, gamma)  # an unknown kind fails here, not mid-training
         self.unet = unet
         self.schedule = schedule
@@ -338,11 +355,11 @@ class GaussianDiffusion(nn.Module):
     @torch.no_grad()
     def sample(self, x_T: torch.Tensor, steps: int, z: torch.Tensor | None = None) -> torch.Tensor:
         """Deterministic DDIM decode of x_T (conditioned on z) with ``steps`` steps, x0 predictions clipped to [-clip, clip]."""
-        ts = timestep_subsequence(self.T, steps)
+        ts = timestep_subsequence(self.T, steps, self.spacing)
         return ddim_sample(self._eps_fn(z), x_T, self.schedule, ts, clip=self.clip)
 
     @torch.no_grad()
     def invert(self, x0: torch.Tensor, steps: int, z: torch.Tensor | None = None) -> torch.Tensor:
         """DDIM inversion x0 -> x_T with ``steps`` steps."""
-        ts = timestep_subsequence(self.T, steps)
+        ts = timestep_subsequence(self.T, steps, self.spacing)
         return ddim_invert(self._eps_fn(z), x0, self.schedule, ts)

@@ -92,6 +92,7 @@ class LatentAutoencoder(Autoencoding):
         self.z_dim = z_dim
         self.register_buffer("z_shift", torch.zeros(z_dim))
         self.register_buffer("z_scale", torch.ones(z_dim))
+        self.spacing = "linspace"  # the latent chain's timestep_subsequence (released DiffAE models: "ddim")
 
     # ------------------------------------------------------------------ latent <-> decoder space
 
@@ -114,7 +115,7 @@ class LatentAutoencoder(Autoencoding):
         self._check_steps(steps)
         device = self.z_shift.device
         x_T = seeded_normal((self.z_dim,), [derive_seed(s, "latent-xT") for s in seeds], device)
-        return ddim_sample(self.denoiser, x_T, self.schedule, timestep_subsequence(self.schedule.T, steps))
+        return ddim_sample(self.denoiser, x_T, self.schedule, timestep_subsequence(self.schedule.T, steps, self.spacing))
 
     @torch.no_grad()
     def encode(self, x0: torch.Tensor, steps: int | None = None, seeds: Sequence[int] | None = None) -> torch.Tensor:

@@ -77,6 +77,17 @@ def run_dir(track, name, stage):
     return out("runs", track, f"{name}-{stage}-{cfg.run_key(VIEWS[track], track, name, stage)}")
 
 
+def job_resources(rule):
+    """What a job of ``rule`` asks its scheduler for: ``resources.default`` updated by ``resources.<rule>``.
+
+    ``gpu`` becomes ``--gpus`` under the SLURM executor (``mem_mb`` ``--mem``, ``runtime`` minutes ``-t``,
+    ``cpus_per_gpu`` ``--cpus-per-gpu``); locally, ``--resources gpu=N`` (profiles/default) caps how many
+    GPU jobs run at once. Site keys (partition, account) belong in the profile, not here.
+    """
+    res = config.get("resources", {})
+    return {**res.get("default", {}), **res.get(rule, {})}
+
+
 # ----------------------------------------------------------------------------- input functions
 
 

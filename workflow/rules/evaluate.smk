@@ -13,6 +13,8 @@ rule reference_stats:
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("reference_stats"),
     params:
         protocol=IMAGE["eval"]["fid"]["protocol"],
         batch_size=IMAGE["eval"]["fid"]["batch_size"],
@@ -34,6 +36,8 @@ rule evaluate_image:
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("evaluate_image"),
     params:
         protocol=IMAGE["eval"]["fid"]["protocol"],
         batch_size=IMAGE["eval"]["fid"]["batch_size"],
@@ -53,6 +57,8 @@ rule settings_samples:
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("settings_samples"),
     params:
         num_samples=IMAGE["fid_settings"]["num_samples"],
         steps=IMAGE["fid_settings"]["steps"],
@@ -72,6 +78,8 @@ rule adm_reference:
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("adm_reference"),
     params:
         batch_size=IMAGE["eval"]["fid"]["batch_size"],
     script:
@@ -93,6 +101,8 @@ rule fid_setting:
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("fid_setting"),
     params:
         num_samples=IMAGE["fid_settings"]["num_samples"],
         downscale=IMAGE["fid_settings"]["downscale"],

@@ -12,6 +12,8 @@ rule protein_judges:
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("protein_judges"),
     script:
         "../scripts/protein_judges.py"
 
@@ -27,6 +29,8 @@ rule evaluate_protein:
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("evaluate_protein"),
     script:
         "../scripts/evaluate_protein.py"
 

@@ -13,6 +13,8 @@ rule representations:
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("representations"),
     params:
         train_size=IMAGE["probe"]["train_size"],
         steps=IMAGE["probe"]["ddim_steps"],
@@ -41,6 +43,8 @@ rule probe:
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("probe"),
     script:
         "../scripts/probe.py"
 
@@ -67,6 +71,8 @@ rule editing:
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("editing"),
     params:
         scales=IMAGE["editing"]["scales"],
         steps=IMAGE["editing"]["steps"],

@@ -12,6 +12,8 @@ rule sample:
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("sample"),
     params:
         num_samples=lambda wc: VIEWS[wc.track]["eval"]["num_samples"],
         alphas=lambda wc: VIEWS[wc.track]["eval"].get("interp_alphas", []),

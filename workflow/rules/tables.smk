@@ -83,6 +83,8 @@ rule w_ablation:
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("w_ablation"),
     script:
         "../scripts/w_ablation.py"
 

@@ -13,6 +13,8 @@ rule train:
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]
+    resources:
+        **job_resources("train"),
     params:
         run_dir=lambda wc: run_dir(wc.track, wc.model, wc.stage),
     script:
