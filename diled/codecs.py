@@ -16,7 +16,8 @@ import torch
 
 # Dataset name -> module with prepare(out, reference_size, split_seed) -> card, write_card(card, path),
 # load(path, split), reference_images(path, which, seed) and TOTAL (images before the split).
-DATASETS = {"mnist32": "diled.data.mnist"}
+DATASETS = {"mnist32": "diled.data.mnist", "folder": "diled.data.photos", "lmdb": "diled.data.photos"}
+STREAMED = ("folder", "lmdb")  # paper-scale sets: the reference split in the .npz, training images streamed from the source
 
 
 class ImageCodec:
@@ -24,10 +25,20 @@ class ImageCodec:
 
     track = "image"
 
-    def __init__(self, dataset: str):
+    def __init__(self, dataset: str, size: int | None = None):
         if dataset not in DATASETS:
             raise ValueError(f"unknown image dataset {dataset!r}; known: {sorted(DATASETS)}")
-        self.dataset = dataset
+        self.dataset, self.size = dataset, size
+
+    @property
+    def streamed(self) -> bool:
+        """Training images stream from a user's copy (``diled.data.photos``) instead of living in the .npz."""
+        return self.dataset in STREAMED
+
+    @property
+    def labelled(self) -> bool:
+        """Whether images carry class labels (the digit judge, probe and editing need them)."""
+        return not self.streamed
 
     @property
     def data(self) -> ModuleType:
@@ -36,11 +47,9 @@ class ImageCodec:
     # stored data
     def prepare(self, out: str | Path, data_config: dict) -> dict:
         """Write the prepared dataset (``<track>.data`` of the config) and return its card."""
+        if self.streamed:
+            return self.data.prepare(out, data_config, self.size)
         return self.data.prepare(out, data_config["reference_size"], data_config["split_seed"])
-
-    def train_size(self, data_config: dict) -> int:
-        """Images in the training split the config's data section gives."""
-        return self.data.TOTAL - data_config["reference_size"]
 
     def write_card(self, card: dict, path: str | Path) -> None:
         self.data.write_card(card, path)
@@ -49,8 +58,10 @@ class ImageCodec:
         """(uint8 images, labels) of a split."""
         return self.data.load(path, split)
 
-    def training_data(self, path: str | Path) -> torch.Tensor:
-        """What the image models train on: the training split's images in model space."""
+    def training_data(self, path: str | Path) -> torch.Tensor | torch.utils.data.Dataset:
+        """What the image models train on: the training split's images in model space (a streamed Dataset for photos)."""
+        if self.streamed:
+            return self.data.training_set(path)
         return self.to_model(self.load(path, "train")[0])
 
     def reference_images(self, path: str | Path, which: str = "held-out", seed: int = 0) -> np.ndarray:
@@ -122,4 +133,4 @@ def for_track(track: str, track_config: dict) -> ImageCodec | ProteinCodec:
     if track not in CODECS:
         raise ValueError(f"no codec for track {track!r}; known: {sorted(CODECS)}")
     data = track_config["data"]
-    return CODECS[track](data["dataset"], data["root"]) if track == "protein" else CODECS[track](data["dataset"])
+    return CODECS[track](data["dataset"], data["root"]) if track == "protein" else CODECS[track](data["dataset"], track_config["net"]["size"])

@@ -75,6 +75,32 @@ def train_stage(track: str, name: str, stage: str, cfg: dict, data: torch.Tensor
     return res.ema, res, cfg
 
 
+def train_job(track: str, name: str, stage: str, view: dict, data_path: str, run_dir: str, device: str,
+              init_path: str | None, out_model: str, threads: int = 1) -> dict[str, Any] | None:
+    """A whole training job in this process, or as one rank of several (``diled.distributed``): load the data and the
+    stage it starts from, train, and (rank 0) save the EMA model to ``out_model``; rank 0 returns the training info.
+
+    Module-level so that ``distributed.launch`` can start it in fresh processes.
+    """
+    from diled import codecs, distributed
+
+    torch.set_num_threads(max(1, int(threads)))
+    world = distributed.init_from_env(torch.device(device))
+    dev = distributed.device_for(world, torch.device(device))
+    codec = codecs.for_track(track, view)
+    init = load_model(init_path, dev)[0] if init_path else None
+    variant = registry.resolve(track, name, view)
+    model, res, cfg = train_stage(track, name, stage, view, codec.training_data(data_path), Path(run_dir), dev, init)
+    if not world.main:
+        return None
+    info = {"track": track, "model": variant.spec.name, "variant": name, "stage": stage, "overrides": variant.overrides,
+            "steps": res.steps, "resumed_from_step": res.resumed_from, "train_wall_s": round(res.wall_s, 3),
+            "s_per_step": res.s_per_step and round(res.s_per_step, 5), "final_loss": res.final_loss, "run_dir": str(run_dir),
+            "parameters": sum(p.numel() for p in model.parameters()), "processes": world.size}
+    save_model(model, track, variant.spec.name, cfg, out_model, info)
+    return info
+
+
 def save_model(model: nn.Module, track: str, name: str, cfg: dict, path: str | Path, info: dict[str, Any]) -> None:
     """Checkpoint with everything needed to rebuild it: track, registered name, config, weights, training info
     (a ``diled.checkpoint`` file: checksummed, loadable without unpickling code)."""

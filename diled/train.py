@@ -8,6 +8,12 @@ so Snakemake does not delete it); the last ``keep`` are kept. They are ``diled.c
 resumes from the one before it with a warning naming both, and the bad file is set aside as ``*.corrupt``.
 The checkpoint also carries the wall time and last loss so far, so a resumed (or already finished) run
 reports the cost and final loss of the whole run, not of its last fragment.
+
+Under several processes (``diled.distributed``: ``torchrun`` or ``launch``) each rank trains on its slice of
+the same global batch, gradients are averaged, and rank 0 alone keeps the EMA and writes checkpoints.
+``data`` is an in-memory tensor (the embedded sets) or a map-style ``Dataset`` streamed through a ``DataLoader``
+with workers (the paper's image sets); both draw step k's indices from the same seeded generator.
+``TrainSpec.precision`` runs the forward pass under bf16 / fp16 autocast (fp16 with a gradient scaler).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from diled import checkpoint
+from diled import checkpoint, distributed
 from diled.diffusion import derive_seed
 from diled.files import remove_stale_partials
 
@@ -47,13 +53,50 @@ class TrainSpec:
     keep: int = 2
     grad_clip: float = 1.0
     warmup: int = 0
+    precision: str = "fp32"  # fp32 | bf16 | fp16: autocast of the forward pass (weights, EMA and optimizer stay fp32)
+    workers: int = 0  # DataLoader workers when the data is a streamed Dataset
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or not 0 <= self.ema_decay < 1:
             raise ValueError(f"invalid training spec: {self}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
 
     def digest(self) -> str:
-        return str(derive_seed(json.dumps(dataclasses.asdict(self), sort_keys=True)))
+        """What checkpoints must match to resume: every knob but the loader's workers (fp32 is left out, so runs
+        written before precision existed still resume)."""
+        fields = dataclasses.asdict(self)
+        fields.pop("workers")
+        if fields["precision"] == "fp32":
+            fields.pop("precision")
+        return str(derive_seed(json.dumps(fields, sort_keys=True)))
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Step k's batch of row indices, drawn from a generator seeded by (seed, k): identical for an in-memory tensor,
+    a streamed Dataset, a resumed run and every rank (which keeps its ``world.shard`` of it)."""
+
+    def __init__(self, n_rows: int, spec: TrainSpec, start: int, world: distributed.World, flips: bool = False):
+        self.n_rows, self.spec, self.start, self.world, self.flips = n_rows, spec, start, world, flips
+        self.part = world.shard(spec.batch_size)
+
+    def indices(self, step: int) -> torch.Tensor:
+        """Row indices of step k (with ``flips``, row i + n_rows stands for row i mirrored: ``diled.data.photos``)."""
+        g = torch.Generator(device="cpu").manual_seed(derive_seed(self.spec.seed, "batch", step))
+        idx = torch.randint(0, self.n_rows, (self.spec.batch_size,), generator=g)
+        if self.flips:
+            idx = idx + self.n_rows * torch.randint(0, 2, (self.spec.batch_size,), generator=g)
+        return idx[self.part]
+
+    def __iter__(self):
+        for step in range(self.start, self.spec.steps):
+            yield self.indices(step).tolist()
+
+    def __len__(self) -> int:
+        return self.spec.steps - self.start
 
 
 @dataclass
@@ -104,7 +147,7 @@ def latest_state(run_dir: Path, device: torch.device | str = "cpu") -> dict | No
 def train(
     model: nn.Module,
     loss_fn: LossFn,
-    data: torch.Tensor | tuple[torch.Tensor, ...],
+    data: torch.Tensor | tuple[torch.Tensor, ...] | torch.utils.data.Dataset,
     spec: TrainSpec,
     run_dir: str | Path,
     params: Iterable[nn.Parameter] | None = None,
@@ -114,70 +157,97 @@ def train(
 ) -> TrainResult:
     """Optimise ``loss_fn(model, batch)`` with Adam on ``params`` (default: all) for ``spec.steps`` steps.
 
-    Resumes from the newest checkpoint in ``run_dir`` whose spec matches; returns the EMA model.
+    Resumes from the newest checkpoint in ``run_dir`` whose spec matches; returns the EMA model (on ranks
+    other than 0 of a multi-process run, the trained model itself: only rank 0 keeps an EMA).
     ``ema_target`` calls ``loss_fn(model, batch, ema)`` instead: the EMA is the target network of
     consistency distillation (checkpointed with the run, so a resumed run sees the same target).
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    world = distributed.current()
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(run_dir)  # a checkpoint write killed half-way
+    distributed.barrier(world)
     device = next(model.parameters()).device
-    paired = isinstance(data, (tuple, list))  # (inputs, targets, ...): batches are tuples of the same rows
-    data = tuple(d.to(device) for d in data) if paired else data.to(device)
-    n_rows = len(data[0]) if paired else data.shape[0]
+    streamed = isinstance(data, torch.utils.data.Dataset)
+    paired = not streamed and isinstance(data, (tuple, list))  # (inputs, targets, ...): batches are tuples of the same rows
+    if not streamed:
+        data = tuple(d.to(device) for d in data) if paired else data.to(device)
+    n_rows = len(data) if streamed else len(data[0]) if paired else data.shape[0]
     params = list(params) if params is not None else [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=spec.lr)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    # rank 0 keeps the EMA; every rank does when the loss reads it (consistency distillation's target)
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if world.main or ema_target else None
     start, wall_before, loss_value = 0, 0.0, float("nan")
-    remove_stale_partials(run_dir)  # a checkpoint write killed half-way
-    state = latest_state(run_dir, device)
+    state = latest_state(run_dir, device) if run_dir.is_dir() else None
     if state is not None:
         if state["spec"] != spec.digest():
             raise RuntimeError(f"{run_dir}: checkpoints were written by a different training spec; use a fresh run directory")
         model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         start, wall_before = state["step"], state.get("wall_s", 0.0)
         loss_value = state.get("loss", float("nan"))
+    distributed.broadcast_([*model.parameters(), *model.buffers()], world)  # every rank starts from rank 0's weights
+    sampler = StepBatches(n_rows, spec, start, world, flips=streamed and getattr(data, "hflip", False))
+    batches = iter(torch.utils.data.DataLoader(data, batch_sampler=sampler, num_workers=spec.workers, pin_memory=device.type == "cuda",
+                                               persistent_workers=False)) if streamed else None
+    autocast_dtype = PRECISIONS[spec.precision]
+    scaler = torch.amp.GradScaler(device.type, enabled=spec.precision == "fp16")
+    if scaler.is_enabled() and state is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
     log_path = run_dir / "log.csv"
     history: list[dict[str, float]] = []
     model.train()
     t0 = time.perf_counter()
     wall = wall_before
-    bar = tqdm(range(start, spec.steps), initial=start, total=spec.steps, desc=desc, disable=not progress, mininterval=2.0)
+    bar = tqdm(range(start, spec.steps), initial=start, total=spec.steps, desc=desc, disable=not (progress and world.main), mininterval=2.0)
     for step in bar:
-        g = torch.Generator(device="cpu").manual_seed(derive_seed(spec.seed, "batch", step))
-        idx = torch.randint(0, n_rows, (spec.batch_size,), generator=g).to(device)
-        torch.manual_seed(derive_seed(spec.seed, "step", step))
+        step_seed = (spec.seed, "step", step) if world.size == 1 else (spec.seed, "step", step, world.rank)
+        torch.manual_seed(derive_seed(*step_seed))
         lr = spec.lr * min(1.0, (step + 1) / spec.warmup) if spec.warmup else spec.lr
         for group in opt.param_groups:
             group["lr"] = lr
-        batch = tuple(d[idx] for d in data) if paired else data[idx]
-        loss, parts = loss_fn(model, batch, ema) if ema_target else loss_fn(model, batch)
+        if streamed:
+            batch = next(batches)
+            batch = tuple(b.to(device, non_blocking=True) for b in batch) if isinstance(batch, (tuple, list)) else batch.to(device, non_blocking=True)
+        else:
+            idx = sampler.indices(step).to(device)
+            batch = tuple(d[idx] for d in data) if paired else data[idx]
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            loss, parts = loss_fn(model, batch, ema) if ema_target else loss_fn(model, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        distributed.all_reduce_mean_([p.grad for p in params], params, world)
+        scaler.unscale_(opt)
         if spec.grad_clip:
             nn.utils.clip_grad_norm_(params, spec.grad_clip)
-        opt.step()
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - spec.ema_decay)
-            for be, bm in zip(ema.buffers(), model.buffers()):
-                be.copy_(bm)
-        loss_value = loss.item()
+        scaler.step(opt)
+        scaler.update()
+        if ema is not None:
+            with torch.no_grad():
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(pm, 1 - spec.ema_decay)
+                for be, bm in zip(ema.buffers(), model.buffers()):
+                    be.copy_(bm)
+        loss_value = distributed.mean_scalar(loss.item(), world, device)
         history.append({"step": step + 1, "loss": loss_value, **parts})
         bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
         done = step + 1
         if done % spec.ckpt_every == 0 or done == spec.steps:
             wall = wall_before + time.perf_counter() - t0
-            state = {"step": done, "spec": spec.digest(), "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                     "wall_s": wall, "loss": loss_value}
-            _save(run_dir, done, state, spec.keep)
-            _append_log(log_path, history)
+            if world.main:
+                state = {"step": done, "spec": spec.digest(), "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                         "wall_s": wall, "loss": loss_value, **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {})}
+                _save(run_dir, done, state, spec.keep)
+                _append_log(log_path, history)
             history = []
+            distributed.barrier(world)
     # ``wall``: what the final checkpoint recorded (a rerun of a finished run reads it back)
-    return TrainResult(ema, spec.steps, start, wall, wall / spec.steps if wall > 0 else None,
+    return TrainResult(ema if ema is not None else model.eval(), spec.steps, start, wall, wall / spec.steps if wall > 0 else None,
                        loss_value if math.isfinite(loss_value) else None)
 
 

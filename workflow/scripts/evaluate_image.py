@@ -18,7 +18,8 @@ seed = job.config["seed"]
 scores, intervals, kids, counts, rec_metrics = {}, {}, {}, {}, {}
 lpips_model = recon.load_lpips("alex", job.device)
 codec = codecs.for_track("image", job.view)
-judge = editing.pixel_classifier(*codec.load(snakemake.input.data, "train"), seed)  # the editing table's independent judge
+# the editing table's independent judge (labelled data only: photo sets have no classes to preserve)
+judge = editing.pixel_classifier(*codec.load(snakemake.input.data, "train"), seed) if codec.labelled else None
 ref_x, ref_y = codec.load(snakemake.input.data, "reference")
 health = {}
 native = registry.resolve("image", snakemake.wildcards.model, job.view).spec.rec_protocols  # what its plain ``rec`` is
@@ -27,7 +28,8 @@ with np.load(snakemake.input.sets) as sets:
     labels = ref_y[pick]
     if not np.array_equal(ref_x[pick], sets["source_a"]):
         raise RuntimeError(f"{snakemake.input.sets}: its sources are not the held-out digits this config selects")
-    health["judge_accuracy_on_sources"] = latent_health.class_preservation(lambda im: editing.judge(judge, im), sets["source_a"], labels)
+    if judge is not None:
+        health["judge_accuracy_on_sources"] = latent_health.class_preservation(lambda im: editing.judge(judge, im), sets["source_a"], labels)
     for key in sorted(k for k in sets.files if k in ("gen", "rec", "rec_inverted") or k.startswith("interp_")):
         stats = fid.statistics(sets[key], protocol, job.device, p.batch_size, desc=key, keep_features=True)
         scores[key], counts[key] = fid.frechet_distance(stats, reference), stats.count
@@ -40,9 +42,10 @@ with np.load(snakemake.input.sets) as sets:
             job.log(f"{tag} {key}: FID {scores[key]:.3f} ({stats.count} images; no reference rows: no interval, no KID)")
         if key.startswith("rec"):
             rec_metrics[key] = recon.reconstruction_metrics(sets[key], sets["source_a"], lpips_model)
-            kept = latent_health.class_preservation(lambda im: editing.judge(judge, im), sets[key], labels)
-            for protocol_name in (("inverted",) if key == "rec_inverted" else native):  # DDIM's plain rec is an inversion
-                health.setdefault(f"class_preservation_{protocol_name}", kept)
+            if judge is not None:
+                kept = latent_health.class_preservation(lambda im: editing.judge(judge, im), sets[key], labels)
+                for protocol_name in (("inverted",) if key == "rec_inverted" else native):  # DDIM's plain rec is an inversion
+                    health.setdefault(f"class_preservation_{protocol_name}", kept)
             job.log(f"{tag} {key}: " + ", ".join(f"{k} {v:.4f}" for k, v in rec_metrics[key].items() if not k.endswith("_sem")))
 sample_manifest = json.load(open(snakemake.input.sample_manifest))
 health.update(sample_manifest.get("latent_health") or {})
