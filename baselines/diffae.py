@@ -54,7 +54,12 @@ def build(cfg: dict) -> DiffAE:
 
 
 def train_autoencoder(ctx):
-    """Stage ``autoencoder``: encoder and z-conditioned decoder on the decoder loss alone."""
+    """Stage ``autoencoder``: encoder and z-conditioned decoder on the decoder loss alone (or, with
+    ``models.diffae.released``, DiffAE's released checkpoint: both stages' weights and its latent statistics)."""
+    if ctx.cfg["models"]["diffae"].get("released"):
+        from diled import released
+
+        return released.stage_from_release(ctx, "diffae", released.load_diffae)
     model = ctx.build().to(ctx.device)
     params = list(model.encoder.parameters()) + list(model.decoder.parameters())
     return ctx.train(model, lambda m, x: m.autoencoder_loss(x), ctx.data, "autoencoder", params=params)
@@ -63,9 +68,12 @@ def train_autoencoder(ctx):
 def train_latent(ctx):
     """Stage ``latent``: standardize the frozen encoder's codes, fit the latent DDPM on them."""
     from diled.pipeline import encode_all
+    from diled.train import TrainResult
 
+    if ctx.cfg["models"]["diffae"].get("released"):  # the released file holds the latent net and its statistics
+        return TrainResult(ctx.init, 0, 0, 0.0, None, None, source="the released checkpoint of stage autoencoder")
     model = copy.deepcopy(ctx.init).to(ctx.device).requires_grad_(True)
-    raw = encode_all(model.encoder, ctx.data.to(ctx.device), ctx.cfg["eval"]["batch_size"])
+    raw = encode_all(model.encoder, ctx.data, ctx.cfg["eval"]["batch_size"], device=ctx.device)
     model.fit_standardization(raw)
     z = (raw - model.z_shift) / model.z_scale
     return ctx.train(model, lambda m, zb: m.latent_loss(zb), z, "latent", params=model.denoiser.parameters())

@@ -102,6 +102,6 @@ def train_latent(ctx):
     from diled.pipeline import encode_all
 
     model = copy.deepcopy(ctx.init).to(ctx.device).requires_grad_(True)
-    means = encode_all(lambda b: model.encoder(b)[0], ctx.data.to(ctx.device), ctx.cfg["eval"]["batch_size"])
+    means = encode_all(lambda b: model.encoder(b)[0], ctx.data, ctx.cfg["eval"]["batch_size"], device=ctx.device)
     model.fit_scale(means)
     return ctx.train(model, lambda m, z: m.latent_loss(z), means / model.z_scale, "latent", params=model.latent.parameters())

@@ -51,6 +51,12 @@ class ImageCodec:
             return self.data.prepare(out, data_config, self.size)
         return self.data.prepare(out, data_config["reference_size"], data_config["split_seed"])
 
+    def train_size(self, data_config: dict) -> int:
+        """Images in the training split the config's data section gives (the embedded set; a streamed set counts its source)."""
+        if self.streamed:
+            return len(self.data.source_of(data_config, self.size))
+        return self.data.TOTAL - data_config["reference_size"]
+
     def write_card(self, card: dict, path: str | Path) -> None:
         self.data.write_card(card, path)
 
@@ -133,4 +139,4 @@ def for_track(track: str, track_config: dict) -> ImageCodec | ProteinCodec:
     if track not in CODECS:
         raise ValueError(f"no codec for track {track!r}; known: {sorted(CODECS)}")
     data = track_config["data"]
-    return CODECS[track](data["dataset"], data["root"]) if track == "protein" else CODECS[track](data["dataset"], track_config["net"]["size"])
+    return CODECS[track](data["dataset"], data["root"]) if track == "protein" else CODECS[track](data["dataset"], track_config.get("net", {}).get("size"))

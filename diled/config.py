@@ -196,13 +196,36 @@ def image_problems(view: dict) -> list[str]:
         problems.append(f"fid_settings.model {fs['model']!r} is not a generating image model of this config")
     if view["probe"]["ddim_steps"] > t_max:
         problems.append(f"probe.ddim_steps ({view['probe']['ddim_steps']}) exceeds the number of training timesteps ({t_max})")
-    from diled.data import mnist  # numpy only: the size of the embedded set
+    data, wanted = view["data"], analyses(view)
+    if data["dataset"] == "mnist32":
+        from diled.data import mnist  # numpy only: the size of the embedded set
 
-    n_train = mnist.TOTAL - view["data"]["reference_size"]
-    if view["probe"]["train_size"] > n_train:
-        problems.append(f"probe.train_size ({view['probe']['train_size']}) exceeds the training split ({n_train} images)")
-    if view["editing"]["num_edits"] > view["data"]["reference_size"]:
-        problems.append(f"editing.num_edits ({view['editing']['num_edits']}) exceeds data.reference_size ({view['data']['reference_size']})")
+        if data["reference_size"] > mnist.TOTAL - 10:
+            problems.append(f"data.reference_size ({data['reference_size']}) leaves too few of the {mnist.TOTAL} embedded digits to train on")
+        n_train = mnist.TOTAL - data["reference_size"]
+        if "probe" in wanted and view["probe"]["train_size"] > n_train:
+            problems.append(f"probe.train_size ({view['probe']['train_size']}) exceeds the training split ({n_train} images)")
+    else:
+        if not data.get("root"):
+            problems.append(f"data.root: a {data['dataset']} dataset needs the path of your copy (see config/README.md, 'Paper-scale data')")
+        if data["dataset"] == "lmdb" and not data.get("layout"):
+            problems.append("data.layout: an lmdb dataset needs DiffAE's layout (ffhq, lsun or celeba)")
+        if net["channels"] != 3:
+            problems.append(f"net.channels ({net['channels']}): photo datasets are RGB (3)")
+        unlabelled = sorted(set(wanted) & {"probe", "editing"})
+        if unlabelled:
+            problems.append(f"analyses {unlabelled} need class labels, which {data['dataset']} images lack: leave them out of image.analyses")
+    if "editing" in wanted and view["editing"]["num_edits"] > data["reference_size"]:
+        problems.append(f"editing.num_edits ({view['editing']['num_edits']}) exceeds data.reference_size ({data['reference_size']})")
+    for name in ("ddim", "diffae"):
+        if (view["models"].get(name) or {}).get("released") and net.get("arch", "suite") != "diffae":
+            problems.append(f"models.{name}.released: a DiffAE checkpoint needs net.arch: diffae (its networks)")
+    if net.get("arch", "suite") == "diffae":
+        d = net.get("diffae")
+        if d is None:
+            problems.append("net.diffae: net.arch diffae needs the network's shape (ch, mults, encoder_mults)")
+        elif net["size"] % 2 ** (len(d["encoder_mults"]) - 1):
+            problems.append(f"net.size {net['size']} is not divisible by 2^{len(d['encoder_mults']) - 1} (net.diffae.encoder_mults)")
     if view["editing"]["steps"] > t_max:
         problems.append(f"editing.steps ({view['editing']['steps']}) exceeds the number of training timesteps ({t_max})")
     if "diled" in view["models"] and net["pixel_T"] != view["latent"]["T"]:
@@ -214,10 +237,12 @@ def image_problems(view: dict) -> list[str]:
                             "(the configured w's row comes from the main DiLED run)")
         if float(view["models"]["diled"]["w"]) not in [float(w) for w in view["w_ablation"]["w"]]:
             problems.append(f"w_ablation.w {view['w_ablation']['w']} must include models.diled.w ({view['models']['diled']['w']})")
+    if "w_ablation" not in wanted:
+        problems = [p for p in problems if not p.startswith("w_ablation")]
     if view["data"]["dataset"] == "mnist32" and (net["channels"], net["size"]) != (1, 32):
         problems.append(f"net.channels/size ({net['channels']}, {net['size']}): mnist32 holds 1-channel 32 px images")
     n_levels = len(net["unet"]["mults"])
-    if net["size"] % 2 ** (n_levels - 1):
+    if net.get("arch", "suite") == "suite" and net["size"] % 2 ** (n_levels - 1):
         problems.append(f"net.size {net['size']} is not divisible by 2^{n_levels - 1} (unet.mults)")
     return problems
 
@@ -281,8 +306,27 @@ def check_device(config: dict) -> None:
         raise ValueError("invalid configuration:\n  - " + "\n  - ".join(found))
 
 
+def drop_disabled_models(config: dict) -> None:
+    """Remove model sections set to null (``ldm: null``): how a config switches off a model the default runs
+    (``--configfile`` files merge over config/config.yaml, so leaving a model out cannot remove it)."""
+    for track in registry.TRACKS:
+        models = (config.get(track) or {}).get("models")
+        if isinstance(models, dict):
+            for name in [k for k, v in models.items() if v is None]:
+                del models[name]
+
+
+ANALYSES = ("figure3", "probe", "editing", "w_ablation", "latent_health", "fid_settings")
+
+
+def analyses(view: dict) -> list[str]:
+    """The image track's analyses beyond Table 6 that ``all`` builds (``image.analyses``; default every one)."""
+    return list(view.get("analyses", ANALYSES))
+
+
 def check(config: dict, schema_path: str | Path | None = None) -> None:
     """Raise one ValueError listing every problem (before any job runs): schema first, then cross-field."""
+    drop_disabled_models(config)
     found = schema_problems(config, schema_path) if schema_path else []
     if not found:
         found = problems(config)

@@ -92,7 +92,7 @@ class LatentAutoencoder(Autoencoding):
         self.z_dim = z_dim
         self.register_buffer("z_shift", torch.zeros(z_dim))
         self.register_buffer("z_scale", torch.ones(z_dim))
-        self.spacing = "linspace"  # the latent chain's timestep_subsequence (released DiffAE models: "ddim")
+        self.spacing = getattr(decoder, "spacing", "linspace")  # the latent chain's timesteps follow the pixel chain's
 
     # ------------------------------------------------------------------ latent <-> decoder space
 

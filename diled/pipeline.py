@@ -96,7 +96,8 @@ def train_job(track: str, name: str, stage: str, view: dict, data_path: str, run
     info = {"track": track, "model": variant.spec.name, "variant": name, "stage": stage, "overrides": variant.overrides,
             "steps": res.steps, "resumed_from_step": res.resumed_from, "train_wall_s": round(res.wall_s, 3),
             "s_per_step": res.s_per_step and round(res.s_per_step, 5), "final_loss": res.final_loss, "run_dir": str(run_dir),
-            "parameters": sum(p.numel() for p in model.parameters()), "processes": world.size}
+            "parameters": sum(p.numel() for p in model.parameters()), "processes": world.size,
+            **({"weights_from": res.source} if res.source else {})}
     save_model(model, track, variant.spec.name, cfg, out_model, info)
     return info
 
@@ -120,9 +121,17 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn
 
 
 @torch.no_grad()
-def encode_all(fn, data: torch.Tensor, batch_size: int, desc: str | None = None) -> torch.Tensor:
-    """Apply ``fn`` to ``data`` in batches (eval-time encoding, no gradients); a progress bar when ``desc`` is given."""
-    starts = range(0, len(data), batch_size)
+def encode_all(fn, data: torch.Tensor | torch.utils.data.Dataset, batch_size: int, desc: str | None = None,
+               device: torch.device | str | None = None, workers: int = 4) -> torch.Tensor:
+    """Apply ``fn`` to ``data`` in batches (eval-time encoding, no gradients); a progress bar when ``desc`` is given.
+
+    ``data`` is a tensor or a streamed Dataset (read in order, unflipped, by ``workers`` processes); batches move
+    to ``device`` when given.
+    """
+    if isinstance(data, torch.utils.data.Dataset):
+        batches = torch.utils.data.DataLoader(data, batch_size=batch_size, num_workers=workers)  # indices < len: no flips
+    else:
+        batches = (data[i : i + batch_size] for i in range(0, len(data), batch_size))
     if desc is not None:
-        starts = tqdm(starts, desc=desc, mininterval=5.0, leave=False)
-    return torch.cat([fn(data[i : i + batch_size]) for i in starts])
+        batches = tqdm(batches, desc=desc, mininterval=5.0, leave=False, total=-(-len(data) // batch_size))
+    return torch.cat([fn(b if device is None else b.to(device)) for b in batches])

@@ -116,40 +116,86 @@ def _load(module: nn.Module, weights: dict[str, torch.Tensor], what: str) -> Non
         ) from exc
 
 
-def diffae_model(path: str | Path, preset: str | dict, ema: bool = True, spacing: str = "ddim"):
-    """A released ``*_autoenc_latent`` checkpoint as ``baselines.diffae.DiffAE`` (generate, reconstruct, represent)."""
-    from baselines.diffae import DiffAE
-    from diled.diffusion import GaussianDiffusion, Schedule
+def verified(entry: dict) -> Path:
+    """The checkpoint a config's ``released: {path, sha256}`` names, after checking its sha256 (a ``ValueError`` naming
+    both hashes on a mismatch; with ``sha256: null`` the error gives the file's hash to pin once you trust the file)."""
+    import hashlib
 
+    path = Path(entry["path"])
+    if not path.is_file():
+        raise FileNotFoundError(f"released checkpoint {path} does not exist: download it (DiffAE's README links each last.ckpt) "
+                                "and put its path in the config")
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    found = h.hexdigest()
+    if entry.get("sha256") is None:
+        raise ValueError(f"released checkpoint {path}: sha256 not pinned. Its sha256 is {found}; once you trust the file, "
+                         "set released.sha256 to it, so every result names the exact weights")
+    if found != entry["sha256"]:
+        raise ValueError(f"released checkpoint {path}: sha256 {found} differs from the pinned {entry['sha256']}")
+    return path
+
+
+def stage_from_release(ctx, name: str, load) -> object:
+    """A training stage that takes released weights instead of training: ``load(model, path, ema)`` fills ``ctx.build()``."""
+    from diled.train import TrainResult
+
+    entry = ctx.cfg["models"][name]["released"]
+    model = load(ctx.build().to(ctx.device), verified(entry), entry.get("ema", True))
+    return TrainResult(model.eval(), 0, 0, 0.0, None, None, source=f"{entry['path']} (sha256 {entry['sha256']})")
+
+
+def preset_config(preset: str | dict, spacing: str = "ddim") -> dict:
+    """The ``net`` / ``latent`` config sections of a released DiffAE shape (``beatgans.PRESETS``), as the paper configs write them."""
     p = beatgans.PRESETS[preset] if isinstance(preset, str) else preset
+    return {
+        "net": {"arch": "diffae", "channels": 3, "size": p["image_size"], "pixel_T": 1000, "pixel_schedule": "linear",
+                "spacing": spacing, "z_dim": 512,
+                "diffae": {"ch": p["ch"], "mults": list(p["mults"]), "encoder_mults": list(p["encoder_mults"]), "attn": [16],
+                           "num_res_blocks": 2, "dropout": 0.1}},
+        "latent": {"T": 1000, "beta": 0.008, "alphabar_shift": 0, "mlp": {"hidden": 2048, "layers": p.get("latent_layers", 10), "time_dim": 64}},
+    }
+
+
+def load_diffae(model, path: str | Path, ema: bool = True):
+    """Load a released ``*_autoenc_latent`` checkpoint into a ``baselines.diffae.DiffAE`` built with ``net.arch: diffae``:
+    decoder UNet, semantic encoder, latent net and the latent standardisation (``conds_mean`` / ``conds_std``)."""
     parts = split(read_checkpoint(path), ema)
     if not parts["latent_net"] or "conds_mean" not in parts:
         raise CheckpointFormatError(f"{path}: no latent net or latent statistics: use a *_autoenc_latent checkpoint, not *_autoenc")
-    unet = beatgans.autoencoder(p)
-    _load(unet, parts["unet"], f"{path} (autoencoder)")
     for k, v in parts["latent_net"].items():  # DiffAE registers each layer's time Linear twice: both names, one tensor
         twin = k.replace(".cond_layers.1.", ".linear_emb.")
         if twin != k and not torch.equal(v, parts["latent_net"].get(twin, v)):
             raise CheckpointFormatError(f"{path}: latent_net.{k} differs from latent_net.{twin} (one module in DiffAE): file corrupt?")
-    latent = beatgans.DiffAELatentNet(512, 2048, p["latent_layers"])
-    _load(latent, parts["latent_net"], f"{path} (latent net)")
-    size = p["image_size"]
-    decoder = GaussianDiffusion(beatgans.ShiftedTime(unet), Schedule.make("linear", 1000), (3, size, size), spacing=spacing)
-    model = DiffAE(unet.encoder, beatgans.ShiftedTime(latent), decoder, Schedule.make("constant", 1000, value=0.008), 512)
-    model.spacing = spacing
+    unet = {k: v for k, v in parts["unet"].items() if not k.startswith("encoder.")}
+    encoder = {k[len("encoder."):]: v for k, v in parts["unet"].items() if k.startswith("encoder.")}
+    _load(model.decoder.unet.net, unet, f"{path} (decoder UNet)")
+    _load(model.encoder, encoder, f"{path} (semantic encoder)")
+    _load(model.denoiser.net, parts["latent_net"], f"{path} (latent net)")
     with torch.no_grad():
         model.z_shift.copy_(parts["conds_mean"])
         model.z_scale.copy_(parts["conds_std"])
-    return model.eval()
+    return model
+
+
+def load_ddpm(model, path: str | Path, ema: bool = True):
+    """Load a released ``*_ddpm`` checkpoint into a ``baselines.ddim.DDIM`` built with ``net.arch: diffae``."""
+    _load(model.pixel.unet.net, split(read_checkpoint(path), ema)["unet"], f"{path} (DDPM)")
+    return model
+
+
+def diffae_model(path: str | Path, preset: str | dict, ema: bool = True, spacing: str = "ddim"):
+    """A released ``*_autoenc_latent`` checkpoint as ``baselines.diffae.DiffAE`` (generate, reconstruct, represent)."""
+    from baselines.diffae import build
+
+    return load_diffae(build(preset_config(preset, spacing)), path, ema).eval()
 
 
 def ddpm_model(path: str | Path, preset: str | dict, ema: bool = True, spacing: str = "ddim"):
     """A released ``*_ddpm`` checkpoint as the DDIM baseline (``baselines.ddim.DDIM``)."""
     from baselines.ddim import DDIM
-    from diled.diffusion import GaussianDiffusion, Schedule
+    from diled.modalities.image import pixel_diffusion
 
-    p = beatgans.PRESETS[preset] if isinstance(preset, str) else preset
-    unet = beatgans.ddpm(p)
-    _load(unet, split(read_checkpoint(path), ema)["unet"], f"{path} (DDPM)")
-    size = p["image_size"]
-    return DDIM(GaussianDiffusion(beatgans.ShiftedTime(unet), Schedule.make("linear", 1000), (3, size, size), spacing=spacing)).eval()
+    return load_ddpm(DDIM(pixel_diffusion(preset_config(preset, spacing), 0)), path, ema).eval()

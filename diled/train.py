@@ -109,6 +109,7 @@ class TrainResult:
     wall_s: float  # the whole run's training time, summed over resumed fragments
     s_per_step: float | None  # None when no step was ever timed
     final_loss: float | None  # loss of the last step (None: no step ran)
+    source: str | None = None  # a released checkpoint the weights came from instead of training (diled.released)
 
 
 def _checkpoints(run_dir: Path) -> list[Path]:

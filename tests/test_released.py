@@ -98,7 +98,8 @@ def test_converted_model_holds_the_ema_weights_and_samples(small_ckpt):
     for k, v in latent.state_dict().items():
         assert torch.equal(v, written["ema"][f"latent_net.{k}"]), k
     assert torch.equal(model.z_shift, written["sd"]["conds_mean"][0]) and torch.equal(model.z_scale, written["sd"]["conds_std"][0])
-    assert model.encoder is unet.encoder
+    for k, v in model.encoder.state_dict().items():
+        assert torch.equal(v, written["ema"][f"encoder.{k}"]), k
     x = model.generate([0, 1], steps=2)
     assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all() and x.abs().max() <= 1
     raw = released.diffae_model(d / "last.ckpt", SMALL, ema=False)
@@ -168,8 +169,7 @@ def test_full_ffhq128_checkpoint_loads(tmp_path):
     written = write_released(tmp_path / "last.ckpt", beatgans.PRESETS["ffhq128"], tmp_path / "pwned", half=True)
     model = released.diffae_model(tmp_path / "last.ckpt", "ffhq128")
     assert not (tmp_path / "pwned").exists()
-    k = "encoder.out.3.weight"
-    assert torch.equal(model.decoder.unet.net.state_dict()[k], written["ema"][k].half().float())
+    assert torch.equal(model.encoder.state_dict()["out.3.weight"], written["ema"]["encoder.out.3.weight"].half().float())
     with torch.no_grad():
         eps = model.decoder.unet(torch.zeros(1, 3, 128, 128), torch.tensor([1]), torch.zeros(1, 512))
     assert eps.shape == (1, 3, 128, 128)

@@ -411,7 +411,7 @@ def _user_config(tmp_path: Path, data: dict) -> str:
 
 
 CONFIG_CASES = [
-    ("unknown key", {"image": {"bogus": 1}}, [], "image: unknown key(s) ['bogus']; allowed here: ['data', "),
+    ("unknown key", {"image": {"bogus": 1}}, [], "image: unknown key(s) ['bogus']; allowed here: ['analyses', 'data', "),
     ("wrong type", {"seed": "one"}, [], 'seed = "one": \'one\' is not of type \'integer\''),
     ("protocol @4", {"image": {"eval": {"fid": {"protocol": "pytorch-fid@4", "batch_size": 50}}}}, [],
      "eval.fid.protocol: invalid FID protocol 'pytorch-fid@4': resolution must be an integer >= 8 or None, got 4"),

@@ -44,23 +44,35 @@ def _to_array(img, size: int, d2c: bool) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).copy()
 
 
-_ENVS: dict[tuple[str, int], object] = {}
+_ENVS: dict[str, tuple[int, object]] = {}  # root -> (pid that opened it, read-only environment)
 
 
 def _open_lmdb(root: str):
-    """One read-only LMDB handle per (path, process): LMDB refuses a second open in a process, and a handle does not
-    survive into a forked DataLoader worker, which opens its own."""
+    """A read-only LMDB handle per path and process. LMDB refuses a second open in one process and a handle should not
+    cross a fork: a forked DataLoader worker opens its own, and only if LMDB insists that the parent's inherited
+    handle is still the process's (it may after a fork) is that one read from (read-only, no locks)."""
     import os
 
     import lmdb
 
-    key = (root, os.getpid())
-    if key not in _ENVS:
-        try:
-            _ENVS[key] = lmdb.open(root, readonly=True, lock=False, readahead=False, meminit=False, max_readers=64)
-        except lmdb.Error as exc:
+    pid, held = os.getpid(), _ENVS.get(root)
+    if held is not None and held[0] == pid:
+        return held[1]
+    try:
+        env = lmdb.open(root, readonly=True, lock=False, readahead=False, meminit=False, max_readers=64)
+    except lmdb.Error as exc:
+        if held is not None and "already open" in str(exc):
+            env = held[1]
+        else:
             raise ValueError(f"image.data.root: {root} is not a readable LMDB ({exc})") from exc
-    return _ENVS[key]
+    _ENVS[root] = (pid, env)
+    return env
+
+
+def _close_lmdb(root: str) -> None:
+    held = _ENVS.pop(root, None)
+    if held is not None:
+        held[1].close()
 
 
 class PhotoSet(Dataset):
@@ -80,6 +92,7 @@ class PhotoSet(Dataset):
                 raise ValueError(f"image.data.layout must be one of {sorted(LAYOUTS)} for an LMDB, got {layout!r}")
             with self._txn() as txn:
                 raw = txn.get(b"length")
+            _close_lmdb(str(self.root))  # opened again where images are read (often a DataLoader worker)
             if raw is None:
                 raise ValueError(f"{self.root}: no 'length' key: not an LMDB in DiffAE's layout")
             self.n = int(raw.decode())

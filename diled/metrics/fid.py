@@ -305,6 +305,7 @@ def statistics(
     cache: bool = True,
     role: str = "generated",
     keep_features: bool = False,
+    use_count: bool = True,
 ) -> Statistics:
     """Feature statistics of an image set (folder, array file, array or tensor) under ``protocol``.
 
@@ -312,14 +313,15 @@ def statistics(
     fixes a count; a ``"reference"`` set is used whole. Features are read from / written to the
     content-addressed ``FeatureCache`` unless ``cache`` is false. ``keep_features`` also returns the
     feature rows (``Statistics.features``, what bootstrap intervals and KID need); without it memory
-    stays constant in the number of images.
+    stays constant in the number of images. ``use_count=False`` reads every image even where the protocol fixes
+    a count (one shard of a sharded set: the count applies to the merged rows).
     """
     if role not in ("generated", "reference"):
         raise ValueError(f"role must be 'generated' or 'reference', got {role!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch size must be a positive integer, got {batch_size!r}")
     src = open_source(images, protocol.quantization)
-    if protocol.sample_count is not None and role == "generated":
+    if protocol.sample_count is not None and role == "generated" and use_count:
         src = src.head(protocol.sample_count)
     content = src.content_hash()
     manifest = {"source": src.description, "role": role, "images": len(src), "content_sha256": content,

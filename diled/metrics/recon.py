@@ -74,9 +74,8 @@ def lpips_distance(a: torch.Tensor, b: torch.Tensor, model: torch.nn.Module, bat
 
 
 @torch.no_grad()
-def reconstruction_metrics(rec: np.ndarray, source: np.ndarray, lpips_model: torch.nn.Module) -> dict[str, float]:
-    """Mean LPIPS, MSE, PSNR and SSIM of uint8 reconstructions against their uint8 sources, and each mean's
-    standard error over images (``<metric>_sem``: what decides whether two rows differ)."""
+def per_image_metrics(rec: np.ndarray, source: np.ndarray, lpips_model: torch.nn.Module) -> dict[str, np.ndarray]:
+    """LPIPS, MSE, PSNR and SSIM of each uint8 reconstruction against its uint8 source (float64 arrays)."""
     from pytorch_msssim import ssim
 
     if rec.shape != source.shape:
@@ -85,12 +84,24 @@ def reconstruction_metrics(rec: np.ndarray, source: np.ndarray, lpips_model: tor
     mse = ((x - y) ** 2).flatten(1).mean(1)
     psnr = 10 * torch.log10(1.0 / mse.clamp(min=1e-10))  # identical images: capped at 100 dB
     per_image = {
-        "lpips": lpips_distance(2 * x.float() - 1, 2 * y.float() - 1, lpips_model).double(),
-        "mse": mse.double(),
-        "psnr": psnr.double(),
-        "ssim": ssim(x.float(), y.float(), data_range=1.0, size_average=False).double(),
+        "lpips": lpips_distance(2 * x.float() - 1, 2 * y.float() - 1, lpips_model),
+        "mse": mse,
+        "psnr": psnr,
+        "ssim": ssim(x.float(), y.float(), data_range=1.0, size_average=False),
     }
+    return {k: v.double().cpu().numpy() for k, v in per_image.items()}
+
+
+def summarize(per_image: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each metric's mean over images and its standard error (``<metric>_sem``); per-image arrays of several shards
+    concatenated give exactly the unsharded summary."""
     out = {k: float(v.mean()) for k, v in per_image.items()}
-    n = len(x)
-    out.update({f"{k}_sem": float(v.std() / n**0.5) if n > 1 else float("nan") for k, v in per_image.items()})
+    out.update({f"{k}_sem": float(torch.from_numpy(v).std() / len(v) ** 0.5) if len(v) > 1 else float("nan")
+                for k, v in per_image.items()})
     return out
+
+
+def reconstruction_metrics(rec: np.ndarray, source: np.ndarray, lpips_model: torch.nn.Module) -> dict[str, float]:
+    """Mean LPIPS, MSE, PSNR and SSIM of uint8 reconstructions against their uint8 sources, and each mean's
+    standard error over images (``<metric>_sem``: what decides whether two rows differ)."""
+    return summarize(per_image_metrics(rec, source, lpips_model))

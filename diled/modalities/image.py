@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from diled.codecs import ImageCodec
 from diled.diffusion import GaussianDiffusion, Schedule, derive_seed
-from diled.nets import ConvEncoder, MLPSkipNet, UNet
+from diled.nets import ConvEncoder, MLPSkipNet, UNet, beatgans
 
 # ----------------------------------------------------------------------------- construction
 
@@ -28,18 +28,36 @@ def pixel_diffusion(cfg: dict, cond_dim: int) -> GaussianDiffusion:
     the unconditional DDIM (and CM-CD's teacher) keep the uniform loss.
     """
     net = cfg["net"]
-    unet = UNet(net["channels"], net["unet"]["base"], net["unet"]["mults"], cond_dim=cond_dim)
+    if net.get("arch", "suite") == "diffae":  # DiffAE's UNet under our 1-indexed t
+        unet = beatgans.ShiftedTime(beatgans.BeatGANsUNet(net["size"], net["channels"], z_dim=cond_dim, **_diffae_shape(net)))
+    else:
+        unet = UNet(net["channels"], net["unet"]["base"], net["unet"]["mults"], cond_dim=cond_dim)
     sched = Schedule.make(net["pixel_schedule"], net["pixel_T"])
     weighting = net.get("loss_weight", {"kind": "uniform"}) if cond_dim else {"kind": "uniform"}
     return GaussianDiffusion(unet, sched, (net["channels"], net["size"], net["size"]),
-                             weighting=weighting["kind"], gamma=weighting.get("gamma", 5.0))
+                             weighting=weighting["kind"], gamma=weighting.get("gamma", 5.0), spacing=net.get("spacing", "linspace"))
+
+
+def _diffae_shape(net: dict) -> dict:
+    d = net["diffae"]
+    return {"ch": d["ch"], "mults": tuple(d["mults"]), "num_res_blocks": d.get("num_res_blocks", 2),
+            "attn": tuple(d.get("attn", (16,))), "dropout": d.get("dropout", 0.1)}
 
 
 def latent_parts(cfg: dict) -> tuple[nn.Module, nn.Module, Schedule]:
-    """Semantic encoder, latent MLP skip denoiser and the latent schedule (DiffAE's and DiLED's)."""
+    """Semantic encoder, latent MLP skip denoiser and the latent schedule (DiffAE's and DiLED's).
+
+    ``net.arch: diffae`` gives DiffAE's encoder and latent MLP, in the layout ``diled.released`` loads into.
+    """
     net, lat = cfg["net"], cfg["latent"]
-    enc = ConvEncoder(net["channels"], net["encoder"]["base"], net["encoder"]["mults"], net["z_dim"])
-    mlp = MLPSkipNet(net["z_dim"], lat["mlp"]["hidden"], lat["mlp"]["layers"], lat["mlp"]["time_dim"])
+    if net.get("arch", "suite") == "diffae":
+        shape = _diffae_shape(net)
+        enc = beatgans.BeatGANsEncoder(net["size"], net["channels"], shape["ch"], tuple(net["diffae"]["encoder_mults"]),
+                                       shape["num_res_blocks"], shape["attn"], net["z_dim"])
+        mlp = beatgans.ShiftedTime(beatgans.DiffAELatentNet(net["z_dim"], lat["mlp"]["hidden"], lat["mlp"]["layers"], lat["mlp"]["time_dim"]))
+    else:
+        enc = ConvEncoder(net["channels"], net["encoder"]["base"], net["encoder"]["mults"], net["z_dim"])
+        mlp = MLPSkipNet(net["z_dim"], lat["mlp"]["hidden"], lat["mlp"]["layers"], lat["mlp"]["time_dim"])
     sched = Schedule.make("constant", lat["T"], shift=lat["alphabar_shift"], value=lat["beta"])
     return enc, mlp, sched
 
@@ -86,6 +104,8 @@ def evaluation_sets(
     batch_size: int,
     desc: str = "sample",
     interp_protocol: str = "random",
+    lo: int = 0,
+    hi: int | None = None,
 ) -> dict[str, np.ndarray]:
     """uint8 image sets ``gen``, ``rec``, ``rec_inverted`` and ``interp_<alpha>`` (n each) through the capability interface.
 
@@ -95,39 +115,56 @@ def evaluation_sets(
     image is encoded once; interpolation pairs (a_i, a_{i+1}) reuse those encodings, and the decoder noise
     of pair i is the same for every alpha: a shared seeded x_T (``interp_protocol="random"``) or, with
     ``"inverted"``, the slerp of the two sources' inverted x_T.
+
+    ``lo``/``hi`` compute rows lo..hi-1 of the n only (a shard): every seed belongs to a row's global index, so the
+    shards of a set concatenate to the unsharded set (the shard also encodes its last pair's partner, row hi mod n).
     """
     from diled.diffusion import slerp
 
     device = next(model.parameters()).device
+    hi = n if hi is None else hi
+    if not 0 <= lo < hi <= n:
+        raise ValueError(f"shard rows {lo}..{hi} must lie within 0..{n}")
     ia, ib = eval_indices(len(reference), n, seed)
-    x = ImageCodec.to_model(reference[ia])
-    gen_seeds = [derive_seed(seed, "gen", i) for i in range(n)]
-    rec_seeds = [derive_seed(seed, "rec", i) for i in range(n)]
-    mix_seeds = [derive_seed(seed, "interp", i) for i in range(n)]
-    enc_seeds = [derive_seed(seed, "encode", i) for i in range(n)]  # only a stochastic encoder (CM-CD's noising) uses them
+    rows = np.arange(lo, hi)
+    sharded = (lo, hi) != (0, n)
+    enc_rows = np.append(rows, hi % n) if sharded else rows  # the last pair's partner, encoded here too
+    x = ImageCodec.to_model(reference[ia[enc_rows]])
+    gen_seeds = [derive_seed(seed, "gen", i) for i in rows]
+    rec_seeds = [derive_seed(seed, "rec", i) for i in rows]
+    mix_seeds = [derive_seed(seed, "interp", i) for i in rows]
+    enc_seeds = [derive_seed(seed, "encode", i) for i in enc_rows]  # only a stochastic encoder (CM-CD's noising) uses them
     inverted = getattr(model, "stochastic_decoder", False)
     if interp_protocol not in ("random", "inverted"):
         raise ValueError(f"unknown interpolation protocol {interp_protocol!r}; choose random or inverted")
     keys = ["gen", "rec", *(["rec_inverted"] if inverted else []), *(f"interp_{a:g}" for a in alphas)]
     out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     codes, x_Ts = [], []
-    for sl in tqdm(_chunks(n, batch_size), desc=f"{desc}/generate+encode", mininterval=5.0):
+    m = len(rows)
+    for sl in tqdm(_chunks(len(enc_rows), batch_size), desc=f"{desc}/generate+encode", mininterval=5.0):
         xs = x[sl].to(device)
         codes.append(model.encode(xs, steps, enc_seeds[sl]))
         if inverted:
             x_Ts.append(model.invert_decoder(xs, codes[-1], steps))
-        out["gen"].append(ImageCodec.to_metric(model.generate(gen_seeds[sl], steps)))
-    z = torch.cat(codes)
-    roll = torch.as_tensor(np.roll(np.arange(n), -1))
-    z_b = z[roll]
-    x_T = torch.cat(x_Ts) if inverted else None
-    for sl in tqdm(_chunks(n, batch_size), desc=f"{desc}/decode", mininterval=5.0):
+        gen_sl = slice(sl.start, min(sl.stop, m))
+        if gen_sl.start < gen_sl.stop:
+            out["gen"].append(ImageCodec.to_metric(model.generate(gen_seeds[gen_sl], steps)))
+    z_all = torch.cat(codes)
+    x_T_all = torch.cat(x_Ts) if inverted else None
+    if sharded:
+        z, z_b = z_all[:-1], z_all[1:]
+        x_T, x_T_b = (x_T_all[:-1], x_T_all[1:]) if inverted else (None, None)
+    else:
+        roll = torch.as_tensor(np.roll(np.arange(n), -1))
+        z, z_b = z_all, z_all[roll]
+        x_T, x_T_b = (x_T_all, x_T_all[roll]) if inverted else (None, None)
+    for sl in tqdm(_chunks(m, batch_size), desc=f"{desc}/decode", mininterval=5.0):
         out["rec"].append(ImageCodec.to_metric(model.decode(z[sl], steps, rec_seeds[sl])))
         if inverted:
             out["rec_inverted"].append(ImageCodec.to_metric(model.decode(z[sl], steps, rec_seeds[sl], x_T=x_T[sl])))
         for a in alphas:
-            kw = {"x_T": slerp(x_T[sl], x_T[roll][sl], a)} if inverted and interp_protocol == "inverted" else {}
+            kw = {"x_T": slerp(x_T[sl], x_T_b[sl], a)} if inverted and interp_protocol == "inverted" else {}
             out[f"interp_{a:g}"].append(ImageCodec.to_metric(model.decode(model.mix(z[sl], z_b[sl], a), steps, mix_seeds[sl], **kw)))
     sets = {k: np.concatenate(v) for k, v in out.items()}
-    sets["source_a"], sets["source_b"] = reference[ia], reference[ib]
+    sets["source_a"], sets["source_b"] = reference[ia[rows]], reference[ib[rows]]
     return sets

@@ -37,7 +37,10 @@ def models(track, capability=None):
 
 
 def variants(track):
-    """Ablation variants the track config asks for (e.g. DiLED at other w), beyond the main models."""
+    """Ablation variants the track config asks for (e.g. DiLED at other w), beyond the main models
+    (the image track's only when its analyses include the w ablation)."""
+    if track == "image" and "w_ablation" not in cfg.analyses(IMAGE):
+        return []
     return [v.name for v in registry.variants(track, VIEWS[track])]
 
 
@@ -120,8 +123,34 @@ def sample_inputs(wc):
     return {"model": model_file(wc.track, wc.model), "data": dataset_file(wc.track)}
 
 
+def n_shards(track="image"):
+    """How many sampling jobs share a model's evaluation sets (``eval.shard_size``; unset: one)."""
+    ev = VIEWS[track]["eval"]
+    size = ev.get("shard_size")
+    return 1 if not size else -(-ev["num_samples"] // size)
+
+
+def sample_sets(model, steps, ext="npz"):
+    """A (model, T)'s sampled sets: one file, or one per shard (rows k*shard_size.. of every set)."""
+    if n_shards() == 1:
+        return [out("samples", "image", model, f"T{steps}.{ext}")]
+    return [
+        out("samples", "image", model, f"T{steps}", f"shard{k}.{ext}") for k in range(n_shards())
+    ]
+
+
+def evaluate_image_inputs(wc):
+    return {
+        "sets": sample_sets(wc.model, wc.steps),
+        "sample_manifest": sample_sets(wc.model, wc.steps, "json")[0],
+        "data": dataset_file("image"),
+        "reference": out("fid/reference.npz"),
+        "weights": out("weights/verified.json"),
+    }
+
+
 def grid_inputs(wc):
-    return [out("samples", "image", wc.model, f"T{s}.npz") for s in steps_of("image", wc.model)]
+    return [sample_sets(wc.model, s)[0] for s in steps_of("image", wc.model)]
 
 
 def metric_files(track, names):
@@ -175,9 +204,8 @@ def health_metric_files():
     """One metric record per image model and w variant, at the w ablation's T (a model without that T: its last)."""
     t = int(IMAGE["w_ablation"]["steps"])
     files = []
-    for name in models("image", "reconstruct") + [
-        v for v in w_models() if v not in models("image")
-    ]:
+    ablation = w_models() if "w_ablation" in cfg.analyses(IMAGE) else []
+    for name in models("image", "reconstruct") + [v for v in ablation if v not in models("image")]:
         steps = steps_of("image", name)
         files.append(out("metrics", "image", name, f"T{t if t in steps else steps[-1]}.json"))
     return files
@@ -188,22 +216,19 @@ def all_targets():
     targets = [out("tables/training_cost.md")]
     if "image" in TRACKS:
         targets += [out(f"tables/{t}.{e}") for t in ("table6",) for e in ("csv", "md", "tex")]
-        targets += [
-            out(f)
-            for f in (
-                "figures/figure3.png",
-                "tables/probe.md",
-                "figures/latent_projection.png",
-                "tables/editing.md",
-                "figures/editing.png",
-                "tables/w_ablation.md",
-                "tables/latent_health.md",
-                "figures/w_ablation.png",
+        files = {
+            "figure3": ["figures/figure3.png"],
+            "probe": ["tables/probe.md", "figures/latent_projection.png"],
+            "editing": ["tables/editing.md", "figures/editing.png"],
+            "w_ablation": ["tables/w_ablation.md", "figures/w_ablation.png"],
+            "latent_health": ["tables/latent_health.md"],
+            "fid_settings": [
                 "tables/fid_settings.csv",
                 "tables/fid_settings.md",
                 "figures/fid_settings.png",
-            )
-        ]
+            ],
+        }
+        targets += [out(f) for a in cfg.analyses(IMAGE) for f in files[a]]
         targets += [out("figures", "image", f"{m}_grid.png") for m in models("image", "generate")]
     if "protein" in TRACKS:
         targets += [

@@ -24,11 +24,7 @@ rule reference_stats:
 
 rule evaluate_image:
     input:
-        sets=out("samples/image/{model}/T{steps}.npz"),
-        sample_manifest=out("samples/image/{model}/T{steps}.json"),
-        data=dataset_file("image"),
-        reference=out("fid/reference.npz"),
-        weights=out("weights/verified.json"),
+        unpack(evaluate_image_inputs),
     output:
         out("metrics/image/{model}/T{steps}.json"),
     log:

@@ -21,3 +21,28 @@ rule sample:
         batch_size=lambda wc: VIEWS[wc.track]["eval"]["batch_size"],
     script:
         "../scripts/sample.py"
+
+
+# Large evaluations (eval.shard_size): rows k*shard_size.. of every set, one job per shard; every row's seeds come
+# from its global index, so the shards concatenate to the unsharded sets (diled.modalities.image.evaluation_sets).
+rule sample_shard:
+    input:
+        unpack(sample_inputs),
+    output:
+        sets=out("samples/{track}/{model}/T{steps}/shard{shard}.npz"),
+        manifest=out("samples/{track}/{model}/T{steps}/shard{shard}.json"),
+    log:
+        out("logs/sample/{track}_{model}_T{steps}_shard{shard}.log"),
+    conda:
+        "../envs/diled.yaml"
+    threads: config["threads"]
+    resources:
+        **job_resources("sample"),
+    params:
+        num_samples=lambda wc: VIEWS[wc.track]["eval"]["num_samples"],
+        shard_size=lambda wc: VIEWS[wc.track]["eval"].get("shard_size"),
+        alphas=lambda wc: VIEWS[wc.track]["eval"].get("interp_alphas", []),
+        interp_protocol=lambda wc: VIEWS[wc.track]["eval"].get("interp_protocol", "random"),
+        batch_size=lambda wc: VIEWS[wc.track]["eval"]["batch_size"],
+    script:
+        "../scripts/sample.py"

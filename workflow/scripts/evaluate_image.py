@@ -23,30 +23,53 @@ judge = editing.pixel_classifier(*codec.load(snakemake.input.data, "train"), see
 ref_x, ref_y = codec.load(snakemake.input.data, "reference")
 health = {}
 native = registry.resolve("image", snakemake.wildcards.model, job.view).spec.rec_protocols  # what its plain ``rec`` is
-with np.load(snakemake.input.sets) as sets:
-    pick = eval_indices(len(ref_x), len(sets["source_a"]), seed)[0]  # the held-out digits sample.py reconstructed
-    labels = ref_y[pick]
-    if not np.array_equal(ref_x[pick], sets["source_a"]):
-        raise RuntimeError(f"{snakemake.input.sets}: its sources are not the held-out digits this config selects")
-    if judge is not None:
-        health["judge_accuracy_on_sources"] = latent_health.class_preservation(lambda im: editing.judge(judge, im), sets["source_a"], labels)
-    for key in sorted(k for k in sets.files if k in ("gen", "rec", "rec_inverted") or k.startswith("interp_")):
-        stats = fid.statistics(sets[key], protocol, job.device, p.batch_size, desc=key, keep_features=True)
-        scores[key], counts[key] = fid.frechet_distance(stats, reference), stats.count
-        if reference.features is not None:  # an on-the-fly reference keeps its rows; a downloaded one has none
-            intervals[key] = uncertainty.bootstrap_fid(stats.features, reference.features, scores[key], p.bootstrap, seed=seed)
-            kids[key] = uncertainty.kid(stats.features, reference.features, p.kid_subsets, seed=seed)
-            job.log(f"{tag} {key}: FID {scores[key]:.3f} [{intervals[key]['lo']:.2f}, {intervals[key]['hi']:.2f}], "
-                    f"KID {kids[key]['mean']:.5f} ± {kids[key]['std']:.5f} ({stats.count} images)")
-        else:
-            job.log(f"{tag} {key}: FID {scores[key]:.3f} ({stats.count} images; no reference rows: no interval, no KID)")
-        if key.startswith("rec"):
-            rec_metrics[key] = recon.reconstruction_metrics(sets[key], sets["source_a"], lpips_model)
-            if judge is not None:
-                kept = latent_health.class_preservation(lambda im: editing.judge(judge, im), sets[key], labels)
-                for protocol_name in (("inverted",) if key == "rec_inverted" else native):  # DDIM's plain rec is an inversion
-                    health.setdefault(f"class_preservation_{protocol_name}", kept)
-            job.log(f"{tag} {key}: " + ", ".join(f"{k} {v:.4f}" for k, v in rec_metrics[key].items() if not k.endswith("_sem")))
+# One file per shard (or one): each set's Inception features, per-image reconstruction metrics and judge verdicts are
+# gathered shard by shard (one shard's images in memory at a time) and merged, which gives the unsharded numbers.
+files = list(snakemake.input.sets)
+feats: dict[str, list] = {}
+per_image: dict[str, list] = {}
+verdicts: dict[str, list] = {}
+n_total = 0
+for k, path in enumerate(files):
+    with np.load(path) as sets:
+        n_total += len(sets["source_a"])
+        if judge is not None:
+            verdicts.setdefault("sources", []).append(editing.judge(judge, sets["source_a"]))
+        for key in sorted(x for x in sets.files if x in ("gen", "rec", "rec_inverted") or x.startswith("interp_")):
+            stats = fid.statistics(sets[key], protocol, job.device, p.batch_size, desc=f"{key} {k + 1}/{len(files)}",
+                                   keep_features=True, use_count=False)  # a fixed count applies to the merged rows
+            feats.setdefault(key, []).append(stats.features)
+            if key.startswith("rec"):
+                per_image.setdefault(key, []).append(recon.per_image_metrics(sets[key], sets["source_a"], lpips_model))
+                if judge is not None:
+                    verdicts.setdefault(key, []).append(editing.judge(judge, sets[key]))
+ia = eval_indices(len(ref_x), n_total, seed)[0]  # the held-out images sample.py reconstructed, in row order
+labels = ref_y[ia]
+with np.load(files[0]) as first:  # the rows of every shard follow the same global order
+    if not np.array_equal(ref_x[ia[: len(first["source_a"])]], first["source_a"]):
+        raise RuntimeError(f"{files[0]}: its sources are not the held-out images this config selects")
+if judge is not None:
+    health["judge_accuracy_on_sources"] = float((np.concatenate(verdicts["sources"]) == labels).mean())
+for key in sorted(feats):
+    rows = np.concatenate(feats[key])
+    if protocol.sample_count is not None:  # a protocol that fixes the count takes the first rows, as unsharded
+        rows = rows[: protocol.sample_count]
+    stats = fid.Statistics.of(rows, protocol)
+    scores[key], counts[key] = fid.frechet_distance(stats, reference), len(rows)
+    if reference.features is not None:  # an on-the-fly reference keeps its rows; a downloaded one has none
+        intervals[key] = uncertainty.bootstrap_fid(rows, reference.features, scores[key], p.bootstrap, seed=seed)
+        kids[key] = uncertainty.kid(rows, reference.features, p.kid_subsets, seed=seed)
+        job.log(f"{tag} {key}: FID {scores[key]:.3f} [{intervals[key]['lo']:.2f}, {intervals[key]['hi']:.2f}], "
+                f"KID {kids[key]['mean']:.5f} ± {kids[key]['std']:.5f} ({len(rows)} images)")
+    else:
+        job.log(f"{tag} {key}: FID {scores[key]:.3f} ({len(rows)} images; no reference rows: no interval, no KID)")
+    if key.startswith("rec"):
+        rec_metrics[key] = recon.summarize({m: np.concatenate([d[m] for d in per_image[key]]) for m in per_image[key][0]})
+        if judge is not None:
+            kept = float((np.concatenate(verdicts[key]) == labels).mean())
+            for protocol_name in (("inverted",) if key == "rec_inverted" else native):  # DDIM's plain rec is an inversion
+                health.setdefault(f"class_preservation_{protocol_name}", kept)
+        job.log(f"{tag} {key}: " + ", ".join(f"{m} {v:.4f}" for m, v in rec_metrics[key].items() if not m.endswith("_sem")))
 sample_manifest = json.load(open(snakemake.input.sample_manifest))
 health.update(sample_manifest.get("latent_health") or {})
 job.log(f"{tag} latent health: {json.dumps(health)}")
@@ -60,7 +83,7 @@ write_json({
                                "the point (diled.metrics.uncertainty.bootstrap_fid)",
                                "kid": "torch-fidelity KID: unbiased MMD^2, cubic polynomial kernel; mean and std over random subsets"},
     "latent_health": health, "latent_health_definition": latent_health.__doc__.strip(),
-    "reference_count": reference.count, "protocol": {**protocol.record(), "digest": protocol.digest},
+    "reference_count": reference.count, "shards": len(files), "protocol": {**protocol.record(), "digest": protocol.digest},
     "sample_manifest": snakemake.input.sample_manifest, "training": sample_manifest["training"],
     "manifest": job.manifest(),
 }, snakemake.output[0])

@@ -1,5 +1,6 @@
 """Generate (and for images reconstruct and interpolate) through the shared capability interface at one step count."""
 import numpy as np
+import torch
 
 from diled import codecs, pipeline
 from diled.files import atomic_path
@@ -10,23 +11,34 @@ job = Job(snakemake)
 steps, p = int(snakemake.wildcards.steps), snakemake.params
 model, ckpt = pipeline.load_model(snakemake.input.model, job.device)
 desc = f"{snakemake.wildcards.track}/{snakemake.wildcards.model}/T{steps}"
+shard = int(snakemake.wildcards.get("shard", 0))
+rows = (0, p.num_samples)
+if "shard" in snakemake.wildcards.keys():  # rule sample_shard: rows shard*size .. of every set
+    rows = (shard * p.shard_size, min((shard + 1) * p.shard_size, p.num_samples))
+    desc += f"/shard{shard}"
+precision = job.view["eval"].get("precision", "fp32")  # sampling may autocast; FID features never do
+autocast = torch.autocast(job.device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision),
+                          enabled=precision != "fp32")
 if job.track == "image":
+    from diled.latent_health import model_diagnostics
     from diled.modalities.image import evaluation_sets
 
     reference, _ = codecs.for_track("image", job.view).load(snakemake.input.data, "reference")
-    from diled.latent_health import model_diagnostics
-
-    sets = evaluation_sets(model, reference, steps, p.num_samples, p.alphas, job.config["seed"], p.batch_size, desc=desc,
-                           interp_protocol=p.interp_protocol)
-    health = model_diagnostics(model, codecs.ImageCodec.to_model(sets["source_a"]), job.config["seed"])
+    with autocast:
+        sets = evaluation_sets(model, reference, steps, p.num_samples, p.alphas, job.config["seed"], p.batch_size, desc=desc,
+                               interp_protocol=p.interp_protocol, lo=rows[0], hi=rows[1])
+    # the diagnostics of the evaluated sources: once per (model, T), with the first shard
+    health = model_diagnostics(model, codecs.ImageCodec.to_model(sets["source_a"]), job.config["seed"]) if shard == 0 else None
 else:
     from diled.modalities.protein import generate_tokens
 
-    sets = {"gen": generate_tokens(model, p.num_samples, steps, job.config["seed"], p.batch_size)}
+    with autocast:
+        sets = {"gen": generate_tokens(model, p.num_samples, steps, job.config["seed"], p.batch_size)}
     health = None
 with atomic_path(snakemake.output.sets) as tmp:
     with open(tmp, "wb") as f:
         np.savez(f, **sets)
 job.log(f"{desc}: {len(sets['gen'])} samples per set in {job.wall_s:.1f} s")
-write_json(job.manifest(model=snakemake.wildcards.model, steps=steps, training=ckpt["info"], sets=sorted(sets), latent_health=health),
+write_json(job.manifest(model=snakemake.wildcards.model, steps=steps, training=ckpt["info"], sets=sorted(sets), latent_health=health,
+                        rows=list(rows), precision=precision),
            snakemake.output.manifest)
