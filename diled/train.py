@@ -168,7 +168,6 @@ def train(
     if world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(run_dir)  # a checkpoint write killed half-way
-    distributed.barrier(world)
     device = next(model.parameters()).device
     streamed = isinstance(data, torch.utils.data.Dataset)
     paired = not streamed and isinstance(data, (tuple, list))  # (inputs, targets, ...): batches are tuples of the same rows
@@ -180,7 +179,11 @@ def train(
     # rank 0 keeps the EMA; every rank does when the loss reads it (consistency distillation's target)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if world.main or ema_target else None
     start, wall_before, loss_value = 0, 0.0, float("nan")
-    state = latest_state(run_dir, device) if run_dir.is_dir() else None
+    # rank 0 reads first (and sets a corrupt newest file aside), then the others read what it chose
+    state = latest_state(run_dir, device) if world.main else None
+    distributed.barrier(world)
+    if not world.main:
+        state = latest_state(run_dir, device)
     if state is not None:
         if state["spec"] != spec.digest():
             raise RuntimeError(f"{run_dir}: checkpoints were written by a different training spec; use a fresh run directory")

@@ -189,7 +189,7 @@ def test_default_config_dry_run(tmp_path):
     assert "models/image/diled/train.pt" in res.stdout and "table6" in res.stdout and "fid_settings" in res.stdout
 
 
-@pytest.mark.parametrize("config", ["protein_paper.yaml", "protein_gfp.yaml", "gpu.yaml"])
+@pytest.mark.parametrize("config", ["protein_paper.yaml", "protein_gfp.yaml", "gpu.yaml", "faithful.yaml"])
 def test_paper_configs_dry_run(tmp_path, config):
     res = snakemake(tmp_path, "-n", f"--configfile={ROOT / 'config' / config}", "--cores", "8", "all")
     assert res.returncode == 0, res.stderr[-2000:]
