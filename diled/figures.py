@@ -40,7 +40,7 @@ def sample_grid(sets_by_steps: dict[int, dict[str, np.ndarray]], title: str, cou
     for key in sorted(k for k in last if k.startswith("interp_")):
         rows.append((f"α={key.split('_')[1]} (a→b)", _strip(last[key], count)))
     rows.append(("source b", _strip(last["source_b"], count)))
-    fig, axes = plt.subplots(len(rows), 1, figsize=(count * 0.55 + 2.2, len(rows) * 0.62 + 0.5))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(count * 0.55 + 3.0, len(rows) * 0.62 + 0.5))
     for ax, (label, img) in zip(axes, rows):
         ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.set_xticks([])
@@ -56,7 +56,7 @@ def sample_grid(sets_by_steps: dict[int, dict[str, np.ndarray]], title: str, cou
 FIG3_COLUMNS = ["Gen FID", "Rec FID (random)", "Rec FID (inverted)", "Interp FID (α=0.2)", "Interp FID (α=0.4)"]
 
 
-def figure3(df, path: str | Path) -> None:
+def figure3(df, path: str | Path, scope: str = "embedded reproduction") -> None:
     """Figure 3: grouped bars of generation, reconstruction (both protocols) and interpolation FID per model, one panel
     per T, with each cell's 95% bootstrap interval as an error bar.
 
@@ -87,7 +87,7 @@ def figure3(df, path: str | Path) -> None:
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("FID (lower is better)")
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=len(series), fontsize=8, frameon=False)
-    fig.suptitle("Figure 3 (embedded reproduction): one model for generation, reconstruction and interpolation", fontsize=10)
+    fig.suptitle(f"Figure 3 ({scope}): generation, reconstruction and interpolation", fontsize=10)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)

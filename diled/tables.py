@@ -226,7 +226,15 @@ def write_table(df: pd.DataFrame, *, title: str, notes: Sequence[str] = (), csv:
             tmp.write_text(latex(shown, caption, source))
 
 
-TABLE6_TITLE = "Table 6 (embedded reproduction): generation, reconstruction and interpolation"
+TABLE6_TITLE = "Table 6 ({scope}): generation, reconstruction and interpolation"
+
+
+def scope(view: dict) -> str:
+    """What a run reproduces, for titles: the embedded digits, or the paper-scale dataset and size it ran on."""
+    data = view["data"]
+    if data["dataset"] == "mnist32":
+        return "embedded reproduction"
+    return f"{data.get('layout') or 'image folder'}, {view['net']['size']} px"
 TABLE6_LEAD = ("FID, LPIPS and MSE: lower is better; SSIM: higher is better. Each cell: value ± half its 95% interval (FID: "
                "bootstrap over the generated set; LPIPS/SSIM: 1.96 standard errors over images). Bold: the best of DDIM/DiffAE/DiLED "
                "at each T where its interval does not overlap the runner-up's; any other row (LDM, CM-CD) is bold where it is so "
@@ -234,16 +242,17 @@ TABLE6_LEAD = ("FID, LPIPS and MSE: lower is better; SSIM: higher is better. Eac
                "subsets) is in `table6_kid.md` and the CSV. CM-CD's T is its number of consistency steps.")
 
 
-def write_table6(df: pd.DataFrame, notes: Sequence[str], csv: str | Path, md: str | Path, tex: str | Path, caption: str) -> None:
+def write_table6(df: pd.DataFrame, notes: Sequence[str], csv: str | Path, md: str | Path, tex: str | Path, caption: str,
+                 scope: str = "embedded reproduction") -> None:
     """Table 6 as CSV, Markdown (bold per ``bold_mask``, "not run" rows with their reason) and LaTeX."""
     shown_md = _cells(df, "**{}**")
     shown_md["manifest"] = [m if isinstance(m, str) else "" for m in df["manifest"]]
     not_run = [f"{m}: {s}" for m, s in zip(df["model"], df["status"]) if str(s).startswith("not run")]
-    write_table(df, title=TABLE6_TITLE, notes=[*not_run, *notes], csv=csv, md=md, lead=TABLE6_LEAD,
+    write_table(df, title=TABLE6_TITLE.format(scope=scope), notes=[*not_run, *notes], csv=csv, md=md, lead=TABLE6_LEAD,
                 shown=shown_md[["model", "T", *SHOWN, "manifest"]])
     shown_tex = _cells(df, "\\textbf{{{}}}", pm="$\\pm$")
     shown_tex["T"] = [t.replace("—", "--") for t in shown_tex["T"]]
-    write_table(df, title=TABLE6_TITLE, tex=tex, shown=shown_tex[["model", "T", *SHOWN]], caption=caption,
+    write_table(df, title=TABLE6_TITLE.format(scope=scope), tex=tex, shown=shown_tex[["model", "T", *SHOWN]], caption=caption,
                 source="workflow/scripts/table6.py")
 
 
@@ -270,7 +279,7 @@ def latent_health(records: Sequence[dict], root: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_kid_table(df: pd.DataFrame, md: str | Path, first: dict) -> None:
+def write_kid_table(df: pd.DataFrame, md: str | Path, first: dict, scope: str = "embedded reproduction") -> None:
     """KID x 10^3 of every Table 6 set (mean ± std over random subsets), the companion of the FID table."""
     run = df[df["status"] == "run"] if "status" in df else df
     shown = run[["model", "T"]].copy()
@@ -279,7 +288,7 @@ def write_kid_table(df: pd.DataFrame, md: str | Path, first: dict) -> None:
         shown[label + " ×10³"] = ["n/a" if pd.isna(m) else f"{1e3 * m:.2f} ± {1e3 * s:.2f}"
                                   for m, s in zip(run[label], run[f"{label} std"])]
     k = first.get("kid", {}).get("gen", {})
-    write_table(run, title="Table 6, KID (embedded reproduction)", md=md, shown=shown, notes=[
+    write_table(run, title=f"Table 6, KID ({scope})", md=md, shown=shown, notes=[
         f"KID (Binkowski et al. 2018) from torch-fidelity on the same Inception features as the FID table: unbiased MMD² with "
         f"the cubic polynomial kernel, mean ± std over {k.get('subsets', '?')} random subsets of {k.get('subset_size', '?')} "
         "images of each set and of the reference. Unbiased at small N, so unlike FID its level is comparable across set "

@@ -120,6 +120,7 @@ def test_paper_path_writes_table6_from_released_weights_and_shards(paper_toy):
     assert sorted(p.name for p in (paper_toy / "samples/image/diled/T2").glob("shard*.npz")) == ["shard0.npz", "shard1.npz", "shard2.npz"]
     assert (paper_toy / "figures/figure3.png").is_file() and (paper_toy / "tables/latent_health.md").is_file()
     assert not (paper_toy / "tables/probe.md").exists()  # unlabelled photos: no probe, no editing
+    assert "# Table 6 (ffhq, 32 px)" in (paper_toy / "tables/table6.md").read_text()  # not titled as the embedded digits
 
 
 def test_unpinned_release_stops_with_its_hash(tmp_path):

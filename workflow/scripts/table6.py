@@ -32,9 +32,10 @@ notes = [
     "Each row's `manifest` is its metric record: protocol, counts, training info, and the job manifest "
     "(config hash, git commit, package versions, hardware, seed, wall time).",
 ]
-caption = (f"Embedded reproduction of Table 6 ({first['counts']['gen']} images per FID set vs {first['reference_count']} "
+scope = tables.scope(job.view)
+caption = (f"Table 6, {scope} ({first['counts']['gen']} images per FID set vs {first['reference_count']} "
            f"reference images, protocol {first['protocol']['name']}:{first['protocol']['digest']}).")
-tables.write_table6(df, notes, snakemake.output.csv, snakemake.output.md, snakemake.output.tex, caption)
-tables.write_kid_table(df, snakemake.output.kid, first)
-figures.figure3(df, snakemake.output.figure3)
+tables.write_table6(df, notes, snakemake.output.csv, snakemake.output.md, snakemake.output.tex, caption, scope)
+tables.write_kid_table(df, snakemake.output.kid, first, scope)
+figures.figure3(df, snakemake.output.figure3, scope)
 job.log("\n" + df[["model", "T", *tables.SHOWN]].to_string(index=False))
