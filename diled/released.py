@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from diled.nets import beatgans
+from diled.train import TrainResult
 
 # Globals a checkpoint's pickle may build for real: tensor reconstruction and plain containers.
 _ALLOWED = {
@@ -119,17 +120,13 @@ def _load(module: nn.Module, weights: dict[str, torch.Tensor], what: str) -> Non
 def verified(entry: dict) -> Path:
     """The checkpoint a config's ``released: {path, sha256}`` names, after checking its sha256 (a ``ValueError`` naming
     both hashes on a mismatch; with ``sha256: null`` the error gives the file's hash to pin once you trust the file)."""
-    import hashlib
+    from diled.weights import sha256_file
 
     path = Path(entry["path"])
     if not path.is_file():
         raise FileNotFoundError(f"released checkpoint {path} does not exist: download it (DiffAE's README links each last.ckpt) "
                                 "and put its path in the config")
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            h.update(block)
-    found = h.hexdigest()
+    found = sha256_file(path)
     if entry.get("sha256") is None:
         raise ValueError(f"released checkpoint {path}: sha256 not pinned. Its sha256 is {found}; once you trust the file, "
                          "set released.sha256 to it, so every result names the exact weights")
@@ -138,10 +135,8 @@ def verified(entry: dict) -> Path:
     return path
 
 
-def stage_from_release(ctx, name: str, load) -> object:
+def stage_from_release(ctx, name: str, load) -> TrainResult:
     """A training stage that takes released weights instead of training: ``load(model, path, ema)`` fills ``ctx.build()``."""
-    from diled.train import TrainResult
-
     entry = ctx.cfg["models"][name]["released"]
     model = load(ctx.build().to(ctx.device), verified(entry), entry.get("ema", True))
     return TrainResult(model.eval(), 0, 0, 0.0, None, None, source=f"{entry['path']} (sha256 {entry['sha256']})")

@@ -96,7 +96,7 @@ def summarize(per_image: dict[str, np.ndarray]) -> dict[str, float]:
     """Each metric's mean over images and its standard error (``<metric>_sem``); per-image arrays of several shards
     concatenated give exactly the unsharded summary."""
     out = {k: float(v.mean()) for k, v in per_image.items()}
-    out.update({f"{k}_sem": float(torch.from_numpy(v).std() / len(v) ** 0.5) if len(v) > 1 else float("nan")
+    out.update({f"{k}_sem": float(v.std(ddof=1) / len(v) ** 0.5) if len(v) > 1 else float("nan")
                 for k, v in per_image.items()})
     return out
 

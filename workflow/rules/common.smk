@@ -80,6 +80,16 @@ def run_dir(track, name, stage):
     return out("runs", track, f"{name}-{stage}-{cfg.run_key(VIEWS[track], track, name, stage)}")
 
 
+# what both sampling rules (sample, sample_shard) pass their script
+SAMPLE_PARAMS = dict(
+    num_samples=lambda wc: VIEWS[wc.track]["eval"]["num_samples"],
+    shard_size=lambda wc: VIEWS[wc.track]["eval"].get("shard_size"),
+    alphas=lambda wc: VIEWS[wc.track]["eval"].get("interp_alphas", []),
+    interp_protocol=lambda wc: VIEWS[wc.track]["eval"].get("interp_protocol", "random"),
+    batch_size=lambda wc: VIEWS[wc.track]["eval"]["batch_size"],
+)
+
+
 def job_resources(rule):
     """What a job of ``rule`` asks its scheduler for: ``resources.default`` updated by ``resources.<rule>``.
 

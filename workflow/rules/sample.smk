@@ -15,10 +15,7 @@ rule sample:
     resources:
         **job_resources("sample"),
     params:
-        num_samples=lambda wc: VIEWS[wc.track]["eval"]["num_samples"],
-        alphas=lambda wc: VIEWS[wc.track]["eval"].get("interp_alphas", []),
-        interp_protocol=lambda wc: VIEWS[wc.track]["eval"].get("interp_protocol", "random"),
-        batch_size=lambda wc: VIEWS[wc.track]["eval"]["batch_size"],
+        **SAMPLE_PARAMS,
     script:
         "../scripts/sample.py"
 
@@ -39,10 +36,6 @@ rule sample_shard:
     resources:
         **job_resources("sample"),
     params:
-        num_samples=lambda wc: VIEWS[wc.track]["eval"]["num_samples"],
-        shard_size=lambda wc: VIEWS[wc.track]["eval"].get("shard_size"),
-        alphas=lambda wc: VIEWS[wc.track]["eval"].get("interp_alphas", []),
-        interp_protocol=lambda wc: VIEWS[wc.track]["eval"].get("interp_protocol", "random"),
-        batch_size=lambda wc: VIEWS[wc.track]["eval"]["batch_size"],
+        **SAMPLE_PARAMS,
     script:
         "../scripts/sample.py"

@@ -29,10 +29,15 @@ files = list(snakemake.input.sets)
 feats: dict[str, list] = {}
 per_image: dict[str, list] = {}
 verdicts: dict[str, list] = {}
-n_total = 0
+n = job.view["eval"]["num_samples"]
+ia = eval_indices(len(ref_x), n, seed)[0]  # the held-out images sample.py reconstructed, in row order
+labels = ref_y[ia]
+row = 0  # shards hold consecutive rows of the global order
 for k, path in enumerate(files):
     with np.load(path) as sets:
-        n_total += len(sets["source_a"])
+        if not np.array_equal(ref_x[ia[row : row + len(sets["source_a"])]], sets["source_a"]):
+            raise RuntimeError(f"{path}: its sources are not the held-out images this config selects")
+        row += len(sets["source_a"])
         if judge is not None:
             verdicts.setdefault("sources", []).append(editing.judge(judge, sets["source_a"]))
         for key in sorted(x for x in sets.files if x in ("gen", "rec", "rec_inverted") or x.startswith("interp_")):
@@ -43,11 +48,8 @@ for k, path in enumerate(files):
                 per_image.setdefault(key, []).append(recon.per_image_metrics(sets[key], sets["source_a"], lpips_model))
                 if judge is not None:
                     verdicts.setdefault(key, []).append(editing.judge(judge, sets[key]))
-ia = eval_indices(len(ref_x), n_total, seed)[0]  # the held-out images sample.py reconstructed, in row order
-labels = ref_y[ia]
-with np.load(files[0]) as first:  # the rows of every shard follow the same global order
-    if not np.array_equal(ref_x[ia[: len(first["source_a"])]], first["source_a"]):
-        raise RuntimeError(f"{files[0]}: its sources are not the held-out images this config selects")
+if row != n:
+    raise RuntimeError(f"{files}: {row} rows, but eval.num_samples is {n}")
 if judge is not None:
     health["judge_accuracy_on_sources"] = float((np.concatenate(verdicts["sources"]) == labels).mean())
 for key in sorted(feats):

@@ -6,19 +6,19 @@ from diled import codecs, pipeline
 from diled.files import atomic_path
 from diled.jobs import Job
 from diled.manifest import write_json
+from diled.train import PRECISIONS
 
 job = Job(snakemake)
 steps, p = int(snakemake.wildcards.steps), snakemake.params
 model, ckpt = pipeline.load_model(snakemake.input.model, job.device)
 desc = f"{snakemake.wildcards.track}/{snakemake.wildcards.model}/T{steps}"
-shard = int(snakemake.wildcards.get("shard", 0))
-rows = (0, p.num_samples)
-if "shard" in snakemake.wildcards.keys():  # rule sample_shard: rows shard*size .. of every set
-    rows = (shard * p.shard_size, min((shard + 1) * p.shard_size, p.num_samples))
+sharded = "shard" in snakemake.wildcards.keys()  # rule sample_shard: rows shard*size .. of every set
+shard = int(snakemake.wildcards.shard) if sharded else 0
+rows = (shard * p.shard_size, min((shard + 1) * p.shard_size, p.num_samples)) if sharded else (0, p.num_samples)
+if sharded:
     desc += f"/shard{shard}"
 precision = job.view["eval"].get("precision", "fp32")  # sampling may autocast; FID features never do
-autocast = torch.autocast(job.device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision),
-                          enabled=precision != "fp32")
+autocast = torch.autocast(job.device.type, dtype=PRECISIONS[precision], enabled=PRECISIONS[precision] is not None)
 if job.track == "image":
     from diled.latent_health import model_diagnostics
     from diled.modalities.image import evaluation_sets
