@@ -131,12 +131,63 @@ class ProteinCodec:
         return self.data.decode(tokens, keep_pad)
 
 
-CODECS = {"image": ImageCodec, "protein": ProteinCodec}
+class TextCodec:
+    """Sentences <-> the model-space tuple (frozen encoder features, decoder ids, labels, noised features) <-> strings.
+
+    The prepared ``.npz`` (``diled.data.text``) holds each split's sentences, labels, decoder token ids, the
+    frozen encoder's pooled features and the decoder tokenizer, so no job but ``prepare_data`` runs the
+    pretrained encoder.
+    """
+
+    track = "text"
+
+    def __init__(self, dataset: str, encoder: str = "minilm"):
+        if dataset not in ("snippets", "yelp"):
+            raise ValueError(f"unknown text dataset {dataset!r}; known: snippets, yelp")
+        self.dataset, self.encoder = dataset, encoder
+
+    @property
+    def data(self) -> ModuleType:
+        return importlib.import_module("diled.data.text")
+
+    def prepare(self, out: str | Path, data_config: dict) -> dict:
+        return self.data.prepare(out, data_config, data_config.get("encoder", self.encoder))
+
+    def write_card(self, card: dict, path: str | Path) -> None:
+        self.data.write_card(card, path)
+
+    def load(self, path: str | Path, split: str) -> dict[str, np.ndarray]:
+        return self.data.load(path, split)
+
+    def to_model(self, arrays: dict[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
+        """A split's arrays -> (features, ids, labels, noised features (N, K, H); K = 0 where none are stored)."""
+        feats = torch.from_numpy(arrays["features"])
+        noised = sorted(k for k in arrays if k.startswith("features_noised"))
+        stack = torch.from_numpy(np.stack([arrays[k] for k in noised], 1)) if noised else feats.new_zeros(len(feats), 0, feats.shape[1])
+        return feats, torch.from_numpy(arrays["ids"]), torch.from_numpy(arrays["labels"]), stack
+
+    def training_data(self, path: str | Path) -> tuple[torch.Tensor, ...]:
+        return self.to_model(self.load(path, "train"))
+
+    def tokenizer(self, path: str | Path):
+        return self.data.tokenizer_of(path)
+
+    def to_metric(self, ids: torch.Tensor | np.ndarray, tokenizer) -> list[str]:
+        """Decoder token rows -> sentences (up to ``<eos>``)."""
+        rows = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else ids
+        return self.data.decode_ids(tokenizer, rows)
 
 
-def for_track(track: str, track_config: dict) -> ImageCodec | ProteinCodec:
+CODECS = {"image": ImageCodec, "protein": ProteinCodec, "text": TextCodec}
+
+
+def for_track(track: str, track_config: dict) -> ImageCodec | ProteinCodec | TextCodec:
     """The codec of a track, for the dataset its config names."""
     if track not in CODECS:
         raise ValueError(f"no codec for track {track!r}; known: {sorted(CODECS)}")
     data = track_config["data"]
-    return CODECS[track](data["dataset"], data["root"]) if track == "protein" else CODECS[track](data["dataset"], track_config.get("net", {}).get("size"))
+    if track == "protein":
+        return ProteinCodec(data["dataset"], data["root"])
+    if track == "text":
+        return TextCodec(data["dataset"], track_config["net"]["encoder"])
+    return ImageCodec(data["dataset"], track_config.get("net", {}).get("size"))

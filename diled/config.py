@@ -50,6 +50,12 @@ def run_key(view: dict, track: str, name: str, stage: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def text_judges_key(view: dict) -> str:
+    """The text judges' run-directory key: the data and judge sections that shape the reference LM."""
+    blob = json.dumps([view["seed"], view["data"], view["net"]["encoder"], view["judges"]], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
 # ----------------------------------------------------------------------------- checks
 
 

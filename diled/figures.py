@@ -206,3 +206,21 @@ def figure6(panels: dict, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
     plt.close(fig)
+
+
+def loss_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str, smooth: int = 20) -> None:
+    """Training losses of several runs on one log-scale axis (a ``smooth``-step running mean of each)."""
+    fig, ax = plt.subplots(1, 1, figsize=(7, 4))
+    for label, (steps, loss) in curves.items():
+        kernel = np.ones(min(smooth, len(loss))) / min(smooth, len(loss))
+        y = np.convolve(loss, kernel, mode="valid") if len(loss) else loss
+        ax.plot(steps[len(steps) - len(y) :], y, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"training loss ({smooth}-step mean)")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

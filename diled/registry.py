@@ -311,3 +311,49 @@ register(ModelSpec(
     note="ReLSO-VAE: the VAE variant the official code trains for generation (--only_vae): fixed encoder variance 0.008, "
          "KL weight {models[relso_vae][kl_weight]:g}; generation decodes z ~ N(0, I).",
 ))
+
+
+# ----------------------------------------------------------------------------- the built-in text models
+
+
+def _text_latent_steps(T: int) -> Callable[[dict], list[int]]:
+    """The ancestral chain over all T latent steps, then DDIM at ``eval.ddim_steps``."""
+    return lambda cfg: [T, *[int(s) for s in cfg["eval"]["ddim_steps"] if int(s) != T]]
+
+
+register(ModelSpec(
+    name="gpt2", display="GPT-2 (LM)", track="text", build="diled.modalities.text:build_lm",
+    stages=(Stage("train", "diled.modalities.text:train_lm"),),
+    capabilities=frozenset({"generate"}), reads=("data", "net"), steps=lambda cfg: [1], step_kind="ancestral sampling",
+    note="GPT-2 (LM): the decoder network alone, pre-trained as a language model on the training split "
+         "({models[gpt2][train][steps]} steps); every latent model's decoder starts from it. Generation samples tokens "
+         "ancestrally (temperature 1); it has no latent, so no reconstruction, editing or interpolation.",
+))
+register(ModelSpec(
+    name="diled", display="DiLED", track="text", build="diled.modalities.text:build_diled",
+    stages=(Stage("train", "diled.modalities.text:train_diled", starts_from="gpt2/train"),),
+    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
+    reads=("data", "net", "latent"), steps=lambda cfg: _text_latent_steps(int(cfg["latent"]["T"]))(cfg),
+    representation="encoder mean", step_kind="latent steps",
+    note="DiLED: elbo-form objective, token NLL / sentence length / (T lambda_t) + w l_t (w = {models[diled][w]:g}), "
+         "{models[diled][train][steps]} steps from the pre-trained LM; T latent steps = the ancestral DDPM chain, fewer = DDIM.",
+))
+register(ModelSpec(
+    name="latentops", display="LatentOps", track="text", build="baselines.text_vae:build",
+    stages=(Stage("vae", "baselines.text_vae:train_vae", starts_from="gpt2/train"),
+            Stage("latent", "baselines.text_vae:train_latent", starts_from="latentops/vae")),
+    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
+    reads=("data", "net"), steps=lambda cfg: _text_latent_steps(int(cfg["models"]["latentops"]["latent_net"]["T"]))(cfg),
+    representation="VAE posterior mean", step_kind="latent steps",
+    note="LatentOps: a GPT-2 VAE (z = {models[latentops][z_dim]}, cyclical beta to {models[latentops][beta]:g}, free bits "
+         "{models[latentops][free_bits]:g}, {models[latentops][vae][steps]} steps), then a latent DDPM on its means "
+         "(T = {models[latentops][latent_net][T]}, linear betas, {models[latentops][latent][steps]} steps).",
+))
+register(ModelSpec(
+    name="daae", display="Optimus-DAAE", track="text", build="baselines.daae:build",
+    stages=(Stage("train", "baselines.daae:train", starts_from="gpt2/train"),),
+    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
+    reads=("data", "net"), steps=lambda cfg: [1], representation="encoder output (deterministic)", step_kind="prior draws",
+    note="Optimus-DAAE: deterministic z of a word-deleted input ({data[word_dropout]:g}), adversarial prior matching "
+         "(weight {models[daae][adv_weight]:g}); generation decodes z ~ N(0, I).",
+))

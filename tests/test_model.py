@@ -10,7 +10,7 @@ from test_objective import image_diled
 
 from baselines import DDIM
 from diled.diffusion import GaussianDiffusion, Schedule
-from diled.modalities.text import CategoricalDecoder, TokenEncoder
+from diled.modalities.tokens import CategoricalDecoder, TokenEncoder
 from diled.model import DiLED
 from diled.nets import MLPSkipNet, UNet
 from diled.train import TrainSpec, train

@@ -8,7 +8,7 @@ from torch import nn
 
 from diled import objective as obj
 from diled.diffusion import GaussianDiffusion, Schedule
-from diled.modalities.text import CategoricalDecoder, TokenEncoder
+from diled.modalities.tokens import CategoricalDecoder, TokenEncoder
 from diled.model import DiLED
 from diled.nets import ConvEncoder, MLPSkipNet, UNet
 

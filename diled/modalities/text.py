@@ -1,50 +1,348 @@
-"""Tokens: a position-wise embedding encoder and a categorical (per-position softmax) decoder.
+"""The text track: a BERT-family encoder, a GPT-2 decoder conditioned on z, and text DiLED built from them.
 
-The decoder reports a token negative log-likelihood, so DiLED trains it with the elbo form of the
-objective (L_rec / (T lambda_t) + w l_t). Deliberately small: it demonstrates that the DiLED core
-serves a categorical decoder; the paper-scale text models (BERT encoder, GPT-2 decoder) build on it.
+Follows the official text code (``guangyliu/EDDPM: Text/code/examples/big_ae``; ``../shared/notes/text-track.md``):
+
+    encoder   frozen pretrained BERT-family model (MiniLM-L6 offline; bert-small in the paper configuration),
+              masked mean pool of its last layer (computed once with the data: ``diled.data.text``), then
+              a trainable pooler (Linear + tanh) and a bias-free Linear to the latent mean
+    decoder   ``transformers``' ``GPT2LMHeadModel`` with one extra, freshly initialised block prepended (h.0)
+              and z entering twice: a bias-free ``Linear(z, n_embd * n_layer)`` gives one key = value memory
+              slot per layer (token positions then start at 1), and a bias-free ``Linear(z, n_embd)`` is
+              added to every token embedding
+    LM init   every decoder starts from one GPT-2 pre-trained as a language model on the training split
+              (the ``gpt2`` model, which is also the plain-LM baseline); ``fix: upstream`` trains only what
+              upstream's ``fix_model 84`` trains (the projections, ``wte``, the new block, the encoder)
+
+Text DiLED is the DiLED core (``diled.model.DiLED``) with the elbo-form objective: L_rec is the token NLL
+divided by the sentence length (non-pad tokens including ``<bos>``, as upstream), spread over t by
+1 / (T lambda_t), plus w l_t (w = 8 upstream). A batch is the tuple (features, ids, labels, noised
+features): the encoder reads element 0, the decoder element 1.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
+from diled.data.text import BOS, EOS, PAD
+from diled.diffusion import Schedule, ddpm_sample, derive_seed, seeded_normal
+from diled.model import DiLED
+from diled.nets import MLPSkipNet
 
-class TokenEncoder(nn.Module):
-    """Token ids (B, L) -> latent mean (B, z_dim): token embeddings concatenated over positions, then an MLP."""
+FIX_MODES = ("none", "upstream")
 
-    def __init__(self, vocab: int, length: int, z_dim: int, hidden: int = 128, embed: int = 16):
+# ----------------------------------------------------------------------------- networks
+
+
+class TextEncoder(nn.Module):
+    """Frozen pooled features (B, H) -> tanh(Linear) pooler -> bias-free Linear to ``out_dim`` (the latent mean)."""
+
+    def __init__(self, feature_dim: int, out_dim: int):
         super().__init__()
-        self.tok = nn.Embedding(vocab, embed)
-        self.head = nn.Sequential(nn.Linear(length * embed, hidden), nn.SiLU(), nn.Linear(hidden, z_dim))
+        self.pooler = nn.Linear(feature_dim, feature_dim)
+        self.head = nn.Linear(feature_dim, out_dim, bias=False)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.head(self.tok(ids).flatten(1))
+    def forward(self, batch: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        feats = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self.head(torch.tanh(self.pooler(feats)))
 
 
-class CategoricalDecoder(nn.Module):
-    """p(x0 | x1) = prod_l Cat(x0_l | softmax(f(x1))_l); L_rec is the summed token NLL."""
+def gpt2_config(net: dict, vocab: int, extra_blocks: int = 0):
+    """The decoder's ``GPT2Config`` from the track's ``net.decoder`` section (positions: the block plus the memory slot)."""
+    from transformers import GPT2Config
+
+    d = net["decoder"]
+    return GPT2Config(vocab_size=vocab, n_positions=net["block_size"] + 1, n_embd=d["n_embd"], n_layer=d["n_layer"] + extra_blocks,
+                      n_head=d["n_head"], resid_pdrop=d["dropout"], embd_pdrop=d["dropout"], attn_pdrop=d["dropout"],
+                      bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, tie_word_embeddings=True)
+
+
+def _lm(config):
+    from transformers import GPT2LMHeadModel
+
+    config._attn_implementation = "sdpa"
+    return GPT2LMHeadModel(config)
+
+
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-example summed NLL of the non-pad targets."""
+    nll = nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none", ignore_index=PAD)
+    return nll.sum(1)
+
+
+def sentence_length(ids: torch.Tensor) -> torch.Tensor:
+    """Upstream's ``sent_length``: non-pad tokens including ``<bos>`` (one more than the predicted tokens)."""
+    return (ids != PAD).sum(1).clamp(min=1).to(torch.float32)
+
+
+def _ids_of(batch: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    return batch[1] if isinstance(batch, (tuple, list)) else batch
+
+
+class TokenSampler:
+    """Next-token choice: greedy (``seeds`` None) or ancestral sampling with one generator per sequence."""
+
+    def __init__(self, seeds: Sequence[int] | None, device: torch.device):
+        self.gens = None if seeds is None else [torch.Generator(device="cpu").manual_seed(derive_seed(s, "tokens")) for s in seeds]
+        self.device = device
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.gens is None:
+            return logits.argmax(-1)
+        probs = logits.float().softmax(-1).cpu()
+        return torch.stack([torch.multinomial(p, 1, generator=g)[0] for p, g in zip(probs, self.gens)]).to(self.device)
+
+
+def _decode_loop(step_fn, batch: int, caps: torch.Tensor, sampler: TokenSampler, device: torch.device) -> torch.Tensor:
+    """Autoregressive decoding from ``<bos>``: row i stops at ``<eos>`` or after ``caps[i]`` tokens; (B, 1 + max cap) ids."""
+    cur = torch.full((batch, 1), BOS, dtype=torch.long, device=device)
+    out = [cur]
+    done = torch.zeros(batch, dtype=torch.bool, device=device)
+    caps = caps.to(device)
+    for k in range(int(caps.max().item())):
+        nxt = sampler(step_fn(cur, k))
+        nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
+        hit_cap = (k + 1 >= caps) & ~done & (nxt != EOS)
+        nxt = torch.where(hit_cap, torch.full_like(nxt, EOS), nxt)  # a capped row ends with <eos>
+        done = done | (nxt == EOS)
+        cur = nxt[:, None]
+        out.append(cur)
+        if bool(done.all()):
+            break
+    return torch.cat(out, 1)
+
+
+class LanguageModel(nn.Module):
+    """A GPT-2 language model over the decoder tokenizer: the plain-LM baseline, the decoders' initialisation and the
+    reference LM of the perplexity judge."""
+
+    def __init__(self, net: dict, vocab: int):
+        super().__init__()
+        self.lm = _lm(gpt2_config(net, vocab))
+        self.block_size = int(net["block_size"])
+
+    def nll(self, ids: torch.Tensor) -> torch.Tensor:
+        """Per-example summed NLL of ids[1:] given the prefix."""
+        logits = self.lm(input_ids=ids[:, :-1], attention_mask=(ids[:, :-1] != PAD).long()).logits
+        return token_nll(logits, ids[:, 1:])
+
+    def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mean NLL per predicted token (the LM pre-training loss)."""
+        ids = _ids_of(batch)
+        nll = self.nll(ids)
+        loss = nll.sum() / (ids[:, 1:] != PAD).sum()
+        return loss, {"nll_per_token": loss.item()}
+
+    @torch.no_grad()
+    def generate_ids(self, seeds: Sequence[int] | None, n: int, cap: int | None = None) -> torch.Tensor:
+        """``n`` sequences by ancestral sampling (one generator per seed; greedy when ``seeds`` is None)."""
+        device = self.lm.lm_head.weight.device
+        cap = cap or self.block_size - 1
+        cache = None
+
+        def step(cur: torch.Tensor, k: int) -> torch.Tensor:
+            nonlocal cache
+            out = self.lm(input_ids=cur, cache=cache, use_cache=True)
+            cache = out.cache
+            return out.logits[:, -1]
+
+        return _decode_loop(step, n, torch.full((n,), cap), TokenSampler(seeds, device), device)
+
+    @torch.no_grad()
+    def generate(self, seeds: Sequence[int], steps: int | None = None) -> torch.Tensor:
+        """Capability parity with the latent models: one sampled sentence per seed (``steps`` unused)."""
+        return self.generate_ids(list(seeds), len(seeds))
+
+
+class LatentGPT2(nn.Module):
+    """p(x | z): GPT-2 with a prepended block, z as one memory slot per layer and added to every token embedding."""
 
     objective = "elbo"
 
-    def __init__(self, vocab: int, length: int, z_dim: int, hidden: int = 256):
+    def __init__(self, net: dict, vocab: int, z_dim: int):
         super().__init__()
-        self.vocab, self.length = vocab, length
-        self.net = nn.Sequential(nn.Linear(z_dim, hidden), nn.SiLU(), nn.Linear(hidden, length * vocab))
+        self.config = gpt2_config(net, vocab, extra_blocks=1)
+        self.lm = _lm(self.config)
+        d = self.config.n_embd
+        self.n_layer, self.n_head = self.config.n_layer, self.config.n_head
+        self.memory = nn.Linear(z_dim, d * self.n_layer, bias=False)
+        self.embed = nn.Linear(z_dim, d, bias=False)
+        self.block_size = int(net["block_size"])
 
-    def logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).view(-1, self.length, self.vocab)
+    def init_from_lm(self, lm: LanguageModel) -> None:
+        """Copy a pre-trained LM in: its blocks become h.1.., embeddings and final norm as they are; h.0 stays new."""
+        src = lm.lm.transformer
+        dst = self.lm.transformer
+        if len(dst.h) != len(src.h) + 1:
+            raise ValueError(f"the LM has {len(src.h)} blocks; this decoder expects {len(dst.h) - 1}")
+        dst.wte.load_state_dict(src.wte.state_dict())
+        dst.wpe.load_state_dict(src.wpe.state_dict())
+        dst.ln_f.load_state_dict(src.ln_f.state_dict())
+        for i, block in enumerate(src.h):
+            dst.h[i + 1].load_state_dict(block.state_dict())
 
-    def loss(self, x0: torch.Tensor, z: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-example -log p(x0 | z), summed over positions (t is unused: the decoder is one step)."""
-        nll = nn.functional.cross_entropy(self.logits(z).transpose(1, 2), x0, reduction="none")
-        return nll.sum(1)
+    def freeze(self, mode: str) -> None:
+        """``upstream``: train only names with ``memory``/``embed`` (upstream's ``linear``), ``wte``, ``h.0`` (``fix_model 84``)."""
+        if mode not in FIX_MODES:
+            raise ValueError(f"decoder fix must be one of {FIX_MODES}, got {mode!r}")
+        if mode == "none":
+            return
+        for name, p in self.named_parameters():
+            p.requires_grad_(any(k in name for k in ("memory", "embed.", "wte", "transformer.h.0.")))
 
-    def noise(self, seeds, device) -> None:
+    def _cache(self, z: torch.Tensor):
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.config)
+        head_dim = self.config.n_embd // self.n_head
+        mem = self.memory(z).view(z.shape[0], self.n_layer, self.n_head, 1, head_dim)
+        for i in range(self.n_layer):
+            cache.update(mem[:, i], mem[:, i], i)
+        return cache
+
+    def logits(self, ids: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Next-token logits for every position of ``ids`` given z (teacher forcing)."""
+        emb = self.lm.transformer.wte(ids) + self.embed(z)[:, None]
+        mask = torch.cat([torch.ones_like(ids[:, :1]), (ids != PAD).long()], 1)
+        return self.lm(inputs_embeds=emb, cache=self._cache(z), attention_mask=mask, use_cache=False).logits
+
+    def nll(self, ids: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Per-example summed NLL of ids[1:] given z."""
+        return token_nll(self.logits(ids[:, :-1], z), ids[:, 1:])
+
+    def loss(self, x0, z: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        """L_rec: per-example NLL divided by the sentence length (upstream's normalisation; t unused)."""
+        ids = _ids_of(x0)
+        return self.nll(ids, z) / sentence_length(ids)
+
+    @torch.no_grad()
+    def decode_ids(self, z: torch.Tensor, caps: torch.Tensor | None = None, seeds: Sequence[int] | None = None) -> torch.Tensor:
+        """Greedy (or seeded ancestral) decoding given z; row i is capped at ``caps[i]`` tokens (default: the block)."""
+        n = z.shape[0]
+        caps = torch.full((n,), self.block_size - 1) if caps is None else caps
+        cache = self._cache(z)
+        zemb = self.embed(z)[:, None]
+        seen = 1
+
+        def step(cur: torch.Tensor, k: int) -> torch.Tensor:
+            nonlocal seen
+            emb = self.lm.transformer.wte(cur) + zemb
+            seen += cur.shape[1]
+            out = self.lm(inputs_embeds=emb, cache=cache, use_cache=True,
+                          attention_mask=torch.ones(n, seen, dtype=torch.long, device=z.device))
+            return out.logits[:, -1]
+
+        return _decode_loop(step, n, caps, TokenSampler(seeds, z.device), z.device)
+
+    def noise(self, seeds: Sequence[int], device: torch.device | str) -> None:
         return None
 
     @torch.no_grad()
     def sample(self, x_T: None, steps: int, z: torch.Tensor) -> torch.Tensor:
-        """Most likely tokens given z (``steps`` is irrelevant for a one-step decoder)."""
-        return self.logits(z).argmax(-1)
+        """Greedy decoding (``steps`` is irrelevant for a one-step decoder)."""
+        return self.decode_ids(z)
+
+
+# ----------------------------------------------------------------------------- latent-variable text models
+
+
+class LatentTextModel:
+    """What the text evaluation asks of every latent model: ``z_of(batch)``, ``nll_given(batch, z)``, ``decode_ids``."""
+
+    decoder: LatentGPT2
+
+    def nll_given(self, batch, z: torch.Tensor) -> torch.Tensor:
+        """Per-example summed NLL of the batch's ids given latents z (in the model's latent space)."""
+        return self.decoder.nll(_ids_of(batch), self._decoder_cond(z))
+
+    @torch.no_grad()
+    def decode_ids(self, z: torch.Tensor, caps: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder.decode_ids(self._decoder_cond(z), caps)
+
+
+class TextDiLED(LatentTextModel, DiLED):
+    """DiLED on sentences: the elbo-form objective with a GPT-2 decoder; DDPM (all T steps) or DDIM generation."""
+
+    def loss(self, batch, t: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        if t is None:
+            t = torch.randint(1, self.schedule.T + 1, (batch[0].shape[0],), device=batch[0].device)
+        total, parts, _ = self.loss_terms(batch, t)
+        return total.mean(), parts
+
+    @torch.no_grad()
+    def sample_latents(self, seeds: Sequence[int], steps: int) -> torch.Tensor:
+        """``steps == T``: the ancestral DDPM chain (upstream's generation); fewer: DDIM."""
+        if steps != self.schedule.T:
+            return super().sample_latents(seeds, steps)
+        return ancestral(self.denoiser, self.schedule, self.z_dim, seeds, self.z_shift.device)
+
+
+def ancestral(denoiser: nn.Module, schedule: Schedule, z_dim: int, seeds: Sequence[int], device: torch.device) -> torch.Tensor:
+    """The ancestral reverse chain over all T steps, with one seed per sample."""
+    x_T = seeded_normal((z_dim,), [derive_seed(s, "latent-xT") for s in seeds], device)
+    noise = lambda i: seeded_normal((z_dim,), [derive_seed(s, "latent-step", i) for s in seeds], device)
+    return ddpm_sample(denoiser, x_T, schedule, noise)
+
+
+def feature_dim(cfg: dict) -> int:
+    from diled.text_weights import ENCODERS
+
+    return {"minilm": 384, "bert-small": 512}[cfg["net"]["encoder"]] if cfg["net"]["encoder"] in ENCODERS else int(cfg["net"]["encoder"])
+
+
+def decoder_net(cfg: dict) -> dict:
+    """The ``net`` section with the data's ``block_size`` (what the GPT-2 builders read)."""
+    return {**cfg["net"], "block_size": int(cfg["data"]["block_size"])}
+
+
+def vocab_size(cfg: dict) -> int:
+    return int(cfg["data"]["tokenizer"]["vocab_size"])
+
+
+def latent_mlp(cfg: dict, z_dim: int, section: dict | None = None) -> MLPSkipNet:
+    m = section or cfg["latent"]["mlp"]
+    return MLPSkipNet(z_dim, m["hidden"], m["layers"], m["time_dim"], time_scale=1.0 / cfg["latent"]["T"])
+
+
+def build_lm(cfg: dict) -> LanguageModel:
+    return LanguageModel(decoder_net(cfg), vocab_size(cfg))
+
+
+def build_diled(cfg: dict) -> TextDiLED:
+    net, lat, d = decoder_net(cfg), cfg["latent"], cfg["models"]["diled"]
+    z = int(net["z_dim"])
+    sched = Schedule.make("constant", lat["T"], shift=lat["alphabar_shift"], value=lat["beta"])
+    return TextDiLED(TextEncoder(feature_dim(cfg), z), latent_mlp(cfg, z), LatentGPT2(net, vocab_size(cfg), z), sched, z,
+                     w=d["w"], encoder_var=d["encoder_var"])
+
+
+def from_lm(model: nn.Module, init: nn.Module | None, fix: str) -> nn.Module:
+    """Initialise a latent model's decoder from the pre-trained LM (the stage it starts from) and apply the freezing."""
+    if init is None:
+        raise ValueError("text decoders start from the pre-trained GPT-2 LM (stage gpt2/train)")
+    model.decoder.init_from_lm(init)
+    model.decoder.freeze(fix)
+    return model
+
+
+def train_lm(ctx):
+    """GPT-2 pre-trained as a language model on the training split."""
+    return ctx.train(ctx.build().to(ctx.device), lambda m, batch: m.loss(batch), ctx.data, "train")
+
+
+def train_diled(ctx):
+    """Joint training of encoder, latent denoiser and decoder, the decoder initialised from the LM."""
+    model = from_lm(ctx.build(), ctx.init, ctx.cfg["net"]["decoder"]["fix"]).to(ctx.device)
+    return ctx.train(model, lambda m, batch: m.loss(batch), ctx.data, "train")
+
+
+def parameter_count(model: nn.Module) -> dict[str, int]:
+    """Trainable and total parameters (the training-cost table)."""
+    return {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "total": sum(p.numel() for p in model.parameters())}
+
+
+__all__ = ["TextEncoder", "LatentGPT2", "LanguageModel", "TextDiLED", "build_diled", "build_lm", "train_lm", "train_diled",
+           "ancestral", "token_nll", "sentence_length"]

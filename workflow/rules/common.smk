@@ -247,4 +247,15 @@ def all_targets():
             for e in ("csv", "md", "tex")
         ]
         targets.append(out("figures/figure6.png"))
+    if "text" in TRACKS:
+        targets += [out(f"tables/table1.{e}") for e in ("csv", "md", "tex")]
+        targets += [
+            out(f)
+            for f in (
+                "tables/text_editing.md",
+                "tables/text_cost.md",
+                "tables/text_examples.md",
+                "figures/text_loss_curves.png",
+            )
+        ]
     return targets + [dataset_file(t, ".card.md") for t in TRACKS]

@@ -11,6 +11,8 @@ rule prepare_data:
     conda:
         "../envs/diled.yaml"
     params:
-        data=lambda wc: sorted(VIEWS[wc.track]["data"].items()),  # a sorted list: key order never reruns the job
+        # a sorted list: key order never reruns the job; text data also holds the frozen encoder's features
+        data=lambda wc: sorted(VIEWS[wc.track]["data"].items())
+        + ([("encoder", VIEWS["text"]["net"]["encoder"])] if wc.track == "text" else []),
     script:
         "../scripts/prepare_data.py"

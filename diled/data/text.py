@@ -1,0 +1,317 @@
+"""The text track's data: sentences with a binary sentiment, a decoder tokenizer, and frozen encoder features.
+
+Sources (``text.data.dataset``):
+
+* ``snippets`` (embedded default): the 10,605 human-rated movie-review snippets of Hutto & Gilbert (ICWSM
+  2014), shipped inside the ``vaderSentiment==3.3.2`` sdist (MIT) as
+  ``additional_resources/hutto_ICWSM_2014.tar.gz`` -> ``movieReviewSnippets_GroundTruth.txt`` (rows
+  ``id<TAB>mean rating -4..4<TAB>sentence``). Both archive members are pinned by sha256. Label = rating > 0;
+  the 37 neutral rows are dropped.
+* ``yelp`` (paper configuration): LatentOps' Yelp folder (``text.data.root``) with ``train.txt`` and
+  ``test.txt`` (``<label><TAB><sentence>`` per line, label 0/1). Not reachable offline; refused with a
+  message naming the missing file when absent.
+
+Splits (seeded, stratified by label): sentences of at most ``max_words`` words are split into
+``test`` (``test_size``), a short judge part (``judge_size``) and ``train`` (the rest). The ``judge``
+split is that short part plus every longer sentence: it trains the reference LM and the sentiment
+classifier and is seen by no generator.
+
+Tokens. The decoder reads ids of a byte-level BPE trained with ``tokenizers`` on the training split
+(``tokenizer.vocab_size``; ``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2) laid out as ``<bos> w1 .. wn <eos> <pad>..``
+in rows of ``block_size``. The encoder's frozen part (the pretrained MiniLM-L6 or bert-small) runs once
+here: its masked mean-pooled last hidden state is stored per sentence, so training never pays for it.
+``noised_copies`` more feature rows per training sentence come from inputs with 15% of the words deleted
+(the denoising baseline, Optimus-DAAE, reads them). Text is lower-cased (the encoder is uncased) with
+``''`` turned into ``"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from diled.files import atomic_path
+
+SPECIAL = ("<pad>", "<bos>", "<eos>")
+PAD, BOS, EOS = 0, 1, 2
+SPLITS = ("train", "test", "judge")
+
+# the snippets inside the vaderSentiment sdist: (outer member, its sha256), (inner member, its sha256)
+SNIPPETS_OUTER = ("vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz",
+                  "d5bb07d87474b3eb8d30b4deccbc23f19d742a6c5718fbacc65485b70b95c5fa")
+SNIPPETS_INNER = ("hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt",
+                  "c8293b0d942e90e223ea2c0955d969040d1a1be514a978b9af0698940bd13350")
+SNIPPETS_CITATION = ("Hutto, C.J. & Gilbert, E.E. (2014). VADER: A Parsimonious Rule-based Model for Sentiment Analysis "
+                     "of Social Media Text. ICWSM-14. Snippets originally from Pang & Lee (2005), rated by 20 people each.")
+
+
+class TextDataError(ValueError):
+    """The text source is missing or malformed."""
+
+
+def normalise(sentence: str) -> str:
+    """Lower-case, ``''`` -> ``"``, whitespace collapsed (what both the encoder and the decoder read)."""
+    return " ".join(sentence.replace("''", '"').lower().split())
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def snippets_file() -> Path:
+    """The verified snippets file, fetched from the vaderSentiment sdist on first use into ``$DILED_CACHE/data``."""
+    from diled import weights
+
+    dest = weights.cache_dir() / "data" / "movieReviewSnippets_GroundTruth.txt"
+    if dest.exists() and weights.sha256_file(dest) == SNIPPETS_INNER[1]:
+        return dest
+    src = weights.OfflineSource("vaderSentiment", "3.3.2", SNIPPETS_OUTER[0], SNIPPETS_OUTER[1], kind="sdist")
+    with tempfile.TemporaryDirectory() as tmp:
+        outer = weights.fetch_member(src, Path(tmp) / "hutto_ICWSM_2014.tar.gz")
+        with tarfile.open(outer) as tf:
+            member = tf.extractfile(SNIPPETS_INNER[0])
+            if member is None:
+                raise TextDataError(f"{SNIPPETS_OUTER[0]} has no {SNIPPETS_INNER[0]}")
+            data = member.read()
+    weights._check("sha256", SNIPPETS_INNER[1], hashlib.sha256(data).hexdigest(), SNIPPETS_INNER[0])
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp_dest:
+        Path(tmp_dest).write_bytes(data)
+    return dest
+
+
+def read_snippets(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """(normalised sentences, labels 1 = positive) of the snippets file; neutral rows (rating 0) dropped."""
+    sentences, labels = [], []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split("\t")
+        if len(parts) != 3:
+            raise TextDataError(f"{path}:{n}: expected id<TAB>rating<TAB>sentence, got {len(parts)} fields")
+        rating = float(parts[1])
+        if rating != 0:
+            sentences.append(normalise(parts[2]))
+            labels.append(int(rating > 0))
+    return sentences, np.asarray(labels, dtype=np.int64)
+
+
+def read_labelled(path: Path) -> tuple[list[str], np.ndarray]:
+    """``<label><TAB><sentence>`` lines (LatentOps' Yelp files)."""
+    sentences, labels = [], []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        label, sep, sentence = line.partition("\t")
+        if not sep or label.strip() not in ("0", "1"):
+            raise TextDataError(f"{path}:{n}: expected <0|1><TAB><sentence>")
+        sentences.append(normalise(sentence))
+        labels.append(int(label))
+    return sentences, np.asarray(labels, dtype=np.int64)
+
+
+def yelp_files(root: str | None) -> dict[str, Path]:
+    """LatentOps' Yelp files under ``root``, or a clear refusal naming what is missing."""
+    if not root:
+        raise TextDataError("text.data.dataset: yelp needs text.data.root, the folder of LatentOps' Yelp data "
+                            "(train.txt and test.txt, <label><TAB><sentence> per line); it is not reachable offline")
+    files = {s: Path(root).expanduser() / f"{s}.txt" for s in ("train", "test")}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise TextDataError(f"text.data.root: missing {', '.join(missing)} (LatentOps' Yelp data, <label><TAB><sentence> per line)")
+    return files
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def stratified_split(labels: np.ndarray, sizes: Sequence[int], seed: int) -> list[np.ndarray]:
+    """Index sets of the given sizes (then the rest), each with the labels' proportions; seeded."""
+    rng = np.random.default_rng(seed)
+    by_class = {c: rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)}
+    total = len(labels)
+    if sum(sizes) >= total:
+        raise TextDataError(f"split sizes {list(sizes)} leave no training sentence out of {total}")
+    parts, taken = [], {c: 0 for c in by_class}
+    for size in sizes:
+        idx = []
+        for c, perm in by_class.items():
+            k = round(size * len(perm) / total)
+            idx.append(perm[taken[c] : taken[c] + k])
+            taken[c] += k
+        parts.append(np.sort(np.concatenate(idx)))
+    parts.append(np.sort(np.concatenate([perm[taken[c] :] for c, perm in by_class.items()])))
+    return parts
+
+
+# ----------------------------------------------------------------------------- tokenizer
+
+
+def train_tokenizer(sentences: Sequence[str], vocab_size: int):
+    """A byte-level BPE (GPT-2's scheme) trained on ``sentences``, with the three special tokens first."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL), show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(sentences, trainer)
+    return tok
+
+
+def load_tokenizer(blob: str):
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_str(blob)
+
+
+def encode_ids(tok, sentences: Sequence[str], block_size: int) -> tuple[np.ndarray, int]:
+    """(``<bos> .. <eos> <pad>..`` rows (N, block_size), how many sentences were truncated to fit)."""
+    ids = np.full((len(sentences), block_size), PAD, dtype=np.int64)
+    cut = 0
+    for i, enc in enumerate(tok.encode_batch(list(sentences))):
+        body = enc.ids[: block_size - 2]
+        cut += len(enc.ids) > block_size - 2
+        row = [BOS, *body, EOS]
+        ids[i, : len(row)] = row
+    return ids, cut
+
+
+def decode_ids(tok, rows: np.ndarray) -> list[str]:
+    """Token rows -> sentences: up to the first ``<eos>``; ``<bos>``/``<pad>`` skipped."""
+    out = []
+    for row in np.asarray(rows):
+        body = []
+        for t in row.tolist():
+            if t == EOS:
+                break
+            if t > EOS:
+                body.append(t)
+        out.append(" ".join(tok.decode(body).split()))
+    return out
+
+
+# ----------------------------------------------------------------------------- frozen encoder features
+
+
+def delete_words(sentence: str, rate: float, rng: np.random.Generator) -> str:
+    """Optimus-DAAE's input noise: each word but the first deleted with probability ``rate``."""
+    words = sentence.split()
+    keep = [w for i, w in enumerate(words) if i == 0 or rng.random() >= rate]
+    return " ".join(keep)
+
+
+def encoder_features(encoder_name: str, sentences: Sequence[str], batch_size: int = 128, desc: str = "encoder") -> np.ndarray:
+    """The frozen encoder's masked mean-pooled last hidden state per sentence (N, hidden), float32."""
+    import torch
+    from tqdm import tqdm
+
+    from diled import text_weights
+
+    tok, model = text_weights.encoder(encoder_name)
+    out = []
+    with torch.inference_mode():
+        for i in tqdm(range(0, len(sentences), batch_size), desc=desc, mininterval=5.0, leave=False):
+            batch = tok(list(sentences[i : i + batch_size]), padding=True, truncation=True, max_length=128, return_tensors="pt")
+            h = model(**batch).last_hidden_state
+            m = batch["attention_mask"].unsqueeze(-1).to(h.dtype)
+            out.append(((h * m).sum(1) / m.sum(1)).numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- prepare / load
+
+
+def _source(data: dict) -> tuple[list[str], np.ndarray, str, str]:
+    """(sentences, labels, source description, license) of the configured dataset."""
+    if data["dataset"] == "snippets":
+        path = snippets_file()
+        s, y = read_snippets(path)
+        return s, y, f"vaderSentiment==3.3.2 sdist: {SNIPPETS_OUTER[0]} -> {SNIPPETS_INNER[0]}", "MIT (vaderSentiment)"
+    if data["dataset"] == "yelp":
+        files = yelp_files(data.get("root"))
+        s, y = read_labelled(files["train"])
+        return s, y, f"LatentOps Yelp: {files['train']}", "Yelp dataset terms (user-provided copy)"
+    raise TextDataError(f"unknown text dataset {data['dataset']!r}; known: snippets, yelp")
+
+
+def prepare(out: str | Path, data: dict, encoder_name: str) -> dict:
+    """Split, train the decoder tokenizer, encode ids and frozen features; write ``out`` (.npz); return the card."""
+    import time
+
+    t0 = time.time()
+    sentences, labels, source, license_ = _source(data)
+    n_words = np.array([len(s.split()) for s in sentences])
+    short = np.flatnonzero((n_words <= data["max_words"]) & (n_words > 0))
+    long_ = np.flatnonzero(n_words > data["max_words"])
+    test_i, judge_i, train_i = stratified_split(labels[short], [data["test_size"], data["judge_size"]], data["split_seed"])
+    if data.get("train_size"):  # a seeded subset of the training split (the smoke config)
+        keep = np.random.default_rng([data["split_seed"], 11]).permutation(len(train_i))[: data["train_size"]]
+        train_i = np.sort(train_i[keep])
+    split_idx = {"train": short[train_i], "test": short[test_i], "judge": np.sort(np.concatenate([short[judge_i], long_]))}
+    text = {k: [sentences[i] for i in v] for k, v in split_idx.items()}
+    tok = train_tokenizer(text["train"], data["tokenizer"]["vocab_size"])
+    arrays: dict[str, np.ndarray] = {"tokenizer": np.array(tok.to_str())}
+    truncated = {}
+    for split in SPLITS:
+        arrays[f"{split}_text"] = np.array(text[split])
+        arrays[f"{split}_labels"] = labels[split_idx[split]]
+        arrays[f"{split}_ids"], truncated[split] = encode_ids(tok, text[split], data["block_size"])
+    for split in ("train", "test"):
+        arrays[f"{split}_features"] = encoder_features(encoder_name, text[split], desc=f"{split} features")
+    rng = np.random.default_rng([data["split_seed"], 7])
+    for k in range(data["noised_copies"]):
+        noised = [delete_words(s, data["word_dropout"], rng) for s in text["train"]]
+        arrays[f"train_features_noised{k}"] = encoder_features(encoder_name, noised, desc=f"noised copy {k}")
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    from diled.weights import sha256_file
+
+    counts = {s: len(text[s]) for s in SPLITS}
+    pos = {s: int(arrays[f"{s}_labels"].sum()) for s in SPLITS}
+    lengths = {s: float(np.mean([len(t.split()) for t in text[s]])) for s in SPLITS}
+    return {"dataset": data["dataset"], "source": source, "license": license_, "sha256": sha256_file(out),
+            "split": counts, "positive": pos, "mean_words": lengths, "max_words": data["max_words"],
+            "tokenizer": {"kind": "byte-level BPE (tokenizers), trained on the training split", "vocab_size": tok.get_vocab_size(),
+                          "sha256": hashlib.sha256(tok.to_str().encode()).hexdigest()},
+            "block_size": data["block_size"], "truncated": truncated, "encoder": encoder_name,
+            "noised_copies": data["noised_copies"], "word_dropout": data["word_dropout"], "wall_s": round(time.time() - t0, 1),
+            "citation": SNIPPETS_CITATION if data["dataset"] == "snippets" else "Shen et al. 2017 (Yelp), via LatentOps"}
+
+
+def write_card(card: dict, path: str | Path) -> None:
+    """The dataset card (Markdown with the JSON record)."""
+    lines = [f"# Text dataset: {card['dataset']}", "", f"- Source: {card['source']}", f"- License: {card['license']}",
+             f"- Citation: {card['citation']}",
+             "- Splits (sentences, positive): " + ", ".join(f"{s} {card['split'][s]} ({card['positive'][s]})" for s in SPLITS),
+             f"- train/test: sentences of at most {card['max_words']} words; judge: the rest of the short ones held out plus every "
+             "longer sentence (trains the reference LM and the sentiment judge; no generator sees it)",
+             "- Mean words per sentence: " + ", ".join(f"{s} {card['mean_words'][s]:.1f}" for s in SPLITS),
+             f"- Decoder tokenizer: {card['tokenizer']['kind']}, vocabulary {card['tokenizer']['vocab_size']}, "
+             f"sha256 {card['tokenizer']['sha256']}; rows of {card['block_size']} tokens (truncated: {card['truncated']})",
+             f"- Frozen encoder features: {card['encoder']} (masked mean pool of the last layer); "
+             f"{card['noised_copies']} word-deleted copies (rate {card['word_dropout']}) of the training split",
+             f"- Prepared file sha256: {card['sha256']}", "", "```json", json.dumps(card, indent=1, default=str), "```", ""]
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("\n".join(lines))
+
+
+def load(path: str | Path, split: str) -> dict[str, np.ndarray]:
+    """Every array of a split (``text``, ``labels``, ``ids``, and ``features`` / ``features_noised<k>`` where stored)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    with np.load(path) as z:
+        return {k[len(split) + 1 :]: z[k] for k in z.files if k.startswith(split + "_")}
+
+
+def tokenizer_of(path: str | Path):
+    """The decoder tokenizer stored with the prepared data."""
+    with np.load(path) as z:
+        return load_tokenizer(str(z["tokenizer"]))
+
+
+__all__ = ["prepare", "load", "write_card", "tokenizer_of", "decode_ids", "encode_ids", "normalise", "stratified_split",
+           "train_tokenizer", "delete_words", "PAD", "BOS", "EOS", "SPLITS", "TextDataError"]

