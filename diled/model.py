@@ -175,11 +175,14 @@ class DiLED(LatentAutoencoder):
         total, parts, _ = self.loss_terms(x0, t)
         return total.mean(), parts
 
-    def loss_terms(self, x0: torch.Tensor, t: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    def loss_terms(self, x0: torch.Tensor, t: torch.Tensor | None = None, w: float | None = None,
+                   ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
         """(per-example loss, its parts as batch means, the encoder sample x1): what ``loss`` averages.
 
-        Subclasses that add a term on the latent sample (the protein model's fitness regressor) read x1 here.
+        Subclasses that add a term on the latent sample (the protein model's fitness regressor) read x1 here;
+        ``w`` overrides ``self.w`` for this call (a warm-up schedule).
         """
+        w = self.w if w is None else w
         if t is None:
             t = obj.sample_timesteps(x0.shape[0], self.schedule.T, x0.device)
         mean = self.encoder_mean(x0)
@@ -189,7 +192,7 @@ class DiLED(LatentAutoencoder):
         latent = obj.latent_term(self.schedule, t, x_t, eps, self.denoiser(x_t, t), mean)
         rec = self.decoder.loss(x0, self._decoder_cond(x1), t)
         if self.decoder.objective == "image":
-            total = obj.image_loss(rec, latent, self.w)
+            total = obj.image_loss(rec, latent, w)
         else:
-            total = obj.elbo_loss(self.schedule, t, rec, latent, self.w)
+            total = obj.elbo_loss(self.schedule, t, rec, latent, w)
         return total, {"latent": latent.mean().item(), "rec": rec.mean().item()}, x1

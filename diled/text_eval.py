@@ -76,14 +76,11 @@ class Scorer:
 
         fn.calls = []
         mt.corpus_perplexity(fn, ids.tolist(), self.window, self.stride)
-        # replay the windows to place each scored position (corpus_perplexity walks begin = 0, stride, ..)
-        begin, prev_end = 0, 0
-        for per, m in fn.calls:
-            end = min(begin + self.window, len(ids))
-            pos = np.arange(begin + 1, end)
+        # place each window's scored positions: corpus_perplexity walks begin = 0, stride, 2 * stride, ..
+        for k, (per, m) in enumerate(fn.calls):
+            begin = k * self.stride
+            pos = np.arange(begin + 1, min(begin + self.window, len(ids)))
             nll[pos[m]] = per[m]
-            prev_end, begin = end, begin + self.stride
-        del prev_end
         return nll
 
     def sentences(self, tok, sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -225,3 +225,35 @@ def test_scorer_attributes_every_predicted_token_to_one_sentence():
         total = np.log(mt.corpus_perplexity(lambda c, m: float(torch.nn.functional.cross_entropy(
             lm.lm(input_ids=c).logits[0, :-1], c[0, 1:], reduction="none")[m[0, 1:]].sum()), ids.tolist(), 8, 4)) * (len(ids) - 1)
     assert sums.sum() == pytest.approx(total, rel=1e-5)
+
+
+def test_encoder_files_are_checked_by_sha256(tmp_path, monkeypatch):
+    import hashlib
+
+    from diled import text_weights, weights
+
+    monkeypatch.setenv("DILED_CACHE", str(tmp_path))
+    good = b'{"hidden_size": 8}'
+    art = text_weights.EncoderArtifact(name="toy", repo="none/none", files={"config.json": hashlib.sha256(good).hexdigest()})
+    folder = tmp_path / "text" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_bytes(good)
+    assert text_weights._verified(folder, art)
+    (folder / "config.json").write_bytes(good.replace(b"8", b"9"))  # one byte changed
+    with pytest.raises(weights.WeightsError, match="sha256"):
+        text_weights._verified(folder, art)
+    # the real pins: the offline MiniLM folder and the snippets file are pinned to full sha256 digests
+    assert all(len(d) == 64 for d in text_weights.MINILM.files.values())
+    assert len(data.SNIPPETS_INNER[1]) == 64 and len(data.SNIPPETS_OUTER[1]) == 64
+
+
+def test_w_warmup_ramps_from_zero_and_its_clock_is_state():
+    c = cfg()
+    c["models"]["diled"]["w_warmup"] = 4
+    torch.manual_seed(0)
+    model = T.build_diled(c).train()
+    seen = [model.loss(batch())[1]["w"] for _ in range(6)]
+    assert seen == [0.0, 2.0, 4.0, 6.0, 8.0, 8.0]
+    assert "steps_done" in model.state_dict()  # a resumed run continues the ramp where it stopped
+    model.eval()
+    assert model.loss(batch())[1]["w"] == 8.0 and int(model.steps_done) == 6  # evaluation does not advance it

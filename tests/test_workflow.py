@@ -136,7 +136,7 @@ def test_report_renders_every_table_and_figure(smoke_runs):
 @pytest.mark.smoke
 def test_smoke_twice_gives_identical_tables(smoke_runs):
     for table in ("table6.csv", "table6_kid.md", "latent_health.csv", "fid_settings.csv", "w_ablation.csv", "protein_fitness.csv", "protein_reconstruction.csv",
-                  "protein_generation.csv", "protein_optimisation.csv"):
+                  "protein_generation.csv", "protein_optimisation.csv", "table1.csv", "text_editing.md"):
         first, second = ((run / "tables" / table).read_bytes() for run in smoke_runs)
         assert first == second, table
 
@@ -163,11 +163,35 @@ def test_smoke_fid_settings_and_recon_columns(smoke_runs):
 
 
 @pytest.mark.smoke
+def test_smoke_text_track(smoke_runs):
+    out = smoke_runs[0]
+    cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())["text"]
+    t1 = pd.read_csv(out / "tables/table1.csv")
+    # GPT-2 once; DiLED and LatentOps at the ancestral chain (T) and each DDIM step count; DAAE once
+    expected = [("GPT-2 (LM)", 1), ("DiLED", cfg["latent"]["T"]), ("DiLED", 5), ("LatentOps", cfg["models"]["latentops"]["latent_net"]["T"]),
+                ("LatentOps", 5), ("Optimus-DAAE", 1)]
+    assert list(zip(t1["model"], t1["T"])) == expected
+    assert t1["ppl"].gt(1).all() and t1["self_bleu"].between(0, 100).all() and t1["distinct_2"].between(0, 1).all()
+    latent = t1[t1["model"] != "GPT-2 (LM)"]
+    assert latent[["rec_bleu", "edit_success", "no_edit_success", "active_units", "z_gain"]].notna().all().all()
+    assert t1.loc[t1["model"] == "GPT-2 (LM)", "rec_bleu"].isna().all()  # no encoder, no reconstruction
+    card = (out / "data/text/snippets.card.md").read_text()
+    assert "sha256" in card and f"train {cfg['data']['train_size']} " in card
+    for f in ("table1.md", "table1.tex", "text_editing.md", "text_cost.md", "text_examples.md"):
+        assert (out / "tables" / f).stat().st_size > 200, f
+    assert "judge-free editing" in (out / "tables/table1.md").read_text()
+    assert (out / "figures/text_loss_curves.png").stat().st_size > 10_000
+    record = json.loads((out / "metrics/text/diled.json").read_text())
+    assert len(record["generation"][str(cfg["latent"]["T"])]["samples"]) == cfg["eval"]["num_samples"]
+
+
+@pytest.mark.smoke
 def test_training_state_survives_outside_outputs(smoke_runs):
     runs = list((smoke_runs[0] / "runs" / "image").iterdir())
     # DDIM, DiffAE (2 stages), DiffAE + FT, DiLED, LDM (2), CM-CD, one w variant
     assert len(runs) == 9 and all(list(r.glob("ckpt-*.pt")) for r in runs)
     assert len(list((smoke_runs[0] / "runs" / "protein").iterdir())) == 3
+    assert len(list((smoke_runs[0] / "runs" / "text").iterdir())) == 6  # gpt2, diled, latentops (2), daae, the judges' LM
 
 
 @pytest.mark.smoke
@@ -189,7 +213,7 @@ def test_default_config_dry_run(tmp_path):
     assert "models/image/diled/train.pt" in res.stdout and "table6" in res.stdout and "fid_settings" in res.stdout
 
 
-@pytest.mark.parametrize("config", ["protein_paper.yaml", "protein_gfp.yaml", "gpu.yaml", "faithful.yaml"])
+@pytest.mark.parametrize("config", ["protein_paper.yaml", "protein_gfp.yaml", "gpu.yaml", "faithful.yaml", "text_paper.yaml"])
 def test_paper_configs_dry_run(tmp_path, config):
     res = snakemake(tmp_path, "-n", f"--configfile={ROOT / 'config' / config}", "--cores", "8", "all")
     assert res.returncode == 0, res.stderr[-2000:]

@@ -263,13 +263,30 @@ class LatentTextModel:
 
 
 class TextDiLED(LatentTextModel, DiLED):
-    """DiLED on sentences: the elbo-form objective with a GPT-2 decoder; DDPM (all T steps) or DDIM generation."""
+    """DiLED on sentences: the elbo-form objective with a GPT-2 decoder; DDPM (all T steps) or DDIM generation.
+
+    ``w_warmup`` > 0 ramps w linearly from 0 over that many training steps (KL-annealing's role in text VAEs:
+    the latent term's pull toward small codes acts only once the decoder has learned to read z). 0: upstream.
+    """
+
+    def __init__(self, *args, w_warmup: int = 0, **kw):
+        super().__init__(*args, **kw)
+        self.w_warmup = int(w_warmup)
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))  # the warm-up's clock, resumed with the weights
+
+    def current_w(self) -> float:
+        if not self.w_warmup:
+            return self.w
+        return self.w * min(1.0, int(self.steps_done) / self.w_warmup)
 
     def loss(self, batch, t: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         if t is None:
             t = torch.randint(1, self.schedule.T + 1, (batch[0].shape[0],), device=batch[0].device)
-        total, parts, _ = self.loss_terms(batch, t)
-        return total.mean(), parts
+        w = self.current_w()
+        total, parts, _ = self.loss_terms(batch, t, w=w)
+        if self.training:
+            self.steps_done += 1
+        return total.mean(), {**parts, "w": w}
 
     @torch.no_grad()
     def sample_latents(self, seeds: Sequence[int], steps: int) -> torch.Tensor:
@@ -315,7 +332,7 @@ def build_diled(cfg: dict) -> TextDiLED:
     z = int(net["z_dim"])
     sched = Schedule.make("constant", lat["T"], shift=lat["alphabar_shift"], value=lat["beta"])
     return TextDiLED(TextEncoder(feature_dim(cfg), z), latent_mlp(cfg, z), LatentGPT2(net, vocab_size(cfg), z), sched, z,
-                     w=d["w"], encoder_var=d["encoder_var"])
+                     w=d["w"], encoder_var=d["encoder_var"], w_warmup=d.get("w_warmup", 0))
 
 
 def from_lm(model: nn.Module, init: nn.Module | None, fix: str) -> nn.Module:

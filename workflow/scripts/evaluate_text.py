@@ -1,10 +1,10 @@
 """One text model's Table 1 record: reconstruction, generation, editing, interpolation, latent health."""
 import numpy as np
-import torch
 
 from diled import checkpoint, codecs, pipeline, registry
 from diled.jobs import Job
 from diled.manifest import write_json
+from diled.metrics import text as mt
 from diled.modalities.text import LanguageModel
 from diled.text_eval import Scorer, editing, generate, generation_metrics, interpolations, latent_health, reconstruction, sentiment_judge
 
@@ -29,8 +29,12 @@ record = {"model": name, "display": spec.display, "trained": ckpt["info"], "gene
 if spec.can("reconstruct"):
     outs, rec = reconstruction(model, test_b, tok, sources, ev["batch_size"])
     record["reconstruction"] = {**rec, "examples": [{"source": s, "output": o} for s, o in zip(sources[:8], outs[:8])]}
+    n_fit = min(len(sources), len(training))  # the same number of training sentences: memorised or generalised?
+    _, rec_train = reconstruction(model, tuple(b[:n_fit] for b in train_b), tok, training[:n_fit], ev["batch_size"])
+    record["reconstruction_train"] = rec_train
     record["health"] = latent_health(model, test_b, view["seed"])
-    job.log(f"{name}: reconstruction BLEU {rec['bleu']:.2f} [{rec['bleu_lo']:.2f}, {rec['bleu_hi']:.2f}]; health {record['health']}")
+    job.log(f"{name}: reconstruction BLEU {rec['bleu']:.2f} [{rec['bleu_lo']:.2f}, {rec['bleu_hi']:.2f}] (training sentences: "
+            f"{rec_train['bleu']:.2f}); health {record['health']}")
 for steps in spec.steps(view):
     samples = generate(model, ev["num_samples"], steps, view["seed"], ev["batch_size"], tok)
     g = generation_metrics(samples, scorer, tok, training)
@@ -40,8 +44,6 @@ if spec.can("edit"):
     rows, info = editing(model, train_b, test_b, tok, judge, ev["edit_scales"], ev["batch_size"])
     for r in rows:
         outs = r.pop("outputs")
-        from diled.metrics import text as mt
-
         r["input_bleu"] = float(np.mean(mt.sentence_bleus(sources, outs)))
         sums, counts = scorer.sentences(tok, outs)
         r["ppl"] = float(np.exp(sums.sum() / max(counts.sum(), 1)))
@@ -53,5 +55,4 @@ if spec.can("interpolate"):
     record["interpolation"] = interpolations(model, test_b, tok, ev["interp_pairs"], ev["interp_alphas"])
     for it in record["interpolation"]:
         it["source_a"], it["source_b"] = sources[it["a"]], sources[it["b"]]
-del torch
 write_json(job.manifest(**record), snakemake.output.record)

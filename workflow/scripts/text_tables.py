@@ -22,7 +22,7 @@ for r in records:
     for steps, g in sorted(r["generation"].items(), key=lambda kv: -int(kv[0])):  # the ancestral chain (T) first, then DDIM
         rows.append({
             "model": r["display"], "T": int(steps),
-            "rec_bleu": rec and rec["bleu"], "rec_bleu_lo": rec and rec["bleu_lo"], "rec_bleu_hi": rec and rec["bleu_hi"],
+            "rec_bleu": rec and rec["bleu"], "train_rec_bleu": r.get("reconstruction_train", {}).get("bleu"), "rec_bleu_lo": rec and rec["bleu_lo"], "rec_bleu_hi": rec and rec["bleu_hi"],
             "ppl": g["ppl"], "ppl_lo": g["ppl_lo"], "ppl_hi": g["ppl_hi"], "self_bleu": g["self_bleu"],
             "distinct_1": g["distinct_1"], "distinct_2": g["distinct_2"], "copy_rate": g["copy_rate"], "mean_words": g["mean_words"],
             "edit_success": edit and edit["success"], "edit_lo": edit and edit["success_lo"], "edit_hi": edit and edit["success_hi"],
@@ -46,6 +46,7 @@ def num(v, fmt="{:.2f}"):
 shown = pd.DataFrame({
     "Model": df["model"], "T": df["T"],
     "Rec BLEU ↑": [pm(*x) for x in zip(df["rec_bleu"], df["rec_bleu_lo"], df["rec_bleu_hi"])],
+    "train BLEU": [num(v, "{:.1f}") for v in df["train_rec_bleu"]],
     "PPL ↓": [pm(*x) for x in zip(df["ppl"], df["ppl_lo"], df["ppl_hi"])],
     "self-BLEU ↓": [num(v, "{:.1f}") for v in df["self_bleu"]],
     "Dist-1/2 ↑": [f"{a:.3f} / {b:.3f}" for a, b in zip(df["distinct_1"], df["distinct_2"])],
@@ -61,7 +62,7 @@ ref = judges["reference_lm"]
 notes = [
     "Rec BLEU: nltk corpus_bleu x 100 of the test split, greedy from the encoder mean, each sentence capped at its own length "
     "(upstream's calc_rec_lgy caps a batch at its first sentence's length: fixed, named 'per-sentence cap'); [95% bootstrap "
-    "interval over sentences].",
+    "interval over sentences]. train BLEU: the same on as many training sentences (memorised vs generalised).",
     f"PPL: reference GPT-2 trained on the judge split only (its test-split perplexity, real sentences: {ref['test_ppl']:.1f}); "
     f"samples joined as one stream, sliding window {ref['window']} / stride {ref['stride']}; divided by the tokens actually predicted "
     "(upstream divides by end_loc: fixed, named 'predicted-token count'); [95% interval from resampling sentences].",
