@@ -211,13 +211,17 @@ def test_default_config_dry_run(tmp_path):
     res = snakemake(tmp_path, "-n", "--cores", "8", "all")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "models/image/diled/train.pt" in res.stdout and "table6" in res.stdout and "fid_settings" in res.stdout
+    assert "models/text/diled/train.pt" in res.stdout and "tables/table1.csv" in res.stdout and "protein_tables" in res.stdout
 
 
-@pytest.mark.parametrize("config", ["protein_paper.yaml", "protein_gfp.yaml", "gpu.yaml", "faithful.yaml", "text_paper.yaml"])
+@pytest.mark.parametrize("config", ["protein_paper.yaml", "protein_gfp.yaml", "gpu.yaml", "faithful.yaml", "text_paper.yaml", "text_long.yaml"])
 def test_paper_configs_dry_run(tmp_path, config):
     res = snakemake(tmp_path, "-n", f"--configfile={ROOT / 'config' / config}", "--cores", "8", "all")
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "protein_tables" in res.stdout and "table6" in res.stdout
+    if config.startswith("text"):  # text-only configurations
+        assert "tables/table1.csv" in res.stdout and "table6" not in res.stdout
+    else:
+        assert "protein_tables" in res.stdout and "table6" in res.stdout
 
 
 def test_a_missing_protein_folder_is_named_and_the_image_track_runs_without_it(tmp_path):

@@ -52,7 +52,9 @@ rule text_tables:
         editing=out("tables/text_editing.md"),
         cost=out("tables/text_cost.md"),
         examples=out("tables/text_examples.md"),
-        curves=report(out("figures/text_loss_curves.png"), caption="../report/text.rst", category="Text"),
+        curves=report(
+            out("figures/text_loss_curves.png"), caption="../report/text.rst", category="Text"
+        ),
     log:
         out("logs/text_tables.log"),
     conda:
