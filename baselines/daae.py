@@ -5,7 +5,8 @@ z = encoder mean (deterministic) of an input with 15% of its words deleted (the 
 encoder's features of ``noised_copies`` such inputs per sentence are prepared with the data, and each
 step picks one copy per example); loss = NLL / sentence length + ``adv_weight`` * BCE(D(z), real); the
 discriminator (1x1 convolutions z_dim -> 86 -> 45 -> 4 with LeakyReLU, Linear(4, 1), sigmoid) learns to
-tell z from N(0, I) samples. One optimiser serves both players: the generator's term reads D through
+tell z from N(0, I) samples. Named fix: the BCE terms take D's logits (``binary_cross_entropy_with_logits``);
+upstream's sigmoid-then-BCE clamps the log at -100, so a saturated D gives the encoder no gradient at all. One optimiser serves both players: the generator's term reads D through
 detached weights and D's term reads a detached z, so each player gets only its own gradient.
 Generation decodes z ~ N(0, I).
 """
@@ -33,7 +34,11 @@ class Discriminator(nn.Module):
         self.out = nn.Linear(4, 1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.out(self.convs(z[:, :, None]).squeeze(-1))).squeeze(-1)
+        """The logit of D(z) (the losses take logits: numerically stable where D saturates)."""
+        return self.out(self.convs(z[:, :, None]).squeeze(-1)).squeeze(-1)
+
+    def probability(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self(z))
 
 
 class DAAE(T.LatentTextModel, LatentAutoencoder):
@@ -51,7 +56,9 @@ class DAAE(T.LatentTextModel, LatentAutoencoder):
         z = self.encoder(feats)
         rec = self.decoder.nll(ids, z) / T.sentence_length(ids)
         frozen = {k: v.detach() for k, v in self.disc.named_parameters()}
-        bce = nn.functional.binary_cross_entropy
+        # upstream: sigmoid, then BCE, whose log is clamped at -100; once D saturates the generator's gradient is exactly 0
+        # and the codes drift without bound (norm ~300 in 800 steps here). The same loss on logits keeps its gradient.
+        bce = nn.functional.binary_cross_entropy_with_logits
         gen = bce(functional_call(self.disc, frozen, (z,)), torch.ones(len(z), device=z.device))
         prior = torch.randn_like(z)
         d_real, d_fake = self.disc(prior), self.disc(z.detach())

@@ -355,5 +355,7 @@ register(ModelSpec(
     capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
     reads=("data", "net"), steps=lambda cfg: [1], representation="encoder output (deterministic)", step_kind="prior draws",
     note="Optimus-DAAE: deterministic z of a word-deleted input ({data[word_dropout]:g}), adversarial prior matching "
-         "(weight {models[daae][adv_weight]:g}); generation decodes z ~ N(0, I).",
+         "(weight {models[daae][adv_weight]:g}; BCE on D's logits, named 'stable adversarial loss': upstream's sigmoid + BCE, "
+         "whose log is clamped at -100, gave a saturated D no gradient and let the codes grow without bound); generation "
+         "decodes z ~ N(0, I).",
 ))
