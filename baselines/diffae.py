@@ -11,7 +11,6 @@ import copy
 
 import torch
 
-from diled.diffusion import sample_timesteps
 from diled.model import LatentAutoencoder
 
 
@@ -28,13 +27,6 @@ class DiffAE(LatentAutoencoder):
         """Set z_shift / z_scale to the per-dimension mean and std of stage-1 codes."""
         self.z_shift.copy_(raw_latents.mean(0))
         self.z_scale.copy_(raw_latents.std(0).clamp_min(1e-6))
-
-    def latent_loss(self, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """Stage 2: eps matching on standardized latents (a plain DDPM whose clean point is z)."""
-        t = sample_timesteps(z.shape[0], self.schedule.T, z.device)
-        eps = torch.randn_like(z)
-        loss = (eps - self.denoiser(self.schedule.q_sample(z, t, eps), t)).pow(2).mean()
-        return loss, {"latent": loss.item()}
 
 
     def continued_loss(self, x0: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

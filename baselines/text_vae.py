@@ -74,17 +74,11 @@ class LatentOps(T.LatentTextModel, LatentAutoencoder):
         loss = ((rec + beta * kl) / T.sentence_length(ids)).mean()
         return loss, {"rec": (rec / T.sentence_length(ids)).mean().item(), "kl": kl.mean().item(), "beta": beta}
 
-    def latent_loss(self, means: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        t = torch.randint(1, self.schedule.T + 1, (means.shape[0],), device=means.device)
-        eps = torch.randn_like(means)
-        loss = (self.denoiser(self.schedule.q_sample(means, t, eps), t) - eps).pow(2).mean()
-        return loss, {"eps_mse": loss.item()}
-
     @torch.no_grad()
     def sample_latents(self, seeds: Sequence[int], steps: int) -> torch.Tensor:
         if steps != self.schedule.T:
             return super().sample_latents(seeds, steps)
-        return T.ancestral(self.denoiser, self.schedule, self.z_dim, seeds, self.z_shift.device)
+        return self.sample_ancestral(seeds)
 
 
 def build(cfg: dict) -> LatentOps:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from diled import objective as obj
-from diled.diffusion import Schedule, ddim_sample, derive_seed, seeded_normal, timestep_subsequence
+from diled.diffusion import Schedule, ddim_sample, ddpm_sample, derive_seed, sample_timesteps, seeded_normal, timestep_subsequence
 
 RECON_PROTOCOLS = ("random", "inverted")
 
@@ -116,6 +116,21 @@ class LatentAutoencoder(Autoencoding):
         device = self.z_shift.device
         x_T = seeded_normal((self.z_dim,), [derive_seed(s, "latent-xT") for s in seeds], device)
         return ddim_sample(self.denoiser, x_T, self.schedule, timestep_subsequence(self.schedule.T, steps, self.spacing))
+
+    @torch.no_grad()
+    def sample_ancestral(self, seeds: Sequence[int]) -> torch.Tensor:
+        """The ancestral latent chain over all T steps (DDPM), with one seed per sample."""
+        device = self.z_shift.device
+        x_T = seeded_normal((self.z_dim,), [derive_seed(s, "latent-xT") for s in seeds], device)
+        noise = lambda i: seeded_normal((self.z_dim,), [derive_seed(s, "latent-step", i) for s in seeds], device)
+        return ddpm_sample(self.denoiser, x_T, self.schedule, noise)
+
+    def latent_loss(self, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """A two-stage model's latent DDPM: eps matching on fixed codes z (DiffAE's stage 2, LatentOps' latent stage)."""
+        t = sample_timesteps(z.shape[0], self.schedule.T, z.device)
+        eps = torch.randn_like(z)
+        loss = (eps - self.denoiser(self.schedule.q_sample(z, t, eps), t)).pow(2).mean()
+        return loss, {"latent": loss.item()}
 
     @torch.no_grad()
     def encode(self, x0: torch.Tensor, steps: int | None = None, seeds: Sequence[int] | None = None) -> torch.Tensor:

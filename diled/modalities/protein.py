@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from diled.data.protein import PAD, VOCAB
-from diled.diffusion import Schedule, ddpm_sample, derive_seed, seeded_normal
+from diled.diffusion import Schedule, derive_seed
 from diled.model import DiLED
 from diled.nets import MLPSkipNet
 
@@ -197,10 +197,7 @@ class ProteinDiLED(DiLED):
         """The ancestral latent chain over all T steps (``steps`` must be T), one seed per sample."""
         if steps != self.schedule.T:
             raise ValueError(f"protein DiLED samples with the ancestral chain over all T = {self.schedule.T} steps, got {steps}")
-        device = self.z_shift.device
-        x_T = seeded_normal((self.z_dim,), [derive_seed(s, "latent-xT") for s in seeds], device)
-        noise = lambda i: seeded_normal((self.z_dim,), [derive_seed(s, "latent-step", i) for s in seeds], device)
-        return ddpm_sample(self.denoiser, x_T, self.schedule, noise)
+        return self.sample_ancestral(seeds)
 
     def fitness(self, z: torch.Tensor) -> torch.Tensor:
         """The model's own fitness prediction for latents (what its latent optimisation climbs)."""

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from diled.data.text import BOS, EOS, PAD
-from diled.diffusion import Schedule, ddpm_sample, derive_seed, seeded_normal
+from diled.diffusion import Schedule, derive_seed, sample_timesteps
 from diled.model import DiLED
 from diled.nets import MLPSkipNet
 
@@ -281,7 +281,7 @@ class TextDiLED(LatentTextModel, DiLED):
 
     def loss(self, batch, t: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         if t is None:
-            t = torch.randint(1, self.schedule.T + 1, (batch[0].shape[0],), device=batch[0].device)
+            t = sample_timesteps(batch[0].shape[0], self.schedule.T, batch[0].device)
         w = self.current_w()
         total, parts, _ = self.loss_terms(batch, t, w=w)
         if self.training:
@@ -293,14 +293,7 @@ class TextDiLED(LatentTextModel, DiLED):
         """``steps == T``: the ancestral DDPM chain (upstream's generation); fewer: DDIM."""
         if steps != self.schedule.T:
             return super().sample_latents(seeds, steps)
-        return ancestral(self.denoiser, self.schedule, self.z_dim, seeds, self.z_shift.device)
-
-
-def ancestral(denoiser: nn.Module, schedule: Schedule, z_dim: int, seeds: Sequence[int], device: torch.device) -> torch.Tensor:
-    """The ancestral reverse chain over all T steps, with one seed per sample."""
-    x_T = seeded_normal((z_dim,), [derive_seed(s, "latent-xT") for s in seeds], device)
-    noise = lambda i: seeded_normal((z_dim,), [derive_seed(s, "latent-step", i) for s in seeds], device)
-    return ddpm_sample(denoiser, x_T, schedule, noise)
+        return self.sample_ancestral(seeds)
 
 
 def feature_dim(cfg: dict) -> int:
@@ -362,4 +355,4 @@ def parameter_count(model: nn.Module) -> dict[str, int]:
 
 
 __all__ = ["TextEncoder", "LatentGPT2", "LanguageModel", "TextDiLED", "build_diled", "build_lm", "train_lm", "train_diled",
-           "ancestral", "token_nll", "sentence_length"]
+           "token_nll", "sentence_length"]
