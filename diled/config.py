@@ -18,6 +18,20 @@ from diled import registry
 
 GLOBAL_KEYS = ("outdir", "seed", "device", "threads")  # merged into every track view ("tracks", "plugins" are not)
 
+# glibc's malloc hands every block over 32 MiB (and, below that, freed heap tops) back to the kernel, so each CPU
+# forward pass page-faults freshly zeroed memory: 22% of FID extraction's CPU time was system time. Keeping freed
+# memory in the process removes it (150 digits, stock + ours, one thread: sys 28.8 s -> 1.7 s, wall 135 -> 103 s).
+# The Snakefile sets these for every job it starts; a value already in the environment wins. Other allocators ignore them.
+JOB_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**32), "MALLOC_TRIM_THRESHOLD_": str(2**36), "MALLOC_TOP_PAD_": str(2**28)}
+
+
+def set_job_env(environ: dict | None = None) -> dict[str, str]:
+    """Put ``JOB_ENV`` into ``environ`` (``os.environ``) where not already set; what the jobs will see."""
+    environ = os.environ if environ is None else environ
+    for key, value in JOB_ENV.items():
+        environ.setdefault(key, value)
+    return {key: environ[key] for key in JOB_ENV}
+
 
 def track_view(config: dict, track: str) -> dict:
     """The track's section with the global keys merged in (what builders, trainers and scripts read)."""

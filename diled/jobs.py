@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from diled import manifest, registry
 from diled.config import track_view
 from diled.files import remove_stale_partials
-from diled.runtime import resolve_device, setup_torch
+from diled.runtime import lower_priority, niceness, resolve_device, setup_torch
 
 
 class _Tee:
@@ -57,7 +57,9 @@ class Job:
         self.t0 = time.perf_counter()
         self.device = resolve_device(self.config.get("device", "auto"))
         setup_torch(smk.threads, self.device)
-        self.log(f"rule {smk.rule}: device={self.device} threads={smk.threads}")
+        wc = dict(smk.wildcards.items())
+        self.nice = lower_priority(niceness(self.config.get("niceness"), self.track, wc.get("model"), wc.get("stage")))
+        self.log(f"rule {smk.rule}: device={self.device} threads={smk.threads} niceness={self.nice}")
         for folder in {Path(p).parent for p in smk.output if Path(p).parent.is_dir()}:
             for stale in remove_stale_partials(folder):  # left by a job of this rule that was killed mid-write
                 self.log(f"removed {stale} (a temporary of a killed job)")

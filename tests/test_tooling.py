@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,28 @@ def test_what_the_dag_parse_imports_needs_no_torch(module):
     res = run(sys.executable, "-c", code)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["False", "False", "False"]
+
+
+def test_niceness_takes_the_most_specific_entry():
+    from diled.runtime import niceness
+
+    table = {"default": 10, "image": 5, "image/diffae": 3, "image/diffae/autoencoder": 0}
+    assert niceness(table, "image", "diffae", "autoencoder") == 0
+    assert niceness(table, "image", "diffae", "latent") == 3
+    assert niceness(table, "image", "diled_w0.5", "train") == 5
+    assert niceness(table, "text", "diled", "train") == 10
+    assert niceness(table, "image", None, "train") == 5  # a job without a model wildcard: its track's entry
+    assert niceness(None, "image") == 0
+
+
+def test_jobs_are_niced_and_inherit_the_allocator_settings():
+    """A child of the workflow process sees JOB_ENV (a value already set wins) and can only raise its niceness."""
+    from diled import config as cfg
+
+    env = {"MALLOC_TOP_PAD_": "7"}
+    assert cfg.set_job_env(env) == {**cfg.JOB_ENV, "MALLOC_TOP_PAD_": "7"}
+    code = ("import os; from diled.runtime import lower_priority as lp; a = lp(4); b = lp(2); "
+            "print(a, b, os.environ['MALLOC_MMAP_THRESHOLD_'])")
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=True)
+    start = os.nice(0)
+    assert out.stdout.split() == [str(max(4, start)), str(max(4, start)), cfg.JOB_ENV["MALLOC_MMAP_THRESHOLD_"]]

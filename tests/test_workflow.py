@@ -74,6 +74,7 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     man = record["manifest"]
     for key in ("config_sha256", "git", "packages", "hardware", "seed", "wall_s"):
         assert key in man
+    assert man["hardware"]["niceness"] >= 5 and man["hardware"]["malloc_env"]["MALLOC_MMAP_THRESHOLD_"] == str(2**32)  # image: 5
     assert record["protocol"]["name"] == "pytorch-fid" and record["training"]["steps"] > 0
     assert any(line.startswith("| DiLED") for line in (out / "tables/table6.md").read_text().splitlines())
     tex = (out / "tables/table6.tex").read_text()
