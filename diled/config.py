@@ -33,6 +33,27 @@ def set_job_env(environ: dict | None = None) -> dict[str, str]:
     return {key: environ[key] for key in JOB_ENV}
 
 
+def niceness(table: dict[str, int] | None, track: str | None, model: str | None = None, stage: str | None = None) -> int:
+    """The niceness of one job: the most specific of ``track/model/stage``, ``track/model``, ``track``, ``default``.
+
+    Why: ``snakemake --cores 8`` on a 2-core machine runs eight jobs on two cores, and the kernel shares them
+    equally, so the image track's longest chain (the DiffAE autoencoder stage, then everything fine-tuned
+    from it) ran at a quarter of a core while short jobs that nothing waits for ran beside it. Niceness lets
+    the long chain take the cores first; the total work is unchanged. On a cluster (one job per allocation)
+    it changes nothing.
+    """
+    table = table or {}
+    parts: list[str] = []
+    for part in (track, model, stage):
+        if part is None:
+            break
+        parts.append(part)
+    for n in range(len(parts), 0, -1):  # most specific first
+        if "/".join(parts[:n]) in table:
+            return int(table["/".join(parts[:n])])
+    return int(table.get("default", 0))
+
+
 def track_view(config: dict, track: str) -> dict:
     """The track's section with the global keys merged in (what builders, trainers and scripts read)."""
     if track not in config:
@@ -286,7 +307,17 @@ def protein_problems(view: dict) -> list[str]:
     return problems
 
 
-TRACK_CHECKS = {"image": image_problems, "protein": protein_problems}
+def text_problems(view: dict) -> list[str]:
+    """Text-track checks the schema cannot express."""
+    problems = []
+    dec, tok = view["net"]["decoder"], view["data"]["tokenizer"]
+    if dec.get("pretrained") and tok.get("kind", "bpe") != "gpt2":
+        problems.append(f"net.decoder.pretrained ({dec['pretrained']}) needs data.tokenizer.kind: gpt2 (OpenAI's weights read "
+                        "GPT-2's own token ids)")
+    return problems
+
+
+TRACK_CHECKS = {"image": image_problems, "protein": protein_problems, "text": text_problems}
 
 
 def problems(config: dict) -> list[str]:

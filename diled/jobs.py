@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from diled import manifest, registry
-from diled.config import track_view
+from diled.config import niceness, track_view
 from diled.files import remove_stale_partials
-from diled.runtime import lower_priority, niceness, resolve_device, setup_torch
+from diled.runtime import lower_priority, resolve_device, setup_torch
 
 
 class _Tee:

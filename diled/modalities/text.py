@@ -308,7 +308,9 @@ def decoder_net(cfg: dict) -> dict:
 
 
 def vocab_size(cfg: dict) -> int:
-    return int(cfg["data"]["tokenizer"]["vocab_size"])
+    from diled.data.text import vocab_size_of
+
+    return vocab_size_of(cfg["data"]["tokenizer"])
 
 
 def latent_mlp(cfg: dict, z_dim: int, section: dict | None = None) -> MLPSkipNet:
@@ -337,9 +339,55 @@ def from_lm(model: nn.Module, init: nn.Module | None, fix: str) -> nn.Module:
     return model
 
 
+def pretrained_folder(name: str):
+    """A Hugging Face GPT-2 folder: a ``diled.text_weights`` artifact name (``gpt2-xl``) or a local folder path."""
+    from pathlib import Path
+
+    from diled import text_weights
+
+    if name in text_weights.ARTIFACTS:
+        return text_weights.resolve(name)
+    if not (Path(name) / "config.json").is_file():
+        raise FileNotFoundError(f"net.decoder.pretrained = {name!r}: neither a known artifact ({sorted(text_weights.ARTIFACTS)}) "
+                                "nor a folder with a GPT-2 config.json")
+    return Path(name)
+
+
+def load_pretrained_gpt2(lm: nn.Module, folder) -> None:
+    """OpenAI GPT-2 weights into ``lm`` (a ``GPT2LMHeadModel`` over GPT-2's BPE shifted by 3: ``diled.data.text``).
+
+    The blocks and ``ln_f`` are copied as they are; ``wte`` gains three rows in front for ``<pad> <bos> <eos>``
+    (each the mean of GPT-2's embeddings; upstream appends its added tokens the same way); ``wpe`` keeps the first
+    ``n_positions`` rows (the suite's rows are a block plus the memory slot, not 1,024).
+    """
+    from transformers import GPT2LMHeadModel
+
+    from diled.data.text import GPT2_VOCAB, SPECIAL
+
+    src = GPT2LMHeadModel.from_pretrained(folder).transformer
+    dst = lm.transformer
+    got = (src.config.n_embd, src.config.n_layer, src.config.n_head)
+    want = (dst.config.n_embd, len(dst.h), dst.config.n_head)
+    if got != want or src.wte.weight.shape[0] != GPT2_VOCAB or dst.wte.weight.shape[0] != GPT2_VOCAB + len(SPECIAL):
+        raise ValueError(f"{folder}: pretrained GPT-2 (n_embd, n_layer, n_head) = {got}, vocabulary {src.wte.weight.shape[0]}; "
+                         f"net.decoder asks for {want} over data.tokenizer kind gpt2 ({GPT2_VOCAB + len(SPECIAL)} ids): make them agree")
+    with torch.no_grad():
+        wte = src.wte.weight
+        dst.wte.weight.copy_(torch.cat([wte.mean(0, keepdim=True).expand(len(SPECIAL), -1), wte]))
+        dst.wpe.weight.copy_(src.wpe.weight[: dst.wpe.weight.shape[0]])
+        dst.ln_f.load_state_dict(src.ln_f.state_dict())
+        for mine, theirs in zip(dst.h, src.h):
+            mine.load_state_dict(theirs.state_dict())
+
+
 def train_lm(ctx):
-    """GPT-2 pre-trained as a language model on the training split."""
-    return ctx.train(ctx.build().to(ctx.device), lambda m, batch: m.loss(batch), ctx.data, "train")
+    """GPT-2 trained as a language model on the training split: from scratch, or fine-tuned from OpenAI's weights
+    (``net.decoder.pretrained``, the paper configuration's gpt2-xl)."""
+    model = ctx.build()
+    name = ctx.cfg["net"]["decoder"].get("pretrained")
+    if name:
+        load_pretrained_gpt2(model.lm, pretrained_folder(name))
+    return ctx.train(model.to(ctx.device), lambda m, batch: m.loss(batch), ctx.data, "train")
 
 
 def train_diled(ctx):
@@ -355,4 +403,5 @@ def parameter_count(model: nn.Module) -> dict[str, int]:
 
 
 __all__ = ["TextEncoder", "LatentGPT2", "LanguageModel", "TextDiLED", "build_diled", "build_lm", "train_lm", "train_diled",
+           "load_pretrained_gpt2",
            "token_nll", "sentence_length"]

@@ -101,6 +101,23 @@ def job_resources(rule):
     return {**res.get("default", {}), **res.get(rule, {})}
 
 
+def job_priority(bonus=0):
+    """Which ready job Snakemake starts first, from the same table as the CPU share (``niceness``): 2 (19 - niceness)
+    + ``bonus``. Training gets the bonus, so what is fine-tuned from the DiffAE autoencoder starts the moment it ends.
+    """
+
+    def priority(wildcards):
+        nice = cfg.niceness(
+            config.get("niceness"),
+            wildcards.get("track", "image"),
+            wildcards.get("model"),
+            wildcards.get("stage"),
+        )
+        return 2 * (19 - nice) + bonus
+
+    return priority
+
+
 # ----------------------------------------------------------------------------- input functions
 
 

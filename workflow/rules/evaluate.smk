@@ -29,6 +29,7 @@ rule evaluate_image:
         out("metrics/image/{model}/T{steps}.json"),
     log:
         out("logs/evaluate/image_{model}_T{steps}.log"),
+    priority: job_priority(0)
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]
@@ -94,6 +95,7 @@ rule fid_setting:
         out("fid_settings/rows/{setting}.json"),
     log:
         out("logs/fid_settings/{setting}.log"),
+    priority: job_priority(0)
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]

@@ -10,6 +10,7 @@ rule representations:
         json=out("probe/image/{model}.json"),
     log:
         out("logs/probe/image_{model}.log"),
+    priority: job_priority(0)
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]

@@ -9,6 +9,7 @@ rule sample:
         manifest=out("samples/{track}/{model}/T{steps}.json"),
     log:
         out("logs/sample/{track}_{model}_T{steps}.log"),
+    priority: job_priority(0)
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]

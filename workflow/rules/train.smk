@@ -10,6 +10,7 @@ rule train:
         manifest=out("models/{track}/{model}/{stage}.json"),
     log:
         out("logs/train/{track}_{model}_{stage}.log"),
+    priority: job_priority(1)
     conda:
         "../envs/diled.yaml"
     threads: config["threads"]
