@@ -311,7 +311,7 @@ def text_problems(view: dict) -> list[str]:
     """Text-track checks the schema cannot express."""
     problems = []
     dec, tok = view["net"]["decoder"], view["data"]["tokenizer"]
-    if dec.get("pretrained") and tok.get("kind", "bpe") != "gpt2":
+    if dec.get("pretrained") and tok.get("kind") != "gpt2":
         problems.append(f"net.decoder.pretrained ({dec['pretrained']}) needs data.tokenizer.kind: gpt2 (OpenAI's weights read "
                         "GPT-2's own token ids)")
     return problems

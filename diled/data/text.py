@@ -187,16 +187,21 @@ def gpt2_tokenizer():
     return tok
 
 
+def tokenizer_kind(spec: dict) -> str:
+    """``bpe`` (the default) or ``gpt2``: which tokenizer a ``data.tokenizer`` section asks for."""
+    return spec.get("kind", "bpe")
+
+
 def make_tokenizer(spec: dict, train_sentences: Sequence[str]):
     """``kind: bpe`` (default): a BPE of ``vocab_size`` trained on the training split; ``kind: gpt2``: GPT-2's own."""
-    if spec.get("kind", "bpe") == "gpt2":
+    if tokenizer_kind(spec) == "gpt2":
         return gpt2_tokenizer()
     return train_tokenizer(train_sentences, spec["vocab_size"])
 
 
 def vocab_size_of(spec: dict) -> int:
     """The decoder vocabulary a ``data.tokenizer`` section gives (without building the tokenizer)."""
-    return GPT2_VOCAB + len(SPECIAL) if spec.get("kind", "bpe") == "gpt2" else int(spec["vocab_size"])
+    return GPT2_VOCAB + len(SPECIAL) if tokenizer_kind(spec) == "gpt2" else int(spec["vocab_size"])
 
 
 def load_tokenizer(blob: str):
@@ -313,7 +318,7 @@ def prepare(out: str | Path, data: dict, encoder_name: str) -> dict:
     lengths = {s: float(np.mean([len(t.split()) for t in text[s]])) for s in SPLITS}
     return {"dataset": data["dataset"], "source": source, "license": license_, "sha256": sha256_file(out),
             "split": counts, "positive": pos, "mean_words": lengths, "max_words": data["max_words"],
-            "tokenizer": {"kind": TOKENIZER_KINDS[data["tokenizer"].get("kind", "bpe")], "vocab_size": tok.get_vocab_size(),
+            "tokenizer": {"kind": TOKENIZER_KINDS[tokenizer_kind(data["tokenizer"])], "vocab_size": tok.get_vocab_size(),
                           "sha256": hashlib.sha256(tok.to_str().encode()).hexdigest()},
             "block_size": data["block_size"], "truncated": truncated, "encoder": encoder_name,
             "noised_copies": data["noised_copies"], "word_dropout": data["word_dropout"], "wall_s": round(time.time() - t0, 1),
