@@ -214,7 +214,7 @@ def loss_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Pa
     for label, (steps, loss) in curves.items():
         kernel = np.ones(min(smooth, len(loss))) / min(smooth, len(loss))
         y = np.convolve(loss, kernel, mode="valid") if len(loss) else loss
-        ax.plot(steps[len(steps) - len(y) :], y, label=label)
+        ax.plot(steps[len(steps) - len(y) :], y, label=label, marker="o" if len(y) < 5 else None)  # a short run's one point shows
     ax.set_xlabel("step")
     ax.set_ylabel(f"training loss ({smooth}-step mean)")
     ax.set_yscale("log")
