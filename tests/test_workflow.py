@@ -216,7 +216,7 @@ def test_default_config_dry_run(tmp_path):
     assert "models/text/diled/train.pt" in res.stdout and "tables/table1.csv" in res.stdout and "protein_tables" in res.stdout
 
 
-@pytest.mark.parametrize("config", ["protein_paper.yaml", "protein_gfp.yaml", "gpu.yaml", "faithful.yaml", "text_paper.yaml", "text_long.yaml"])
+@pytest.mark.parametrize("config", ["protein_paper.yaml", "protein_gfp.yaml", "gpu.yaml", "text_paper.yaml", "text_long.yaml"])
 def test_paper_configs_dry_run(tmp_path, config):
     res = snakemake(tmp_path, "-n", f"--configfile={ROOT / 'config' / config}", "--cores", "8", "all")
     assert res.returncode == 0, res.stderr[-2000:]
