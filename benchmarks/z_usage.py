@@ -30,8 +30,7 @@ import torch
 import yaml
 
 from diled import checkpoint, codecs, editing, latent_health, pipeline, registry
-from diled.diffusion import derive_seed
-from diled.modalities.image import eval_indices
+from diled.modalities.image import eval_indices, eval_seeds
 
 
 def _overrides(assignments: str) -> dict:
@@ -43,12 +42,12 @@ def _overrides(assignments: str) -> dict:
 def class_kept_eval(model, codec: codecs.ImageCodec, ref_x: np.ndarray, ref_y: np.ndarray, judge, n: int, steps: int,
                     seed: int) -> dict[str, float]:
     """Class preservation of ``random`` reconstructions on the rows and seeds ``evaluation_sets`` uses for Table 6."""
-    rows = eval_indices(len(ref_x), n, seed)[0]
+    rows, order = eval_indices(len(ref_x), n, seed)[0], np.arange(n)
     x = codec.to_model(ref_x[rows])
-    z = model.encode(x, steps, [derive_seed(seed, "encode", i) for i in range(n)])
-    rec = codec.to_metric(model.decode(z, steps, [derive_seed(seed, "rec", i) for i in range(n)]))
-    return {"class_kept_eval": float((editing.judge(judge, rec) == ref_y[rows]).mean()),
-            "judge_on_eval_sources": float((editing.judge(judge, ref_x[rows]) == ref_y[rows]).mean())}
+    z = model.encode(x, steps, eval_seeds(seed, "encode", order))
+    rec = codec.to_metric(model.decode(z, steps, eval_seeds(seed, "rec", order)))
+    return {"class_kept_eval": latent_health.class_preservation(lambda im: editing.judge(judge, im), rec, ref_y[rows]),
+            "judge_on_eval_sources": latent_health.class_preservation(lambda im: editing.judge(judge, im), ref_x[rows], ref_y[rows])}
 
 
 def main() -> None:

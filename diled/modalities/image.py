@@ -89,6 +89,12 @@ def eval_indices(n_reference: int, n: int, seed: int) -> tuple[np.ndarray, np.nd
     return a, np.roll(a, -1)
 
 
+def eval_seeds(seed: int, kind: str, rows: np.ndarray) -> list[int]:
+    """Per-row seeds of one kind of evaluation draw (``gen``, ``rec``, ``interp``, ``encode``) for the global row
+    indices ``rows`` (an integer array, as ``evaluation_sets`` passes them): whoever re-draws a set's noise uses these."""
+    return [derive_seed(seed, kind, i) for i in rows]
+
+
 def _chunks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
@@ -130,10 +136,8 @@ def evaluation_sets(
     sharded = (lo, hi) != (0, n)
     enc_rows = np.append(rows, hi % n) if sharded else rows  # the last pair's partner, encoded here too
     x = ImageCodec.to_model(reference[ia[enc_rows]])
-    gen_seeds = [derive_seed(seed, "gen", i) for i in rows]
-    rec_seeds = [derive_seed(seed, "rec", i) for i in rows]
-    mix_seeds = [derive_seed(seed, "interp", i) for i in rows]
-    enc_seeds = [derive_seed(seed, "encode", i) for i in enc_rows]  # only a stochastic encoder (CM-CD's noising) uses them
+    gen_seeds, rec_seeds, mix_seeds = (eval_seeds(seed, kind, rows) for kind in ("gen", "rec", "interp"))
+    enc_seeds = eval_seeds(seed, "encode", enc_rows)  # only a stochastic encoder (CM-CD's noising) uses them
     inverted = getattr(model, "stochastic_decoder", False)
     if interp_protocol not in ("random", "inverted"):
         raise ValueError(f"unknown interpolation protocol {interp_protocol!r}; choose random or inverted")
