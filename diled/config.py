@@ -9,6 +9,7 @@ Snakemake imports this module when it parses the DAG.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -43,14 +44,11 @@ def niceness(table: dict[str, int] | None, track: str | None, model: str | None 
     it changes nothing.
     """
     table = table or {}
-    parts: list[str] = []
-    for part in (track, model, stage):
-        if part is None:
-            break
-        parts.append(part)
+    parts = list(itertools.takewhile(lambda part: part is not None, (track, model, stage)))
     for n in range(len(parts), 0, -1):  # most specific first
-        if "/".join(parts[:n]) in table:
-            return int(table["/".join(parts[:n])])
+        key = "/".join(parts[:n])
+        if key in table:
+            return int(table[key])
     return int(table.get("default", 0))
 
 
