@@ -5,12 +5,15 @@ A checkpoint is a plain container (dicts, lists, tuples, strings, numbers, ``Non
 instead. ``save`` wraps the payload as ``{"format", "sha256", "payload"}`` where ``sha256`` covers every
 tensor's dtype, shape and bytes and every other value; ``load`` recomputes it, so bytes flipped inside a
 tensor (which torch would load without complaint) are caught, and a truncated file is named. Every
-failure is a ``CheckpointError`` whose message starts with the file's path.
+failure of the file itself is a ``CheckpointError`` whose message starts with the file's path; a file that could not
+be read *now* (an I/O error, memory exhausted, the GPU full) is a ``diled.files.ReadFailure`` instead, which callers
+never take as a reason to set the file aside.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import pickle
 from pathlib import Path
@@ -18,7 +21,7 @@ from typing import Any
 
 import torch
 
-from diled.files import atomic_path
+from diled.files import atomic_path, is_out_of_memory, read_bytes, read_failure
 
 FORMAT = "diled-checkpoint/1"
 
@@ -62,14 +65,20 @@ def save(payload: dict, path: str | Path) -> None:
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """The verified payload of a file written by ``save``; ``CheckpointError`` naming the file otherwise."""
+    """The verified payload of a file written by ``save``; ``CheckpointError`` naming the file when the file is bad,
+    ``ReadFailure`` when it could not be read now.
+
+    The bytes are read and verified on the CPU first and moved to ``map_location`` last, so running out of GPU memory
+    is never mistaken for a corrupt file.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    if path.stat().st_size == 0:
+    raw = read_bytes(path)
+    if not raw:
         raise CheckpointError(f"{path}: empty file (an interrupted write?)")
     try:
-        record = torch.load(path, map_location=map_location, weights_only=True)
+        record = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
@@ -77,7 +86,10 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
             f"loaded ({first[:200]}). Files the suite writes never do; do not load this one"
         ) from exc
     except Exception as exc:  # zip/stream errors of a truncated or overwritten file come in many types
+        if is_out_of_memory(exc):
+            raise read_failure(path, exc) from exc
         raise CheckpointError(f"{path}: unreadable checkpoint, truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+    del raw
     if not isinstance(record, dict) or record.get("format") != FORMAT or "payload" not in record:
         raise CheckpointError(f"{path}: not a {FORMAT} file (written by another program or an older suite version; "
                               "delete it and rerun the job that makes it)")
@@ -85,4 +97,22 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     if found != record.get("sha256"):
         raise CheckpointError(f"{path}: checksum mismatch (stored {str(record.get('sha256'))[:16]}..., "
                               f"contents {found[:16]}...): the file is corrupt")
-    return record["payload"]
+    if torch.device(map_location).type == "cpu":
+        return record["payload"]
+    try:
+        return _to(record["payload"], torch.device(map_location))
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise read_failure(path, exc) from exc
+        raise
+
+
+def _to(obj: Any, device: torch.device) -> Any:
+    """A payload with every tensor moved to ``device`` (containers rebuilt, other values as they are)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to(v, device) for v in obj)
+    return obj

@@ -14,6 +14,7 @@ latents, T = 1000) and its ``ddim`` timestep spacing; ``ddpm_model`` does the sa
 
 from __future__ import annotations
 
+import io
 import pickle
 import types
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from diled.files import is_out_of_memory, read_bytes, read_failure
 from diled.nets import beatgans
 from diled.train import TrainResult
 
@@ -50,6 +52,10 @@ class Opaque(dict):
     def __setstate__(self, state):
         self.state = state
 
+    # hashable by identity: a checkpoint may key a dict with such an object (Lightning keys callbacks by class)
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
     def append(self, item):
         self.setdefault("__items__", []).append(item)
 
@@ -65,8 +71,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return type(f"Opaque[{module}.{name}]", (Opaque,), {})
 
 
-# torch.load(pickle_module=...) needs a module-like object with Unpickler and load
-_restricted = types.SimpleNamespace(Unpickler=_RestrictedUnpickler, load=pickle.load, __name__="diled_restricted_pickle")
+def _restricted_load(file, **kwargs):
+    """``pickle.load`` through the restricted unpickler. torch's legacy (non-zip) and tar readers call the module's
+    ``load`` for the leading records (magic number, protocol, system info) before any ``Unpickler``: an ordinary
+    ``pickle.load`` there would run whatever a raw pickle file opens with."""
+    return _RestrictedUnpickler(file, **kwargs).load()
+
+
+# torch.load(pickle_module=...) needs a module-like object; both of its entry points must be the restricted ones
+_restricted = types.SimpleNamespace(Unpickler=_RestrictedUnpickler, load=_restricted_load, __name__="diled_restricted_pickle")
 
 
 class CheckpointFormatError(ValueError):
@@ -78,10 +91,14 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint (DiffAE's README links the released last.ckpt files)")
+    raw = read_bytes(path)  # an I/O error is a ReadFailure here, never "not a checkpoint"
     try:
-        obj = torch.load(path, map_location="cpu", pickle_module=_restricted, weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        raise CheckpointFormatError(f"{path}: not a readable PyTorch checkpoint ({exc})") from exc
+        obj = torch.load(io.BytesIO(raw), map_location="cpu", pickle_module=_restricted, weights_only=False)
+    except Exception as exc:  # whatever a foreign or damaged file makes torch or pickle raise
+        if is_out_of_memory(exc):
+            raise read_failure(path, exc) from exc
+        raise CheckpointFormatError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
+    del raw
     sd = obj.get("state_dict") if isinstance(obj, dict) else None
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointFormatError(f"{path}: no 'state_dict' of tensors (is it a PyTorch Lightning checkpoint?)")

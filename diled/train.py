@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from diled import checkpoint, distributed
 from diled.diffusion import derive_seed
-from diled.files import remove_stale_partials
+from diled.files import atomic_path, remove_stale_partials
 
 LossFn = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 
@@ -154,8 +154,10 @@ def _save(run_dir: Path, step: int, state: dict, keep: int) -> None:
 def latest_state(run_dir: Path, device: torch.device | str = "cpu") -> dict | None:
     """The newest usable checkpoint of a run directory (None: no checkpoint yet).
 
-    An unreadable or corrupt newest file is renamed to ``*.corrupt`` and the one before it is used,
-    with a warning naming both; when none is usable the error says how to start over.
+    A corrupt newest file (bad digest, truncated, foreign, unsafe) is renamed to ``*.corrupt`` and the one before it is
+    used, with a warning naming both. A file that could not be read *now* (``ReadFailure``: an I/O error, memory
+    exhausted) stops the run with every file left as it is: it says nothing about the file. When every checkpoint is
+    corrupt they have all been set aside, and the error says that the next run starts from step 0.
     """
     bad: list[str] = []
     for path in reversed(_checkpoints(run_dir)):
@@ -170,7 +172,11 @@ def latest_state(run_dir: Path, device: torch.device | str = "cpu") -> dict | No
         return state
     if bad:
         raise checkpoint.CheckpointError(f"no usable checkpoint in {run_dir}: " + "; ".join(bad) +
-                                         f". Delete {run_dir} to train this stage from scratch")
+                                         ". Each was set aside as *.corrupt: the next run trains this stage from step 0")
+    set_aside = sorted(p.name for p in run_dir.glob("ckpt-*.pt.corrupt"))
+    if set_aside:
+        warnings.warn(f"{run_dir}: training starts from step 0; the checkpoints set aside as corrupt earlier "
+                      f"({', '.join(set_aside)}) are kept for inspection", stacklevel=2)
     return None
 
 
@@ -231,6 +237,8 @@ def train(
     if scaler.is_enabled() and state is not None and "scaler" in state:
         scaler.load_state_dict(state["scaler"])
     log_path = run_dir / "log.csv"
+    if world.main:
+        _trim_log(log_path, start)  # rows past the checkpoint resumed from (a fall-back or a restart) are redone
     history: list[dict[str, float]] = []
     model.train()
     t0 = time.perf_counter()
@@ -282,6 +290,22 @@ def train(
     # ``wall``: what the final checkpoint recorded (a rerun of a finished run reads it back)
     return TrainResult(ema if ema is not None else model.eval(), spec.steps, start, wall, wall / spec.steps if wall > 0 else None,
                        loss_value if math.isfinite(loss_value) else None)
+
+
+def _trim_log(path: Path, last_step: int) -> None:
+    """Drop the rows of ``log.csv`` after ``last_step``, so that a resumed run never logs a step twice."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, list(reader)
+    kept = [r for r in rows if int(float(r["step"])) <= last_step]
+    if len(kept) == len(rows):
+        return
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(kept)
 
 
 def _append_log(path: Path, rows: list[dict[str, float]]) -> None:
