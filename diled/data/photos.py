@@ -33,10 +33,13 @@ LAYOUTS = {"ffhq": ("256", 5), "lsun": ("256", 7), "celeba": ("None", 7)}  # (ke
 CELEBA_D2C_BOX = (25, 57, 25 + 128, 57 + 128)  # (left, top, right, bottom) of PIL's crop
 
 
-def _to_array(img, size: int, d2c: bool) -> np.ndarray:
+def _to_array(img, size: int, d2c: bool, where: str) -> np.ndarray:
     """PIL image -> uint8 (3, size, size): optional D2C crop, short side to ``size``, centre crop."""
     import torchvision.transforms.functional as TF
 
+    from diled.metrics.images import check_pixels
+
+    check_pixels(img, where)
     img = img.convert("RGB")
     if d2c:
         img = img.crop(CELEBA_D2C_BOX)
@@ -113,7 +116,7 @@ class PhotoSet(Dataset):
             raise IndexError(f"image {i} of {self.n}")
         if self.kind == "folder":
             with Image.open(self.files[i]) as img:
-                return _to_array(img, self.size, False)
+                return _to_array(img, self.size, False, str(self.files[i]))
         prefix, pad = LAYOUTS[self.layout]
         key = f"{prefix}-{str(i).zfill(pad)}".encode()
         with self._txn() as txn:
@@ -121,7 +124,7 @@ class PhotoSet(Dataset):
         if raw is None:
             raise KeyError(f"{self.root}: record {key.decode()} missing (length says {self.n})")
         with Image.open(io.BytesIO(raw)) as img:
-            return _to_array(img, self.size, self.layout == "celeba")
+            return _to_array(img, self.size, self.layout == "celeba", f"{self.root} record {key.decode()}")
 
     def __getitem__(self, k: int) -> torch.Tensor:
         i, flip = k % self.n, k >= self.n
@@ -193,13 +196,13 @@ def load(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 images, labels = -1) of the reference split; the training split streams (``training_set``)."""
     if split != "reference":
         raise ValueError(f"{path}: a streamed photo dataset holds only its reference split in memory (asked for {split!r})")
-    with np.load(path) as f:
+    with np.load(path, allow_pickle=False) as f:
         return f["reference_images"], f["reference_labels"]
 
 
 def training_set(path: str | Path) -> PhotoSet:
     """The streamed training images the prepared file describes."""
-    with np.load(path) as f:
+    with np.load(path, allow_pickle=False) as f:
         s = json.loads(str(f["source"]))
     return PhotoSet(s["kind"], s["root"], s["size"], s["layout"], s["hflip"])
 

@@ -220,5 +220,5 @@ def load(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(int64 tokens (N, L), float32 fitness) of ``split`` in {'train', 'valid', 'test'}."""
     if split not in ("train", "valid", "test"):
         raise ValueError(f"split must be 'train', 'valid' or 'test', got {split!r}")
-    with np.load(path) as f:
+    with np.load(path, allow_pickle=False) as f:
         return f[f"{split}_tokens"].astype(np.int64), f[f"{split}_fitness"]

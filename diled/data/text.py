@@ -346,13 +346,13 @@ def load(path: str | Path, split: str) -> dict[str, np.ndarray]:
     """Every array of a split (``text``, ``labels``, ``ids``, and ``features`` / ``features_noised<k>`` where stored)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    with np.load(path) as z:
+    with np.load(path, allow_pickle=False) as z:
         return {k[len(split) + 1 :]: z[k] for k in z.files if k.startswith(split + "_")}
 
 
 def tokenizer_of(path: str | Path):
     """The decoder tokenizer stored with the prepared data."""
-    with np.load(path) as z:
+    with np.load(path, allow_pickle=False) as z:
         return load_tokenizer(str(z["tokenizer"]))
 
 

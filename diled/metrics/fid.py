@@ -35,7 +35,7 @@ import torch
 from tqdm import tqdm
 
 from diled import weights
-from diled.files import atomic_path, remove_stale_partials
+from diled.files import atomic_path, npz_header, read_failure, remove_stale_partials
 from diled.metrics.images import ImageInputError, ImageSource, downscale, open_source
 from diled.metrics.protocols import ADM, CLEAN_FID, PRESETS, PYTORCH_FID, FIDProtocol, get_protocol
 
@@ -178,26 +178,90 @@ class Statistics:
 
     @classmethod
     def load(cls, path: str | Path) -> Statistics:
-        """Statistics written by ``save``; foreign ``.npz`` statistics raise ``ProtocolMismatch``."""
-        try:
-            f = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise ImageInputError(f"{path}: unreadable statistics file ({exc})") from exc
-        with f:
-            if "protocol" not in f:
+        """Statistics written by ``save``, each member checked before it is used (see ``check_statistics_file``);
+        foreign ``.npz`` statistics raise ``ProtocolMismatch``, a damaged or malformed file ``ImageInputError``."""
+        path = Path(path)
+        with _statistics_file(path) as f:
+            if "protocol" not in f.files:
                 raise ProtocolMismatch(
                     f"{path} carries no protocol digest; statistics from elsewhere are accepted only by protocols "
                     "with precomputed reference statistics (e.g. adm), as the reference"
                 )
-            return cls(f["mu"], f["sigma"], int(f["count"]), str(f["protocol"]), str(f.get("protocol_name", "")),
-                       json.loads(str(f["manifest"])) if "manifest" in f else {},
-                       f["features"] if "features" in f else None)
+            return cls._checked(f, path)
+
+    @classmethod
+    def _checked(cls, f, path: Path) -> Statistics:
+        members = {"mu": ((DIM,), "f"), "sigma": ((DIM, DIM), "f"), "count": ((), "iu"), "protocol": ((), "U"),
+                   "protocol_name": ((), "U"), "manifest": ((), "U")}
+        missing = [k for k in ("mu", "sigma", "count") if k not in f.files]
+        if missing:
+            raise ImageInputError(f"{path}: statistics file lacks {', '.join(missing)} (it holds {', '.join(sorted(f.files))})")
+        for key, (shape, kinds) in members.items():
+            if key in f.files:
+                _check_member(f, path, key, shape, kinds)
+        count = int(f["count"])
+        if count < 2:
+            raise ImageInputError(f"{path}: count is {count}; a covariance needs at least 2 images")
+        features = None
+        if "features" in f.files:
+            _check_member(f, path, "features", (count, DIM), "f")
+            features = f["features"]
+        mu, sigma = _finite_moments(f, path)
+        protocol = str(f["protocol"])
+        if not protocol:
+            raise ImageInputError(f"{path}: empty protocol digest")
+        try:
+            manifest = json.loads(str(f["manifest"])) if "manifest" in f.files else {}
+        except json.JSONDecodeError as exc:
+            raise ImageInputError(f"{path}: its manifest is not JSON ({exc})") from exc
+        if not isinstance(manifest, dict):
+            raise ImageInputError(f"{path}: its manifest is a JSON {type(manifest).__name__}, not an object")
+        return cls(mu, sigma, count, protocol, str(f["protocol_name"]) if "protocol_name" in f.files else "", manifest, features)
 
     @functools.cached_property
     def sigma_sqrt(self) -> np.ndarray:
         """Symmetric PSD square root of sigma (negative round-off eigenvalues clipped)."""
         w, v = np.linalg.eigh((self.sigma + self.sigma.T) / 2)
         return (v * np.sqrt(w.clip(min=0))) @ v.T
+
+
+@contextmanager
+def _statistics_file(path: Path):
+    """An open ``.npz`` whose every read error names ``path`` (a CRC error, a truncated member, an I/O error)."""
+    try:
+        f = np.load(path, allow_pickle=False)
+    except FileNotFoundError as exc:
+        raise ImageInputError(f"{path}: no such statistics file") from exc
+    except Exception as exc:
+        raise ImageInputError(f"{path}: unreadable statistics file ({type(exc).__name__}: {exc})") from exc
+    try:
+        with f:
+            yield f
+    except (ImageInputError, ProtocolMismatch):
+        raise
+    except Exception as exc:  # a member that does not inflate, or inflates to something else than it says
+        raise ImageInputError(f"{path}: damaged statistics file ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_member(f, path: Path, key: str, shape: tuple[int, ...], kinds: str) -> None:
+    """Refuse member ``key`` unless its header declares ``shape`` and a dtype of one of ``kinds`` (before inflating it)."""
+    found, dtype = npz_header(f, key)
+    if found != shape or dtype.kind not in kinds:
+        names = {"f": "float", "iu": "integer", "U": "string"}
+        raise ImageInputError(f"{path}: {key} is {dtype} of shape {found}, expected {names[kinds]} of shape {shape}")
+
+
+def _finite_moments(f, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``mu`` and ``sigma`` as float64, refusing NaN or inf and a sigma that is no covariance (asymmetric,
+    negative variances)."""
+    mu, sigma = f["mu"].astype(np.float64), f["sigma"].astype(np.float64)
+    for key, value in (("mu", mu), ("sigma", sigma)):
+        if not np.isfinite(value).all():
+            raise ImageInputError(f"{path}: {key} holds {int((~np.isfinite(value)).sum())} NaN or inf values")
+    scale = float(np.abs(sigma).max()) or 1.0
+    if float(np.abs(sigma - sigma.T).max()) > 1e-6 * scale or (np.diag(sigma) < 0).any():
+        raise ImageInputError(f"{path}: sigma is not a covariance matrix (asymmetric, or negative variances)")
+    return mu, sigma
 
 
 class _Accumulator:
@@ -222,9 +286,20 @@ class _Accumulator:
         return Statistics(mu, (sigma + sigma.T) / 2, self.n, protocol.digest, protocol.name, manifest, features)
 
 
-def feature_cache_dir() -> Path:
-    """``$DILED_FEATURE_CACHE`` or ``<weights cache>/features``; set ``DILED_FEATURE_CACHE=off`` to disable."""
-    return Path(os.environ.get("DILED_FEATURE_CACHE", weights.cache_dir() / "features")).expanduser()
+CACHE_OFF = ("off", "0", "false", "no", "none")
+
+
+def feature_cache_dir() -> Path | None:
+    """``$DILED_FEATURE_CACHE`` or ``<weights cache>/features``; None when the variable says off (any of ``CACHE_OFF``,
+    in any case). Set but empty is an error: it would otherwise put the cache in whatever folder the job runs in."""
+    value = os.environ.get("DILED_FEATURE_CACHE")
+    if value is None:
+        return weights.cache_dir() / "features"
+    if not value.strip():
+        raise ValueError("DILED_FEATURE_CACHE is set but empty: unset it for the default cache, set it to a folder, or to off")
+    if value.strip().lower() in CACHE_OFF:
+        return None
+    return Path(value).expanduser()
 
 
 class FeatureCache:
@@ -262,7 +337,9 @@ class FeatureCache:
                 problem = f"its array is {feats.shape}, expected ({rows}, {DIM})"
         except FileNotFoundError as exc:
             problem = f"incomplete entry ({Path(exc.filename).name} is missing)"
-        except (ValueError, OSError, EOFError, AttributeError) as exc:
+        except (OSError, MemoryError) as exc:  # could not be read now: says nothing about the entry, which stays
+            raise read_failure(npy, exc) from exc
+        except (ValueError, EOFError, AttributeError) as exc:
             problem = f"unreadable ({type(exc).__name__}: {exc})"
         warnings.warn(f"feature cache entry {npy} discarded: {problem}; recomputing it", stacklevel=3)
         npy.unlink(missing_ok=True)
@@ -327,7 +404,7 @@ def statistics(
     manifest = {"source": src.description, "role": role, "images": len(src), "content_sha256": content,
                 "protocol": protocol.record(), "protocol_digest": protocol.digest}
     cdir = feature_cache_dir()
-    store = FeatureCache(cdir, protocol) if cache and str(cdir) != "off" else None
+    store = FeatureCache(cdir, protocol) if cache and cdir is not None else None
     acc = _Accumulator()
     feats = store.read(content, len(src)) if store else None
     if feats is not None:
@@ -368,13 +445,15 @@ def load_reference(path: str | Path, protocol: FIDProtocol) -> tuple[Statistics,
     protocol (so its digest names the exact reference file).
     """
     path = Path(path)
-    with np.load(path, allow_pickle=False) as f:
+    with _statistics_file(path) as f:
         ours = "protocol" in f.files
         if not ours and not {"mu", "sigma"} <= set(f.files):
             raise ImageInputError(f"{path}: not a statistics file (needs mu and sigma; found {f.files})")
         if not ours:
-            mu, sigma = f["mu"].astype(np.float64), f["sigma"].astype(np.float64)
-            count = _npz_length(f, "arr_0")
+            _check_member(f, path, "mu", (DIM,), "f")
+            _check_member(f, path, "sigma", (DIM, DIM), "f")
+            mu, sigma = _finite_moments(f, path)
+            count = (npz_header(f, "arr_0")[0] or (-1,))[0] if "arr_0" in f.files else -1  # a batch's images: header only
     if ours:
         stats = Statistics.load(path)
         if stats.protocol != protocol.digest:
@@ -392,21 +471,8 @@ def load_reference(path: str | Path, protocol: FIDProtocol) -> tuple[Statistics,
             f"expected {protocol.reference_sha256}, found {digest}"
         )
     bound = protocol if protocol.reference_sha256 else protocol.variant(name=protocol.name, reference_sha256=digest)
-    if mu.shape != (DIM,) or sigma.shape != (DIM, DIM) or not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
-        raise ImageInputError(f"{path}: mu/sigma must be finite with shapes ({DIM},), ({DIM}, {DIM}); got {mu.shape}, {sigma.shape}")
     manifest = {"source": str(path), "sha256": digest, "images": count, "protocol": bound.record(), "protocol_digest": bound.digest}
     return Statistics(mu, sigma, count, bound.digest, bound.name, manifest), bound
-
-
-def _npz_length(f, key: str) -> int:
-    """Leading dimension of ``key`` in an open ``.npz`` from its header (a reference batch's images can be
-    gigabytes; only their count is wanted); -1 when absent."""
-    if key not in f.files:
-        return -1
-    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-    with f.zip.open(f"{key}.npy") as fh:
-        reader = readers.get(np.lib.format.read_magic(fh))
-        return int(reader(fh)[0][0]) if reader else -1
 
 
 def save_reference_batch(images: np.ndarray, stats: Statistics, path: str | Path) -> str:
@@ -445,7 +511,10 @@ def frechet_distance(a: Statistics, b: Statistics) -> float:
 def fid(gen, ref, protocol: FIDProtocol, device: torch.device | str = "cpu", batch_size: int = 50) -> dict:
     """FID of ``gen`` against ``ref`` (image sources or statistics files) with the record that produced it."""
     if not isinstance(gen, Statistics) and not _is_stats_file(gen):
-        gen = open_source(gen, protocol.quantization)  # refuse a bad generated set before the reference pass
+        gen = open_source(gen, protocol.quantization)
+        if protocol.sample_count is not None:
+            gen = gen.head(protocol.sample_count)
+        gen.content_hash()  # decodes every image: a bad generated set is refused before the reference's Inception pass
     ref_stats, protocol = _as_reference(ref, protocol, device, batch_size)
     gen_stats = _as_statistics(gen, protocol, device, batch_size, "generated")
     value = frechet_distance(gen_stats, ref_stats)

@@ -20,12 +20,15 @@ Accepted inputs and how they are handled (anything else is refused with ``ImageI
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from diled.files import memory_limit_bytes, npz_header
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 ARRAY_EXTENSIONS = {".npy", ".npz", ".pt"}
@@ -77,13 +80,17 @@ class ImageSource:
         return _Head(self, n)
 
     def content_hash(self) -> str:
-        """sha256 of the uint8 (N, 3, H, W) bytes this source yields, with their shape."""
-        h = hashlib.sha256()
-        for b in self.batches(256):
-            h.update(f"{b.shape[1:]}".encode())
-            h.update(np.ascontiguousarray(b).tobytes())
-        h.update(f"n={len(self)}".encode())
-        return h.hexdigest()
+        """sha256 of the uint8 (N, 3, H, W) bytes this source yields, with their shape (computed once per source).
+
+        It decodes every image, so it is also the check that the whole set can be read."""
+        if getattr(self, "_content_hash", None) is None:
+            h = hashlib.sha256()
+            for b in self.batches(256):
+                h.update(f"{b.shape[1:]}".encode())
+                h.update(np.ascontiguousarray(b).tobytes())
+            h.update(f"n={len(self)}".encode())
+            self._content_hash = h.hexdigest()
+        return self._content_hash
 
 
 class _Head(ImageSource):
@@ -93,6 +100,9 @@ class _Head(ImageSource):
 
     def __len__(self) -> int:
         return self.n
+
+    def head(self, n: int) -> ImageSource:
+        return self if n == self.n else super().head(n)  # the same head again keeps its computed content hash
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
         left = self.n
@@ -127,10 +137,23 @@ class ArraySource(ImageSource):
             yield np.repeat(b, 3, axis=1) if b.shape[1] == 1 else b
 
 
+def check_pixels(img: Image.Image, where: str | Path) -> None:
+    """Refuse an image larger than PIL's decompression-bomb threshold (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 MP)
+    from its header, before decoding it: PIL itself only warns up to twice that size, and decodes it whole."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and img.width * img.height > limit:
+        raise ImageInputError(f"{where}: refused as a decompression bomb before decoding: {img.width}x{img.height} px "
+                              f"({img.width * img.height / 1e6:.0f} MP) exceeds the {limit / 1e6:.0f} MP of PIL.Image.MAX_IMAGE_PIXELS")
+
+
 def read_image(path: Path) -> np.ndarray:
     """One image file -> uint8 (3, H, W), converting or refusing modes as the module docstring says."""
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():  # PIL only warns below twice its limit; check_pixels refuses instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            check_pixels(img, path)
             img.load()
             mode = img.mode
             if mode == "P" and "transparency" in img.info:
@@ -204,6 +227,11 @@ def load_array_file(path: str | Path, quantization: str = "round") -> ArraySourc
             with np.load(path, allow_pickle=False) as f:
                 if "arr_0" not in f.files:
                     raise ImageInputError(f"{path}: .npz image files need an 'arr_0' array (found {f.files})")
+                shape, dtype = npz_header(f, "arr_0")  # a compressed member can claim far more than the file's size
+                claimed, limit = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize, memory_limit_bytes()
+                if claimed > limit:
+                    raise ImageInputError(f"{path}: arr_0 {shape} {dtype} would take {claimed / 2**30:.1f} GiB in memory, more than "
+                                          f"half of this machine's ({limit / 2**30:.1f} GiB): pass the images as a folder, which is streamed")
                 arr = f["arr_0"]
         elif path.suffix == ".pt":
             arr = torch.load(path, map_location="cpu", weights_only=True)

@@ -364,7 +364,7 @@ def load_pretrained_gpt2(lm: nn.Module, folder) -> None:
 
     from diled.data.text import GPT2_VOCAB, SPECIAL
 
-    src = GPT2LMHeadModel.from_pretrained(folder).transformer
+    src = GPT2LMHeadModel.from_pretrained(folder, use_safetensors=True).transformer  # never a pickled pytorch_model.bin
     dst = lm.transformer
     got = (src.config.n_embd, src.config.n_layer, src.config.n_head)
     want = (dst.config.n_embd, len(dst.h), dst.config.n_head)

@@ -5,7 +5,7 @@ from diled import figures
 from diled.jobs import Job
 
 job = Job(snakemake)
-sets = {int(t): dict(np.load(p)) for t, p in zip(snakemake.params.steps, snakemake.input)}
+sets = {int(t): dict(np.load(p, allow_pickle=False)) for t, p in zip(snakemake.params.steps, snakemake.input)}
 from diled.registry import resolve  # noqa: E402
 
 figures.sample_grid(sets, resolve("image", snakemake.wildcards.model, job.view).spec.display, snakemake.params.grid_count, snakemake.output[0])
