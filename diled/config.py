@@ -247,6 +247,9 @@ def image_problems(view: dict) -> list[str]:
     else:
         if not data.get("root"):
             problems.append(f"data.root: a {data['dataset']} dataset needs the path of your copy (see config/README.md, 'Paper-scale data')")
+        elif not os.path.exists(data["root"]):
+            problems.append(f"data.root: {data['root']} does not exist (your copy of the {data['dataset']} dataset; see config/README.md, "
+                            "'Paper-scale data')")
         if data["dataset"] == "lmdb" and not data.get("layout"):
             problems.append("data.layout: an lmdb dataset needs DiffAE's layout (ffhq, lsun or celeba)")
         if net["channels"] != 3:
@@ -257,8 +260,18 @@ def image_problems(view: dict) -> list[str]:
     if "editing" in wanted and view["editing"]["num_edits"] > data["reference_size"]:
         problems.append(f"editing.num_edits ({view['editing']['num_edits']}) exceeds data.reference_size ({data['reference_size']})")
     for name in ("ddim", "diffae"):
-        if (view["models"].get(name) or {}).get("released") and net.get("arch", "suite") != "diffae":
+        released = (view["models"].get(name) or {}).get("released")
+        if not released:
+            continue
+        if net.get("arch", "suite") != "diffae":
             problems.append(f"models.{name}.released: a DiffAE checkpoint needs net.arch: diffae (its networks)")
+        if not os.path.isfile(released["path"]):
+            problems.append(f"models.{name}.released.path: {released['path']} does not exist (DiffAE's README links each last.ckpt)")
+        elif not released.get("sha256"):
+            from diled.files import sha256_file
+
+            problems.append(f"models.{name}.released.sha256: not pinned. The sha256 of {released['path']} is "
+                            f"{sha256_file(released['path'])}; once you trust the file, set it, so every result names the exact weights")
     if net.get("arch", "suite") == "diffae":
         d = net.get("diffae")
         if d is None:

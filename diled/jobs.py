@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any, TextIO
@@ -36,6 +38,16 @@ class _Tee:
         return getattr(self.console, name)
 
 
+def _fail(console: TextIO, log: TextIO, log_path: str, kind: type, exc: BaseException, tb: Any) -> None:
+    """An uncaught error: the traceback into the rule's log only, one line on the console. Snakemake prints the log
+    of a failed job (``show-failed-logs``), so the traceback reaches the screen once, not twice."""
+    traceback.print_exception(kind, exc, tb, file=log)
+    log.flush()
+    summary = " ".join(str(exc).split()) or "(no message)"
+    console.write(f"[{time.strftime('%H:%M:%S')}] error: {kind.__name__}: {summary[:500]} (traceback in {log_path})\n")
+    console.flush()
+
+
 class Job:
     """Wraps Snakemake's ``snakemake`` object for a script.
 
@@ -47,7 +59,9 @@ class Job:
         if smk.log:
             Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)
             log = open(smk.log[0], "w", buffering=1)
+            console = sys.stderr
             sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)
+            sys.excepthook = functools.partial(_fail, console, log, smk.log[0])
         warnings.showwarning = self._warning
         self.smk = smk
         self.config: dict = smk.config

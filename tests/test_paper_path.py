@@ -123,20 +123,49 @@ def test_paper_path_writes_table6_from_released_weights_and_shards(paper_toy):
     assert "# Table 6 (ffhq, 32 px)" in (paper_toy / "tables/table6.md").read_text()  # not titled as the embedded digits
 
 
-def test_unpinned_release_stops_with_its_hash(tmp_path):
+def test_unpinned_release_stops_with_its_hash_before_any_job(tmp_path):
     config = _config(tmp_path, pin=False)
     res = _run(config, str(tmp_path / "results/models/image/diffae/autoencoder.pt"))
     assert res.returncode != 0
     found = hashlib.sha256(Path(yaml.safe_load(config.read_text())["image"]["models"]["diffae"]["released"]["path"]).read_bytes()).hexdigest()
-    log = (tmp_path / "results/logs/train/image_diffae_autoencoder.log").read_text()
-    assert "sha256 not pinned" in log and found in log
-    assert not (tmp_path / "results/models/image/diffae/autoencoder.pt").exists()
+    said = res.stdout + res.stderr
+    assert "models.diffae.released.sha256: not pinned" in said and found in said
+    assert not (tmp_path / "results").exists()  # refused at parse time: no data preparation, no log, no output
+
+
+def _with_placeholders(name: str, tmp: Path) -> Path:
+    """config/<name>.yaml with its data folder and released checkpoints present (empty stand-ins, pinned)."""
+    cfg = yaml.safe_load((ROOT / f"config/{name}.yaml").read_text())
+    (tmp / "data").mkdir()
+    cfg["image"]["data"]["root"] = str(tmp / "data")
+    for model, section in cfg["image"]["models"].items():
+        if (section or {}).get("released"):
+            path = tmp / f"{model}.ckpt"
+            path.write_bytes(b"a stand-in: a dry run never reads it")
+            section["released"] = {**section["released"], "path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    out = tmp / f"{name}.yaml"
+    out.write_text(yaml.safe_dump(cfg))
+    return out
+
+
+def _dry_run(config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow/Snakefile"), "--directory", str(ROOT),
+                           "-n", "all", "--configfile", str(config)], capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("name", ["ffhq128", "celeba64", "bedroom128"])
-def test_paper_configs_dry_run(name):
-    res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow/Snakefile"), "--directory", str(ROOT),
-                          "-n", "all", "--configfile", str(ROOT / f"config/{name}.yaml")], capture_output=True, text=True)
+def test_paper_configs_without_their_data_fail_before_planning(name):
+    res = _dry_run(ROOT / f"config/{name}.yaml")
+    assert res.returncode != 0
+    said = res.stdout + res.stderr
+    assert "image: data.root: " in said and "does not exist" in said
+    assert "Job stats" not in said  # nothing was planned
+    assert said.count("Traceback") <= 1
+
+
+@pytest.mark.parametrize("name", ["ffhq128", "celeba64", "bedroom128"])
+def test_paper_configs_dry_run(name, tmp_path):
+    res = _dry_run(_with_placeholders(name, tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = dict(line.split()[:2] for line in res.stdout.splitlines() if line.split()[:1] and line.split()[0] in ("train", "sample_shard"))
     assert int(jobs["sample_shard"]) == 80  # 4 models x 2 step counts x 10 shards of 5000
