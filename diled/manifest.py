@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from diled.files import atomic_path
+from diled.runtime import native_bf16_features
 
 PACKAGES = ("diled", "torch", "torchvision", "numpy", "scipy", "pytorch-fid", "snakemake", "mlxtend", "pandas", "matplotlib")
 
@@ -56,6 +57,8 @@ def hardware() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the vector kernels torch dispatches to
+        "native_bf16": list(native_bf16_features()),  # what precision ``auto`` reads
         "niceness": os.nice(0) if hasattr(os, "nice") else None,
         "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
     }

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from diled import checkpoint, registry
 from diled.diffusion import derive_seed
+from diled.runtime import resolve_precision
 from diled.train import TrainResult, TrainSpec, train
 
 
@@ -51,8 +52,10 @@ class StageContext:
         return build(self.track, self.name, self.cfg)
 
     def spec(self, section: str) -> TrainSpec:
-        """TrainSpec from ``models.<name>.<section>`` of the track config."""
-        return TrainSpec(seed=self.seed, **self.cfg["models"][self.name][section])
+        """TrainSpec from ``models.<name>.<section>`` of the track config, ``precision: auto`` resolved for the device."""
+        fields = dict(self.cfg["models"][self.name][section])
+        fields["precision"] = resolve_precision(fields.get("precision", "fp32"), self.device)
+        return TrainSpec(seed=self.seed, **fields)
 
     def train(self, model: nn.Module, loss_fn: Callable, data: torch.Tensor, section: str, **kw: Any) -> TrainResult:
         """The one training loop on ``data`` with the spec of ``section``, state in the run directory."""
@@ -97,7 +100,7 @@ def train_job(track: str, name: str, stage: str, view: dict, data_path: str, run
             "steps": res.steps, "resumed_from_step": res.resumed_from, "train_wall_s": round(res.wall_s, 3),
             "s_per_step": res.s_per_step and round(res.s_per_step, 5), "final_loss": res.final_loss, "run_dir": str(run_dir),
             "parameters": sum(p.numel() for p in model.parameters()), "processes": world.size,
-            **({"weights_from": res.source} if res.source else {})}
+            **({"weights_from": res.source} if res.source else {"precision": res.precision})}
     save_model(model, track, variant.spec.name, cfg, out_model, info)
     return info
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import platform
 
 import torch
+
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -51,3 +55,36 @@ def lower_priority(level: int) -> int:
         return 0
     now = os.nice(0)
     return os.nice(level - now) if level > now else now
+
+
+def bf16_flags(cpuinfo: str, machine: str) -> tuple[str, ...]:
+    """The native bf16 matrix instructions a ``/proc/cpuinfo`` text lists (x86: ``amx_bf16``, ``avx512_bf16``;
+    aarch64: ``bf16``)."""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    wanted = ("amx_bf16", "avx512_bf16") if machine in ("x86_64", "AMD64") else ("bf16",)
+    return tuple(f for f in wanted if f in flags)
+
+
+@functools.cache
+def native_bf16_features() -> tuple[str, ...]:
+    """This CPU's native bf16 matrix instructions as the kernel reports them; empty where there are none or nothing
+    says (not Linux). Read, never assumed: oneDNN runs bf16 on older CPUs too, by conversion, slower than fp32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return bf16_flags(f.read(), platform.machine())
+    except OSError:
+        return ()
+
+
+def resolve_precision(name: str, device: torch.device | str) -> str:
+    """A configured precision as run on ``device``: ``auto`` is bf16 on a CPU with native bf16 matrix instructions
+    (``native_bf16_features``) and fp32 elsewhere, CUDA included (a GPU run says bf16 or fp16 itself)."""
+    if name not in PRECISION_CHOICES:
+        raise ValueError(f"precision must be one of {list(PRECISION_CHOICES)}, got {name!r}")
+    if name != "auto":
+        return name
+    return "bf16" if torch.device(device).type == "cpu" and native_bf16_features() else "fp32"

@@ -296,6 +296,20 @@ def write_kid_table(df: pd.DataFrame, md: str | Path, first: dict, scope: str = 
     ])
 
 
+def precision_note(records: list[dict]) -> str:
+    """The autocast each row's final training stage and its sampling ran under (``precision: auto`` resolved)."""
+    def of(pairs: list[tuple[str, str]]) -> str:
+        groups: dict[str, set[str]] = {}
+        for value, model in pairs:
+            groups.setdefault(value, set()).add(model)
+        return ", ".join(f"{value} ({', '.join(sorted(models))})" for value, models in sorted(groups.items()))
+    training = [(r["training"].get("precision") or ("released weights" if r["training"].get("weights_from") else "fp32"), r["model"])
+                for r in records]
+    sampling = [(r.get("sampling_precision", "fp32"), r["model"]) for r in records]
+    return (f"Autocast (the config's `precision`, `auto` resolved on this machine): final training stage {of(training)}; "
+            f"sampling {of(sampling)}. FID's Inception and LPIPS always run in strict fp32.")
+
+
 def training_cost(manifests: dict[str, dict]) -> pd.DataFrame:
     """Per stage: steps, parameters, seconds per step and wall time; per model: the sum over its lineage.
 
@@ -311,6 +325,7 @@ def training_cost(manifests: dict[str, dict]) -> pd.DataFrame:
         rows.append({"track": track, "model": display(track, t["model"]), "stage": label, "file": key,
                      "steps": t["steps"], "parameters": t["parameters"], "ms/step": round(1e3 * t["s_per_step"], 1) if t["s_per_step"] is not None else float("nan"),
                      "train wall (s)": round(t["train_wall_s"], 1), "resumed from step": t["resumed_from_step"],
+                     "precision": t.get("precision") or ("released" if t.get("weights_from") else "fp32"),
                      "torch threads": man["hardware"]["torch_threads"], "device": man["hardware"]["cuda"] or f"CPU ({man['hardware']['machine']})"})
     stages = pd.DataFrame(rows)
     totals = []
@@ -323,7 +338,8 @@ def training_cost(manifests: dict[str, dict]) -> pd.DataFrame:
                        "stage": "total (" + " + ".join(f.split("/", 1)[1] for f in files) + ")", "file": "",
                        "steps": int(part["steps"].sum()), "parameters": int(part["parameters"].iloc[-1]),
                        "ms/step": float("nan"), "train wall (s)": round(float(part["train wall (s)"].sum()), 1),
-                       "resumed from step": int(part["resumed from step"].max()), "torch threads": None, "device": ""})
+                       "resumed from step": int(part["resumed from step"].max()), "precision": "/".join(dict.fromkeys(part["precision"])),
+                       "torch threads": None, "device": ""})
     return pd.concat([stages, pd.DataFrame(totals)], ignore_index=True)
 
 

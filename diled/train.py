@@ -139,6 +139,7 @@ class TrainResult:
     s_per_step: float | None  # None when no step was ever timed
     final_loss: float | None  # loss of the last step (None: no step ran)
     source: str | None = None  # a released checkpoint the weights came from instead of training (diled.released)
+    precision: str | None = None  # the autocast the steps ran under (TrainSpec.precision, ``auto`` resolved)
 
 
 def _checkpoints(run_dir: Path) -> list[Path]:
@@ -289,7 +290,7 @@ def train(
             distributed.barrier(world)
     # ``wall``: what the final checkpoint recorded (a rerun of a finished run reads it back)
     return TrainResult(ema if ema is not None else model.eval(), spec.steps, start, wall, wall / spec.steps if wall > 0 else None,
-                       loss_value if math.isfinite(loss_value) else None)
+                       loss_value if math.isfinite(loss_value) else None, precision=spec.precision)
 
 
 def _trim_log(path: Path, last_step: int) -> None:

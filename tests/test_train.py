@@ -141,3 +141,55 @@ def test_digest_of_a_default_spec_is_unchanged_by_later_knobs():
 def test_invalid_optimiser_knobs_are_refused(knobs):
     with pytest.raises(ValueError):
         TrainSpec(steps=10, batch_size=1, lr=1e-3, **knobs)
+
+
+# ----------------------------------------------------------------------------- precision: auto
+
+CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f {extra} \nprocessor\t: 1\n"
+
+
+@pytest.mark.parametrize("extra,machine,found", [
+    ("avx512_bf16 amx_bf16 amx_tile", "x86_64", ("amx_bf16", "avx512_bf16")),
+    ("avx512_bf16", "x86_64", ("avx512_bf16",)),
+    ("avx512bw", "x86_64", ()),  # AVX-512 without bf16: oneDNN would emulate it, slower than fp32
+    ("bf16 sve", "aarch64", ("bf16",)),
+])
+def test_native_bf16_is_read_from_the_cpu_flags(extra, machine, found):
+    from diled.runtime import bf16_flags
+
+    text = CPUINFO.format(extra=extra).replace("flags\t\t", "Features\t") if machine == "aarch64" else CPUINFO.format(extra=extra)
+    assert bf16_flags(text, machine) == found
+
+
+def test_auto_precision_resolves_per_device(monkeypatch):
+    from diled import runtime
+
+    monkeypatch.setattr(runtime, "native_bf16_features", lambda: ("avx512_bf16",))
+    assert runtime.resolve_precision("auto", "cpu") == "bf16"
+    assert runtime.resolve_precision("auto", torch.device("cuda")) == "fp32"  # a GPU run names its precision itself
+    assert runtime.resolve_precision("fp16", "cpu") == "fp16"
+    monkeypatch.setattr(runtime, "native_bf16_features", lambda: ())
+    assert runtime.resolve_precision("auto", "cpu") == "fp32"
+    with pytest.raises(ValueError, match=r"precision must be one of \['auto', 'fp32', 'bf16', 'fp16'\], got 'tf32'"):
+        runtime.resolve_precision("tf32", "cpu")
+
+
+def test_stage_specs_resolve_auto_and_results_record_it(tmp_path, monkeypatch):
+    from diled import runtime
+    from diled.pipeline import StageContext
+
+    monkeypatch.setattr(runtime, "native_bf16_features", lambda: ("amx_bf16",))
+    cfg = {"seed": 0, "models": {"m": {"train": {"steps": 4, "batch_size": 8, "lr": 1e-2, "ema_decay": 0.9, "ckpt_every": 2,
+                                                  "precision": "auto"}}}}
+    ctx = StageContext("image", "m", "train", cfg, torch.randn(64, 3), tmp_path, torch.device("cpu"))
+    assert ctx.spec("train").precision == "bf16"
+    res = ctx.train(Quadratic(), lambda m, x: m.loss(x), ctx.data, "train", progress=False)
+    assert res.precision == "bf16"
+
+
+def test_bf16_training_is_deterministic_and_differs_from_fp32(tmp_path):
+    a, _ = run(tmp_path / "a", 10, precision="bf16")
+    b, _ = run(tmp_path / "b", 10, precision="bf16")
+    c, _ = run(tmp_path / "c", 10)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))  # the autocast really ran

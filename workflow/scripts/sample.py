@@ -6,6 +6,7 @@ from diled import codecs, pipeline
 from diled.files import atomic_path
 from diled.jobs import Job
 from diled.manifest import write_json
+from diled.runtime import resolve_precision
 from diled.train import PRECISIONS
 
 job = Job(snakemake)
@@ -17,7 +18,7 @@ shard = int(snakemake.wildcards.shard) if sharded else 0
 rows = (shard * p.shard_size, min((shard + 1) * p.shard_size, p.num_samples)) if sharded else (0, p.num_samples)
 if sharded:
     desc += f"/shard{shard}"
-precision = job.view["eval"].get("precision", "fp32")  # sampling may autocast; FID features never do
+precision = resolve_precision(job.view["eval"].get("precision", "fp32"), job.device)  # sampling may autocast; FID features never do
 autocast = torch.autocast(job.device.type, dtype=PRECISIONS[precision], enabled=PRECISIONS[precision] is not None)
 if job.track == "image":
     from diled.latent_health import model_diagnostics

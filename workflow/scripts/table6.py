@@ -29,6 +29,7 @@ notes = [
     f"({first.get('fid_interval', {}).get('gen', {}).get('n_boot', 'no')} replicates; the spread re-centred on the point, "
     "since resampling inflates FID's small-N bias); LPIPS/SSIM: mean ± 1.96 standard errors over images.",
     *[spec.note.format(**cfg) for spec in registry.models("image", config=cfg) if spec.note],
+    tables.precision_note(records),
     "Each row's `manifest` is its metric record: protocol, counts, training info, and the job manifest "
     "(config hash, git commit, package versions, hardware, seed, wall time).",
 ]
