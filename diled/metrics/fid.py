@@ -178,7 +178,7 @@ class Statistics:
 
     @classmethod
     def load(cls, path: str | Path) -> Statistics:
-        """Statistics written by ``save``, each member checked before it is used (see ``check_statistics_file``);
+        """Statistics written by ``save``, each member checked before it is used (``_checked``: headers, then values);
         foreign ``.npz`` statistics raise ``ProtocolMismatch``, a damaged or malformed file ``ImageInputError``."""
         path = Path(path)
         with _statistics_file(path) as f:
