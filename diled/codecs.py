@@ -166,8 +166,14 @@ class TextCodec:
         stack = torch.from_numpy(np.stack([arrays[k] for k in noised], 1)) if noised else feats.new_zeros(len(feats), 0, feats.shape[1])
         return feats, torch.from_numpy(arrays["ids"]), torch.from_numpy(arrays["labels"]), stack
 
-    def training_data(self, path: str | Path) -> tuple[torch.Tensor, ...]:
-        return self.to_model(self.load(path, "train"))
+    def training_data(self, path: str | Path, pool: bool = False) -> tuple[torch.Tensor, ...]:
+        """The rated training split; with ``pool``, followed by the unlabeled pool (label -1) where the data has one:
+        what the pre-training stages read (the LM's first stage, the shared autoencoder). Labels count only where >= 0."""
+        train = self.to_model(self.load(path, "train"))
+        pool = self.load(path, "pool") if pool else None
+        if not pool:
+            return train
+        return tuple(torch.cat([a, b]) for a, b in zip(train, self.to_model(pool)))
 
     def tokenizer(self, path: str | Path):
         return self.data.tokenizer_of(path)

