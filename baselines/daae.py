@@ -74,10 +74,10 @@ class DAAE(T.LatentTextModel, LatentAutoencoder):
 
 def build(cfg: dict) -> DAAE:
     z = int(cfg["net"]["z_dim"])
-    return DAAE(T.TextEncoder(T.feature_dim(cfg), z), T.LatentGPT2(T.decoder_net(cfg), T.vocab_size(cfg), z), z,
+    return DAAE(T.build_encoder(cfg, z), T.LatentGPT2(T.decoder_net(cfg), T.vocab_size(cfg), z), z,
                 cfg["models"]["daae"]["adv_weight"])
 
 
 def train(ctx):
-    model = T.from_lm(ctx.build(), ctx.init, ctx.cfg["net"]["decoder"]["fix"]).to(ctx.device)
+    model = T.init_from_autoencoder(ctx.build(), ctx.init, ctx.cfg["net"]["decoder"]["fix"]).to(ctx.device)
     return ctx.train(model, lambda m, batch: m.loss(batch), ctx.data, "train")

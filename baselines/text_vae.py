@@ -25,14 +25,15 @@ from diled.model import LatentAutoencoder
 from diled.pipeline import encode_all
 
 
-class GaussianTextEncoder(T.TextEncoder):
-    """The text encoder with a (mean, log-variance) head; ``forward`` returns the mean (the representation)."""
+class GaussianTextEncoder(nn.Module):
+    """A text encoder (``T.build_encoder``) with a (mean, log-variance) head; ``forward`` returns the mean (the representation)."""
 
-    def __init__(self, feature_dim: int, z_dim: int):
-        super().__init__(feature_dim, 2 * z_dim)
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body  # its output width is 2 z_dim
 
     def stats(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        return super().forward(batch).chunk(2, dim=-1)
+        return self.body(batch).chunk(2, dim=-1)
 
     def forward(self, batch) -> torch.Tensor:
         return self.stats(batch)[0]
@@ -89,13 +90,16 @@ def build(cfg: dict) -> LatentOps:
     from diled.nets import MLPSkipNet
 
     den = MLPSkipNet(z, lat["hidden_mult"] * z, lat["layers"], lat["time_dim"], time_scale=1.0 / lat["T"])
-    return LatentOps(GaussianTextEncoder(T.feature_dim(cfg), z), den, T.LatentGPT2(net, T.vocab_size(cfg), z), sched, z,
+    return LatentOps(GaussianTextEncoder(T.build_encoder(cfg, 2 * z)), den, T.LatentGPT2(net, T.vocab_size(cfg), z), sched, z,
                      m["beta"], m["free_bits"], steps_per_epoch=1)  # the training stage sets it from the data
 
 
 def train_vae(ctx):
-    model = T.from_lm(ctx.build(), ctx.init, ctx.cfg["net"]["decoder"]["fix"]).to(ctx.device)
-    model.steps_per_epoch = -(-len(ctx.data[0]) // ctx.spec("vae").batch_size)
+    model = T.init_from_autoencoder(ctx.build(), ctx.init, ctx.cfg["net"]["decoder"]["fix"]).to(ctx.device)
+    spec = ctx.spec("vae")
+    # upstream: one beta cycle per epoch; a stage shorter than an epoch (the pool makes an epoch ~2,500 steps) gets one
+    # cycle over the whole stage, else beta would stay at 0 throughout and the VAE would be an unregularised autoencoder
+    model.steps_per_epoch = min(-(-len(ctx.data[0]) // spec.batch_size), spec.steps)
     return ctx.train(model, lambda m, batch: m.vae_loss(batch), ctx.data, "vae")
 
 

@@ -1,107 +1,118 @@
-"""Held-out reconstruction of text DiLED against training-set size: is the embedded default's BLEU data-limited?
+"""Held-out reconstruction of the text track's shared autoencoder against pool size, encoder option and decoder size.
 
-For each size n, the text track's GPT-2 LM and then DiLED (the suite's own builders, objective and trainer,
-the config's text section with the overrides below) are trained on the first n sentences of a seeded
-permutation of the prepared training split. Each model is scored as Table 1 scores it: reconstruction BLEU
-(greedy from the mean, each sentence capped at its own length) on the test split and on 400 of its own
-training sentences, with the latent-health numbers (active units, z gain). A held-out BLEU that grows with n
-while the training BLEU is high says the data, not the objective or the step budget, limits it.
+Which lever moves reconstruction BLEU? For each variant the suite's own pieces run: ``diled.data.text.prepare``
+(the pool of ``diled.data.text_pool`` cut to ``--pool-sizes``, the encoder input of ``--encoders``), the GPT-2 LM
+and then the shared autoencoder (``diled.modalities.text``, ``diled.train.train``, the config's optimiser
+settings), and the model is scored as Table 1 scores it: reconstruction BLEU (greedy from the mean, each sentence
+capped at its own length) on the test split, on 400 pool sentences it trained on, and the latent health (active
+units above the noise, z gain). DiLED and the baselines all start from this autoencoder, so its BLEU bounds theirs.
 
-    python benchmarks/text_reconstruction.py --data results/data/text/snippets.npz --sizes 1000 2000 0 \
-        --steps 6000 --lm-steps 2000 --width 256 --layers 4 --device cuda --out /tmp/text_rec.json
+    python benchmarks/text_reconstruction.py --pool-sizes 0 20000 --encoders wordpieces last \
+        --decoders 128x2 256x4 --lm-steps 800 --ae-steps 2000 --out /tmp/text_rec.json
 
-``--sizes 0`` is the whole training split. Runs write their checkpoints under ``--runs`` (resumable).
+``--pool-sizes 0`` is the whole pool; ``-1`` none. Prepared data and runs are kept under ``--work`` (resumable).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _view(config_file: str | None, args: argparse.Namespace) -> dict:
-    from diled import config as cfg
-
-    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    if config_file:
-        config = cfg.merge(config, yaml.safe_load(Path(config_file).read_text()))
-    view = cfg.track_view(config, "text")
-    dec = view["net"]["decoder"]
-    if args.width:
-        dec.update(n_embd=args.width, n_head=max(1, args.width // 64))
-    if args.layers:
-        dec["n_layer"] = args.layers
-    if args.w is not None:
-        view["models"]["diled"]["w"] = args.w
+def variant_view(base: dict, pool: int, encoder: str, decoder: str) -> dict:
+    """The text view of one variant: pool size (-1: no pool), encoder input, decoder ``<width>x<layers>``."""
+    view = copy.deepcopy(base)
+    view["data"]["encoder_input"] = encoder
+    if pool < 0:
+        view["data"]["pool"] = None
+    else:
+        view["data"]["pool"] = {**(view["data"].get("pool") or {}), "size": pool}
+    width, layers = (int(v) for v in decoder.lower().split("x"))
+    view["net"]["decoder"].update(n_embd=width, n_layer=layers, n_head=max(1, width // 64))
     return view
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", required=True, help="a prepared text .npz (results/data/text/snippets.npz)")
     ap.add_argument("--config", default=None, help="a config merged over config/config.yaml (its text section)")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 0])
-    ap.add_argument("--steps", type=int, default=3000, help="DiLED steps")
-    ap.add_argument("--lm-steps", type=int, default=1000)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--width", type=int, default=0, help="decoder n_embd (0: the config's)")
-    ap.add_argument("--layers", type=int, default=0, help="decoder layers (0: the config's)")
-    ap.add_argument("--w", type=float, default=None)
+    ap.add_argument("--pool-sizes", type=int, nargs="+", default=[0])
+    ap.add_argument("--encoders", nargs="+", default=["wordpieces"], help="data.encoder_input values: last, first+last, wordpieces")
+    ap.add_argument("--decoders", nargs="+", default=["128x2"], help="decoder <n_embd>x<n_layer>")
+    ap.add_argument("--lm-steps", type=int, default=None, help="default: the config's models.gpt2 steps")
+    ap.add_argument("--ae-steps", type=int, default=None, help="default: the config's models.ae steps")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runs", default="/tmp/text_rec_runs")
+    ap.add_argument("--work", default="/tmp/text_rec")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
     from diled import codecs, manifest
+    from diled import config as cfg
     from diled.modalities import text as T
-    from diled.runtime import resolve_device, setup_torch
+    from diled.runtime import resolve_device, resolve_precision, setup_torch
     from diled.text_eval import latent_health, reconstruction
     from diled.train import TrainSpec, train
 
     device = resolve_device(args.device)
     setup_torch(args.threads, device)
-    view = _view(args.config, args)
-    codec = codecs.for_track("text", view)
-    tok = codec.tokenizer(args.data)
-    train_a, test_a = codec.load(args.data, "train"), codec.load(args.data, "test")
-    full = codec.to_model(train_a)
-    test_b = tuple(x.to(device) for x in codec.to_model(test_a))
-    order = torch.from_numpy(np.random.default_rng([view["seed"], 23]).permutation(len(full[0])))
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    if args.config:
+        config = cfg.merge(config, yaml.safe_load(Path(args.config).read_text()))
+    base = cfg.track_view(config, "text")
+    work = Path(args.work)
     rows = []
-    for n in args.sizes:
-        n = n or len(order)
-        idx = order[:n]
-        data = tuple(x[idx] for x in full)
-        t0 = time.perf_counter()
-        lm_spec = TrainSpec(steps=args.lm_steps, batch_size=args.batch, lr=args.lr, ema_decay=0.995, warmup=100, ckpt_every=1000)
-        lm = train(T.build_lm(view).to(device), lambda m, b: m.loss(b), data, lm_spec, Path(args.runs) / f"lm-{n}", desc=f"lm n={n}").ema
-        spec = TrainSpec(steps=args.steps, batch_size=args.batch, lr=args.lr, ema_decay=0.995, warmup=100, ckpt_every=1000)
-        model = T.from_lm(T.build_diled(view), lm, view["net"]["decoder"]["fix"]).to(device)
-        model = train(model, lambda m, b: m.loss(b), data, spec, Path(args.runs) / f"diled-{n}", desc=f"diled n={n}").ema.eval()
-        wall = time.perf_counter() - t0
-        with torch.no_grad():
-            _, rec = reconstruction(model, test_b, tok, list(test_a["text"]), 200)
-            seen = tuple(x[:400].to(device) for x in data)
-            _, rec_train = reconstruction(model, seen, tok, [train_a["text"][i] for i in idx[:400].tolist()], 200)
-            health = latent_health(model, test_b, view["seed"])
-        row = {"train sentences": n, "test BLEU": round(rec["bleu"], 2), "test BLEU CI": [round(rec["bleu_lo"], 2), round(rec["bleu_hi"], 2)],
-               "train BLEU": round(rec_train["bleu"], 2), "active units": health["active_units"], "z gain": round(health["z_gain"], 3),
-               "wall s": round(wall, 1)}
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-        out = {"rows": rows, "args": vars(args), "decoder": view["net"]["decoder"], "w": view["models"]["diled"]["w"],
-               "hardware": manifest.hardware(), "git": manifest.git_state(), "packages": manifest.package_versions()}
-        Path(args.out).write_text(json.dumps(out, indent=1, default=str))  # after every size: a cut-off run keeps its rows
+    for pool in args.pool_sizes:
+        for encoder in args.encoders:
+            for decoder in args.decoders:
+                view = variant_view(base, pool, encoder, decoder)
+                codec = codecs.for_track("text", view)
+                key = f"pool{pool}-{encoder.replace('+', '_')}"
+                data_path = work / f"{key}.npz"
+                t0 = time.perf_counter()
+                if not data_path.exists():
+                    work.mkdir(parents=True, exist_ok=True)
+                    codec.prepare(data_path, dict(view["data"]))
+                prep_s = time.perf_counter() - t0
+                data = codec.training_data(data_path)
+                tok = codec.tokenizer(data_path)
+                test_a = codec.load(data_path, "test")
+                test_b = tuple(x.to(device) for x in codec.to_model(test_a))
+                seen = tuple(x[-400:].to(device) for x in data)
+
+                def spec(section: dict, steps: int | None) -> TrainSpec:
+                    s = {k: v for k, v in section.items() if k in TrainSpec.__dataclass_fields__}
+                    s["precision"] = resolve_precision(s.get("precision", "fp32"), device)
+                    return TrainSpec(**{**s, "steps": steps or s["steps"]})
+
+                runs = work / f"{key}-{decoder}"
+                lm_res = train(T.build_lm(view).to(device), lambda m, b: m.loss(b), data, spec(view["models"]["gpt2"]["train"], args.lm_steps),
+                               runs / "lm", desc=f"lm {key} {decoder}")
+                ae = T.from_lm(T.build_autoencoder(view), lm_res.ema, view["net"]["decoder"]["fix"]).to(device)
+                ae_res = train(ae, lambda m, b: m.loss(b), data, spec(view["models"]["ae"]["train"], args.ae_steps), runs / "ae",
+                               desc=f"ae {key} {decoder}")
+                model = ae_res.ema.eval()
+                with torch.no_grad():
+                    _, rec = reconstruction(model, test_b, tok, list(test_a["text"]), 200)
+                    _, rec_seen = reconstruction(model, seen, tok, codec.to_metric(seen[1], tok), 200)
+                    health = latent_health(model, test_b, view["seed"])
+                row = {"pool": len(data[0]) - int((data[2] >= 0).sum()), "encoder_input": encoder, "decoder": decoder,
+                       "lm_steps": lm_res.steps, "ae_steps": ae_res.steps, "test BLEU": round(rec["bleu"], 2),
+                       "test BLEU CI": [round(rec["bleu_lo"], 2), round(rec["bleu_hi"], 2)], "trained-on BLEU": round(rec_seen["bleu"], 2),
+                       "active units": health["active_units"], "z gain": round(health["z_gain"], 3), "prepare s": round(prep_s, 1),
+                       "lm s": round(lm_res.wall_s, 1), "ae s": round(ae_res.wall_s, 1), "ae s/step": ae_res.s_per_step}
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+                out = {"rows": rows, "args": vars(args), "hardware": manifest.hardware(), "git": manifest.git_state(),
+                       "packages": manifest.package_versions()}
+                Path(args.out).write_text(json.dumps(out, indent=1, default=str))  # after every variant: a cut-off run keeps its rows
 
 
 if __name__ == "__main__":

@@ -44,12 +44,25 @@ def niceness(table: dict[str, int] | None, track: str | None, model: str | None 
     it changes nothing.
     """
     table = table or {}
+    return most_specific(table, track, model, stage, int(table.get("default", 0)))
+
+
+def most_specific(table: dict[str, int] | None, track: str | None, model: str | None, stage: str | None, default: int) -> int:
+    """The value of the most specific key of ``track/model/stage``, ``track/model``, ``track`` in ``table``, else ``default``."""
+    table = table or {}
     parts = list(itertools.takewhile(lambda part: part is not None, (track, model, stage)))
     for n in range(len(parts), 0, -1):  # most specific first
         key = "/".join(parts[:n])
         if key in table:
             return int(table[key])
-    return int(table.get("default", 0))
+    return default
+
+
+def job_threads(config: dict, track: str, model: str | None = None, stage: str | None = None) -> int:
+    """Torch threads (and Snakemake cores) of one training job: ``threads``, or the most specific ``stage_threads`` entry.
+
+    Why: a chain that nothing runs beside (the text track's shared autoencoder) would leave a core idle at one thread."""
+    return most_specific(config.get("stage_threads"), track, model, stage, int(config["threads"]))
 
 
 def track_view(config: dict, track: str) -> dict:

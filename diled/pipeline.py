@@ -93,7 +93,8 @@ def train_job(track: str, name: str, stage: str, view: dict, data_path: str, run
     codec = codecs.for_track(track, view)
     init = load_model(init_path, dev)[0] if init_path else None
     variant = registry.resolve(track, name, view)
-    model, res, cfg = train_stage(track, name, stage, view, codec.training_data(data_path), Path(run_dir), dev, init)
+    data = codec.training_data(data_path, pool=True) if variant.spec.stage(stage).pool else codec.training_data(data_path)
+    model, res, cfg = train_stage(track, name, stage, view, data, Path(run_dir), dev, init)
     if not world.main:
         return None
     info = {"track": track, "model": variant.spec.name, "variant": name, "stage": stage, "overrides": variant.overrides,

@@ -28,13 +28,16 @@ class Stage:
     """One training stage: ``train`` is ``"module:function"`` (a ``diled.pipeline.StageTrainer``).
 
     ``starts_from`` names the stage whose trained model this one is initialised from, as
-    ``"model/stage"``; ``needs_weights`` marks stages that read pretrained files (e.g. LPIPS).
+    ``"model/stage"``; ``needs_weights`` marks stages that read pretrained files (e.g. LPIPS); ``pool``
+    stages train on the track's unlabeled pool as well as its training split (the text track's
+    pre-training), where the data has one.
     """
 
     name: str
     train: str
     starts_from: str | None = None
     needs_weights: bool = False
+    pool: bool = False
 
 
 @dataclass(frozen=True)
@@ -323,35 +326,48 @@ def _text_latent_steps(cfg: dict, T: int) -> list[int]:
 
 register(ModelSpec(
     name="gpt2", display="GPT-2 (LM)", track="text", build="diled.modalities.text:build_lm",
-    stages=(Stage("train", "diled.modalities.text:train_lm"),),
+    stages=(Stage("pretrain", "diled.modalities.text:train_lm", pool=True),
+            Stage("train", "diled.modalities.text:finetune_lm", starts_from="gpt2/pretrain")),
     capabilities=frozenset({"generate"}), reads=("data", "net"), steps=lambda cfg: [1], step_kind="ancestral sampling",
-    note="GPT-2 (LM): the decoder network alone, pre-trained as a language model on the training split "
-         "({models[gpt2][train][steps]} steps); every latent model's decoder starts from it. Generation samples tokens "
+    note="GPT-2 (LM): the decoder network alone, pre-trained as a language model on the training split and the unlabeled "
+         "pool ({models[gpt2][pretrain][steps]} steps; the autoencoder's decoder starts from it), then fine-tuned on the rated "
+         "training split ({models[gpt2][train][steps]} steps). Generation samples tokens "
          "ancestrally (temperature 1); it has no latent, so no reconstruction, editing or interpolation.",
 ))
 register(ModelSpec(
+    name="ae", display="Autoencoder (shared pre-training)", track="text", build="diled.modalities.text:build_autoencoder",
+    stages=(Stage("train", "diled.modalities.text:train_autoencoder", starts_from="gpt2/pretrain", pool=True),),
+    capabilities=frozenset({"encode", "reconstruct", "interpolate", "represent"}), reads=("data", "net"), steps=lambda cfg: [],
+    representation="encoder mean",
+    note="Autoencoder: the encoder and the z-conditioned decoder trained on reconstruction alone on the training split and the "
+         "pool (z = mean + noise of variance {models[ae][encoder_var]:g}, {models[ae][train][steps]} steps from the pre-trained LM); "
+         "every latent model starts from it and is then trained on the rated training split only. It has no "
+         "prior, so no generation or editing: its row is the reconstruction the latent models' regularisers trade against.",
+))
+register(ModelSpec(
     name="diled", display="DiLED", track="text", build="diled.modalities.text:build_diled",
-    stages=(Stage("train", "diled.modalities.text:train_diled", starts_from="gpt2/train"),),
+    stages=(Stage("train", "diled.modalities.text:train_diled", starts_from="ae/train"),),
     capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
     reads=("data", "net", "latent"), steps=lambda cfg: _text_latent_steps(cfg, int(cfg["latent"]["T"])),
     representation="encoder mean", step_kind="latent steps",
     note="DiLED: elbo-form objective, token NLL / sentence length / (T lambda_t) + w l_t (w = {models[diled][w]:g}), "
-         "{models[diled][train][steps]} steps from the pre-trained LM; T latent steps = the ancestral DDPM chain, fewer = DDIM.",
+         "w warmed up from 0 over {models[diled][w_warmup]} steps, {models[diled][train][steps]} steps from the pre-trained "
+         "autoencoder; T latent steps = the ancestral DDPM chain, fewer = DDIM.",
 ))
 register(ModelSpec(
     name="latentops", display="LatentOps", track="text", build="baselines.text_vae:build",
-    stages=(Stage("vae", "baselines.text_vae:train_vae", starts_from="gpt2/train"),
+    stages=(Stage("vae", "baselines.text_vae:train_vae", starts_from="ae/train"),
             Stage("latent", "baselines.text_vae:train_latent", starts_from="latentops/vae")),
     capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
     reads=("data", "net"), steps=lambda cfg: _text_latent_steps(cfg, int(cfg["models"]["latentops"]["latent_net"]["T"])),
     representation="VAE posterior mean", step_kind="latent steps",
-    note="LatentOps: a GPT-2 VAE (z = {models[latentops][z_dim]}, cyclical beta to {models[latentops][beta]:g}, free bits "
-         "{models[latentops][free_bits]:g}, {models[latentops][vae][steps]} steps), then a latent DDPM on its means "
+    note="LatentOps: a GPT-2 VAE (z = {models[latentops][z_dim]}, cyclical beta to {models[latentops][beta]:g} (one cycle per epoch or per stage, whichever is shorter), free bits "
+         "{models[latentops][free_bits]:g}, {models[latentops][vae][steps]} steps from the autoencoder), then a latent DDPM on its means "
          "(T = {models[latentops][latent_net][T]}, linear betas, {models[latentops][latent][steps]} steps).",
 ))
 register(ModelSpec(
     name="daae", display="Optimus-DAAE", track="text", build="baselines.daae:build",
-    stages=(Stage("train", "baselines.daae:train", starts_from="gpt2/train"),),
+    stages=(Stage("train", "baselines.daae:train", starts_from="ae/train"),),
     capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
     reads=("data", "net"), steps=lambda cfg: [1], representation="encoder output (deterministic)", step_kind="prior draws",
     note="Optimus-DAAE: deterministic z of a word-deleted input ({data[word_dropout]:g}), adversarial prior matching "

@@ -126,19 +126,42 @@ def reconstruction(model, batch: tuple[torch.Tensor, ...], tok, sources: Sequenc
                   "exact": float(np.mean([a == b for a, b in zip(sources, outs)]))}
 
 
+AU_FLOOR = 0.01  # Burda et al.'s active-unit threshold
+
+
+@torch.no_grad()
+def noise_variance(model, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Per dimension, the variance of the noise the decoder's z carries in training: the fixed encoder variance
+    (DiLED, the autoencoder), the mean posterior variance over the batch (a VAE), or 0 (deterministic codes)."""
+    stats = getattr(model.encoder, "stats", None)
+    if stats is not None:
+        return stats(batch)[1].float().exp().mean(0)
+    mean = model.encode(batch)
+    return torch.full((mean.shape[1],), float(getattr(model, "encoder_std", 0.0)) ** 2, device=mean.device)
+
+
 @torch.no_grad()
 def latent_health(model, batch: tuple[torch.Tensor, ...], seed: int) -> dict[str, float]:
-    """Active units (Var of the mean > 0.01), code spread (mean per-dimension std of the mean) and the NLL gain per
-    token of the true z over a shuffled z (does the decoder use z?)."""
+    """Active units, code spread (mean per-dimension std of the mean) and the NLL gain per token of the true z over a
+    shuffled z (does the decoder use z?).
+
+    A unit is active when the variance of its mean across sentences exceeds both 0.01 and the variance of the noise
+    added to it in training (``noise_variance``): below that the decoder cannot tell two sentences apart along it,
+    whatever the fixed 0.01 says (a model whose codes shrink under its latent term keeps no unit above its own noise).
+    """
     mean = model.encode(batch)
     var = mean.var(0)
+    noise = noise_variance(model, batch)
+    threshold = torch.clamp(noise, min=AU_FLOOR)
     g = torch.Generator().manual_seed(derive_seed(seed, "shuffle"))
     perm = torch.randperm(len(mean), generator=g)
     ids = batch[1]
     tokens = (ids[:, 1:] != PAD).sum().item()
     true = model.nll_given(batch, mean).sum().item() / tokens
     shuffled = model.nll_given(batch, mean[perm]).sum().item() / tokens
-    return {"active_units": int((var > 0.01).sum()), "z_dim": int(mean.shape[1]), "code_spread": float(var.sqrt().mean()),
+    return {"active_units": int((var > threshold).sum()), "active_units_0.01": int((var > AU_FLOOR).sum()),
+            "noise_var": float(noise.mean()), "snr": float((var / threshold).mean()),
+            "z_dim": int(mean.shape[1]), "code_spread": float(var.sqrt().mean()),
             "mean_norm": float(mean.norm(dim=1).mean()), "nll_true_z": true, "nll_shuffled_z": shuffled, "z_gain": shuffled - true}
 
 

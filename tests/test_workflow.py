@@ -169,16 +169,22 @@ def test_smoke_text_track(smoke_runs):
     out = smoke_runs[0]
     cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())["text"]
     t1 = pd.read_csv(out / "tables/table1.csv")
-    # GPT-2 once; DiLED and LatentOps at the ancestral chain (T) and each DDIM step count; DAAE once
-    expected = [("GPT-2 (LM)", 1), ("DiLED", cfg["latent"]["T"]), ("DiLED", 5), ("LatentOps", cfg["models"]["latentops"]["latent_net"]["T"]),
-                ("LatentOps", 5), ("Optimus-DAAE", 1)]
-    assert list(zip(t1["model"], t1["T"])) == expected
-    assert t1["ppl"].gt(1).all() and t1["self_bleu"].between(0, 100).all() and t1["distinct_2"].between(0, 1).all()
-    latent = t1[t1["model"] != "GPT-2 (LM)"]
+    # GPT-2 once; the autoencoder once, without generation; DiLED and LatentOps at the ancestral chain (T) and each DDIM
+    # step count; DAAE once
+    ae = "Autoencoder (shared pre-training)"
+    expected = [("GPT-2 (LM)", 1), (ae, None), ("DiLED", cfg["latent"]["T"]), ("DiLED", 5),
+                ("LatentOps", cfg["models"]["latentops"]["latent_net"]["T"]), ("LatentOps", 5), ("Optimus-DAAE", 1)]
+    assert [(m, None if pd.isna(t) else int(t)) for m, t in zip(t1["model"], t1["T"])] == expected
+    gen = t1[t1["model"] != ae]
+    assert gen["ppl"].gt(1).all() and gen["self_bleu"].between(0, 100).all() and gen["distinct_2"].between(0, 1).all()
+    assert t1.loc[t1["model"] == ae, ["ppl", "edit_success"]].isna().all().all()  # no prior, no generation or editing
+    latent = t1[~t1["model"].isin(["GPT-2 (LM)", ae])]
     assert latent[["rec_bleu", "edit_success", "no_edit_success", "active_units", "z_gain"]].notna().all().all()
+    assert t1.loc[t1["model"] == ae, ["rec_bleu", "active_units", "z_gain"]].notna().all().all()
     assert t1.loc[t1["model"] == "GPT-2 (LM)", "rec_bleu"].isna().all()  # no encoder, no reconstruction
     card = (out / "data/text/snippets.card.md").read_text()
     assert "sha256" in card and f"train {cfg['data']['train_size']} " in card
+    assert f"pool {cfg['data']['pool']['size']} " in card and "| kjv |" in card  # the pool's sources and licences
     for f in ("table1.md", "table1.tex", "text_editing.md", "text_cost.md", "text_examples.md"):
         assert (out / "tables" / f).stat().st_size > 200, f
     assert "judge-free editing" in (out / "tables/table1.md").read_text()

@@ -28,7 +28,7 @@ from torch import nn
 
 from diled.data.text import BOS, EOS, PAD
 from diled.diffusion import Schedule, derive_seed, sample_timesteps
-from diled.model import DiLED
+from diled.model import DiLED, LatentAutoencoder
 from diled.nets import MLPSkipNet
 
 FIX_MODES = ("none", "upstream")
@@ -49,12 +49,83 @@ class TextEncoder(nn.Module):
         return self.head(torch.tanh(self.pooler(feats)))
 
 
+class TokenEncoder(nn.Module):
+    """WordPiece ids (B, L) -> the pretrained encoder's embedding layer (frozen) -> trainable layers -> masked mean
+    pool -> the pooler and head of ``TextEncoder`` (``encoder_input: wordpieces``). Unlike a pool of frozen
+    features it can learn to keep the exact wording; upstream trains all of BERT.
+
+    ``width`` None: the first ``layers`` pretrained transformer layers, fine-tuned. ``width`` w: a small encoder
+    over the frozen layer-0 token states instead (a Linear to w, ``layers`` fresh pre-norm transformer layers of
+    width w): far cheaper per step on a CPU.
+    """
+
+    def __init__(self, encoder_name: str, layers: int, out_dim: int, width: int | None = None):
+        super().__init__()
+        from safetensors.torch import load_file
+        from transformers import BertConfig, BertModel
+
+        from diled import text_weights
+
+        folder = text_weights.resolve(encoder_name)
+        config = BertConfig.from_json_file(folder / "config.json")
+        config._attn_implementation = "sdpa"
+        top = config.num_hidden_layers if width is None else 64
+        if not 1 <= layers <= top:
+            raise ValueError(f"net.encoder_layers must be in 1..{top} for {encoder_name}, got {layers}")
+        config.num_hidden_layers = layers if width is None else 0
+        self.bert = BertModel(config, add_pooling_layer=False)
+        pretrained = load_file(folder / "model.safetensors")  # tensors only; pinned by sha256 in diled.text_weights
+        wanted = self.bert.state_dict()
+        missing = sorted(k for k in wanted if k not in pretrained)
+        if missing:
+            raise ValueError(f"{folder}/model.safetensors lacks {missing[:3]}... for a {layers}-layer encoder")
+        self.bert.load_state_dict({k: pretrained[k] for k in wanted})  # the embeddings (and the first ``layers`` layers)
+        self.bert.embeddings.requires_grad_(False)  # the vocabulary stays the pretrained one
+        h = config.hidden_size
+        self.small = None
+        if width is not None:
+            layer = nn.TransformerEncoderLayer(width, max(1, width // 64), 4 * width, dropout=0.0, batch_first=True, norm_first=True)
+            self.small = nn.ModuleDict({"proj": nn.Linear(h, width), "layers": nn.TransformerEncoder(layer, layers, enable_nested_tensor=False),
+                                        "norm": nn.LayerNorm(width)})
+            h = width
+        self.pooler = nn.Linear(h, h)
+        self.head = nn.Linear(h, out_dim, bias=False)
+
+    def token_states(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.small is None:
+            return self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        x = self.small["proj"](self.bert.embeddings(input_ids=ids))
+        return self.small["norm"](self.small["layers"](x, src_key_padding_mask=mask == 0))
+
+    def forward(self, batch: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        ids = batch[0] if isinstance(batch, (tuple, list)) else batch
+        ids = ids[:, : max(1, int((ids != 0).sum(1).max()))]  # drop all-[PAD] columns: the rows are padded to a fixed width
+        mask = (ids != 0).long()
+        h = self.token_states(ids, mask)
+        m = mask.unsqueeze(-1).to(h.dtype)
+        return self.head(torch.tanh(self.pooler((h * m).sum(1) / m.sum(1).clamp(min=1))))
+
+
+def encoder_input(cfg: dict) -> str:
+    from diled.data.text import encoder_input_kind
+
+    return encoder_input_kind(cfg["data"])
+
+
+def build_encoder(cfg: dict, out_dim: int) -> nn.Module:
+    """The encoder every text model uses (so Table 1's rows share it): ``data.encoder_input`` picks it."""
+    if encoder_input(cfg) == "wordpieces":
+        net = cfg["net"]
+        return TokenEncoder(net["encoder"], int(net.get("encoder_layers", 2)), out_dim, net.get("encoder_width"))
+    return TextEncoder(feature_dim(cfg), out_dim)
+
+
 def gpt2_config(net: dict, vocab: int, extra_blocks: int = 0):
     """The decoder's ``GPT2Config`` from the track's ``net.decoder`` section (positions: the block plus the memory slot)."""
     from transformers import GPT2Config
 
     d = net["decoder"]
-    return GPT2Config(vocab_size=vocab, n_positions=net["block_size"] + 1, n_embd=d["n_embd"], n_layer=d["n_layer"] + extra_blocks,
+    return GPT2Config(vocab_size=vocab, n_positions=net["block_size"] + int(d.get("memory_slots", 1)), n_embd=d["n_embd"], n_layer=d["n_layer"] + extra_blocks,
                       n_head=d["n_head"], resid_pdrop=d["dropout"], embd_pdrop=d["dropout"], attn_pdrop=d["dropout"],
                       bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, tie_word_embeddings=True)
 
@@ -64,6 +135,15 @@ def _lm(config):
 
     config._attn_implementation = "sdpa"
     return GPT2LMHeadModel(config)
+
+
+def trim(ids: torch.Tensor) -> torch.Tensor:
+    """The rows without their all-``<pad>`` tail columns (rows are padded to the block; most sentences are shorter).
+
+    Causal attention with pads masked makes every kept position's logits independent of the dropped columns, so the
+    NLL is unchanged, at a fraction of the cost."""
+    width = int((ids != PAD).sum(1).max()) if ids.numel() else 0
+    return ids[:, : max(2, width)]
 
 
 def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -125,6 +205,7 @@ class LanguageModel(nn.Module):
 
     def nll(self, ids: torch.Tensor) -> torch.Tensor:
         """Per-example summed NLL of ids[1:] given the prefix."""
+        ids = trim(ids)
         logits = self.lm(input_ids=ids[:, :-1], attention_mask=(ids[:, :-1] != PAD).long()).logits
         return token_nll(logits, ids[:, 1:])
 
@@ -167,7 +248,8 @@ class LatentGPT2(nn.Module):
         self.lm = _lm(self.config)
         d = self.config.n_embd
         self.n_layer, self.n_head = self.config.n_layer, self.config.n_head
-        self.memory = nn.Linear(z_dim, d * self.n_layer, bias=False)
+        self.slots = int(net["decoder"].get("memory_slots", 1))  # upstream: 1
+        self.memory = nn.Linear(z_dim, d * self.n_layer * self.slots, bias=False)
         self.embed = nn.Linear(z_dim, d, bias=False)
         self.block_size = int(net["block_size"])
 
@@ -197,19 +279,20 @@ class LatentGPT2(nn.Module):
 
         cache = DynamicCache(config=self.config)
         head_dim = self.config.n_embd // self.n_head
-        mem = self.memory(z).view(z.shape[0], self.n_layer, self.n_head, 1, head_dim)
+        mem = self.memory(z).view(z.shape[0], self.n_layer, self.slots, self.n_head, head_dim).transpose(2, 3)
         for i in range(self.n_layer):
-            cache.update(mem[:, i], mem[:, i], i)
+            cache.update(mem[:, i], mem[:, i], i)  # (B, heads, slots, head_dim): key = value
         return cache
 
     def logits(self, ids: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Next-token logits for every position of ``ids`` given z (teacher forcing)."""
         emb = self.lm.transformer.wte(ids) + self.embed(z)[:, None]
-        mask = torch.cat([torch.ones_like(ids[:, :1]), (ids != PAD).long()], 1)
+        mask = torch.cat([torch.ones_like(ids[:, :1]).expand(-1, self.slots), (ids != PAD).long()], 1)
         return self.lm(inputs_embeds=emb, cache=self._cache(z), attention_mask=mask, use_cache=False).logits
 
     def nll(self, ids: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Per-example summed NLL of ids[1:] given z."""
+        ids = trim(ids)
         return token_nll(self.logits(ids[:, :-1], z), ids[:, 1:])
 
     def loss(self, x0, z: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
@@ -224,7 +307,7 @@ class LatentGPT2(nn.Module):
         caps = torch.full((n,), self.block_size - 1) if caps is None else caps
         cache = self._cache(z)
         zemb = self.embed(z)[:, None]
-        seen = 1
+        seen = self.slots
 
         def step(cur: torch.Tensor, k: int) -> torch.Tensor:
             nonlocal seen
@@ -296,10 +379,59 @@ class TextDiLED(LatentTextModel, DiLED):
         return self.sample_ancestral(seeds)
 
 
+class TextAutoencoder(LatentTextModel, LatentAutoencoder):
+    """The shared autoencoder pre-training: encoder and z-conditioned decoder trained on reconstruction alone.
+
+    z = mean + sigma eps with sigma^2 = ``encoder_var`` (DiLED's fixed encoder variance, so the decoder learns to
+    read codes with the noise it will see); the loss is the token NLL divided by the sentence length. Every latent
+    model of Table 1 starts from it (``init_from_autoencoder``), as Optimus starts from a pre-trained autoencoder:
+    on a CPU budget the decoder must first learn to read z at all, and that lesson is shared rather than paid three
+    times. It is also Table 1's reference row for reconstruction without any latent regulariser.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: LatentGPT2, z_dim: int, encoder_var: float):
+        super().__init__(encoder, nn.Identity(), decoder, None, z_dim)
+        self.encoder_std = float(encoder_var) ** 0.5
+
+    def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]:
+        mean = self.encoder_mean(batch)
+        rec = self.decoder.loss(batch, self._decoder_cond(mean + self.encoder_std * torch.randn_like(mean)))
+        return rec.mean(), {"rec": rec.mean().item(), "mean_norm": mean.detach().norm(dim=1).mean().item()}
+
+
+def init_from_autoencoder(model: nn.Module, ae: nn.Module | None, fix: str = "none") -> nn.Module:
+    """Copy the pre-trained autoencoder's encoder and decoder into a latent model, tensor by tensor where the shapes
+    agree (a model with another z width keeps its own fresh head and z projections; LatentOps' (mean, log-variance)
+    head takes the mean rows and starts its log-variance rows at zero), then apply the decoder freezing."""
+    if ae is None:
+        raise ValueError("text latent models start from the pre-trained autoencoder (stage ae/train)")
+    with torch.no_grad():
+        for part in ("encoder", "decoder"):
+            src = dict(getattr(ae, part).state_dict())
+            dst = getattr(model, part)
+            mine = dst.state_dict()
+            for key, value in mine.items():
+                gaussian_head = key == "body.head.weight"  # LatentOps: rows = (mean, log-variance)
+                theirs = src.get(key.removeprefix("body."))
+                if theirs is None:
+                    continue
+                if gaussian_head and value.shape == (2 * theirs.shape[0], theirs.shape[1]):
+                    value.zero_()
+                    value[: theirs.shape[0]].copy_(theirs)
+                elif not gaussian_head and theirs.shape == value.shape:
+                    value.copy_(theirs)
+            dst.load_state_dict(mine)
+    model.decoder.freeze(fix)
+    return model
+
+
 def feature_dim(cfg: dict) -> int:
+    """The width of the pooled features (doubled for ``encoder_input: first+last``)."""
     from diled.text_weights import ENCODERS
 
-    return {"minilm": 384, "bert-small": 512}[cfg["net"]["encoder"]] if cfg["net"]["encoder"] in ENCODERS else int(cfg["net"]["encoder"])
+    name = cfg["net"]["encoder"]
+    width = {"minilm": 384, "bert-small": 512}[name] if name in ENCODERS else int(name)
+    return 2 * width if encoder_input(cfg) == "first+last" else width
 
 
 def decoder_net(cfg: dict) -> dict:
@@ -326,8 +458,13 @@ def build_diled(cfg: dict) -> TextDiLED:
     net, lat, d = decoder_net(cfg), cfg["latent"], cfg["models"]["diled"]
     z = int(net["z_dim"])
     sched = Schedule.make("constant", lat["T"], shift=lat["alphabar_shift"], value=lat["beta"])
-    return TextDiLED(TextEncoder(feature_dim(cfg), z), latent_mlp(cfg, z), LatentGPT2(net, vocab_size(cfg), z), sched, z,
+    return TextDiLED(build_encoder(cfg, z), latent_mlp(cfg, z), LatentGPT2(net, vocab_size(cfg), z), sched, z,
                      w=d["w"], encoder_var=d["encoder_var"], w_warmup=d.get("w_warmup", 0))
+
+
+def build_autoencoder(cfg: dict) -> TextAutoencoder:
+    net, z = decoder_net(cfg), int(cfg["net"]["z_dim"])
+    return TextAutoencoder(build_encoder(cfg, z), LatentGPT2(net, vocab_size(cfg), z), z, cfg["models"]["ae"]["encoder_var"])
 
 
 def from_lm(model: nn.Module, init: nn.Module | None, fix: str) -> nn.Module:
@@ -387,12 +524,26 @@ def train_lm(ctx):
     name = ctx.cfg["net"]["decoder"].get("pretrained")
     if name:
         load_pretrained_gpt2(model.lm, pretrained_folder(name))
-    return ctx.train(model.to(ctx.device), lambda m, batch: m.loss(batch), ctx.data, "train")
+    return ctx.train(model.to(ctx.device), lambda m, batch: m.loss(batch), ctx.data, "pretrain")
+
+
+def finetune_lm(ctx):
+    """The pre-trained LM fine-tuned on the rated training split: Table 1's GPT-2 row (the pool's sentences are other
+    English: wordnet glosses, novels, scripture; generation is judged against movie-review snippets)."""
+    if ctx.init is None:
+        raise ValueError("the LM's train stage starts from gpt2/pretrain")
+    return ctx.train(ctx.init.to(ctx.device).requires_grad_(True), lambda m, batch: m.loss(batch), ctx.data, "train")
+
+
+def train_autoencoder(ctx):
+    """The shared autoencoder, its decoder initialised from the LM."""
+    model = from_lm(ctx.build(), ctx.init, ctx.cfg["net"]["decoder"]["fix"]).to(ctx.device)
+    return ctx.train(model, lambda m, batch: m.loss(batch), ctx.data, "train")
 
 
 def train_diled(ctx):
-    """Joint training of encoder, latent denoiser and decoder, the decoder initialised from the LM."""
-    model = from_lm(ctx.build(), ctx.init, ctx.cfg["net"]["decoder"]["fix"]).to(ctx.device)
+    """Joint training of encoder, latent denoiser and decoder, starting from the pre-trained autoencoder."""
+    model = init_from_autoencoder(ctx.build(), ctx.init, ctx.cfg["net"]["decoder"]["fix"]).to(ctx.device)
     return ctx.train(model, lambda m, batch: m.loss(batch), ctx.data, "train")
 
 
@@ -402,6 +553,7 @@ def parameter_count(model: nn.Module) -> dict[str, int]:
             "total": sum(p.numel() for p in model.parameters())}
 
 
-__all__ = ["TextEncoder", "LatentGPT2", "LanguageModel", "TextDiLED", "build_diled", "build_lm", "train_lm", "train_diled",
+__all__ = ["TextEncoder", "TokenEncoder", "LatentGPT2", "LanguageModel", "TextDiLED", "TextAutoencoder", "build_diled", "build_lm",
+           "build_autoencoder", "build_encoder", "train_lm", "finetune_lm", "train_autoencoder", "train_diled", "init_from_autoencoder",
            "load_pretrained_gpt2",
            "token_nll", "sentence_length"]

@@ -13,7 +13,7 @@ rule train:
     priority: job_priority(1)
     conda:
         "../envs/diled.yaml"
-    threads: config["threads"]
+    threads: lambda wc: cfg.job_threads(config, wc.track, wc.model, wc.stage)
     resources:
         **job_resources("train"),
     params:

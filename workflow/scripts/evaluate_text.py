@@ -24,6 +24,7 @@ ref.load_state_dict(j["state_dict"])
 scorer = Scorer(ref.to(job.device).eval(), view["judges"]["ppl_window"], view["judges"]["ppl_stride"])
 judge = sentiment_judge(list(judge_a["text"]), judge_a["labels"], view["seed"])
 sources, training = list(test_a["text"]), list(train_a["text"])
+seen = training + list(codec.load(snakemake.input.data, "pool").get("text", []))  # a copied pool sentence is a copy too
 record = {"model": name, "display": spec.display, "trained": ckpt["info"], "generation": {}}
 
 if spec.can("reconstruct"):
@@ -37,7 +38,7 @@ if spec.can("reconstruct"):
             f"{rec_train['bleu']:.2f}); health {record['health']}")
 for steps in spec.steps(view):
     samples = generate(model, ev["num_samples"], steps, view["seed"], ev["batch_size"], tok)
-    g = generation_metrics(samples, scorer, tok, training)
+    g = generation_metrics(samples, scorer, tok, seen)
     record["generation"][str(steps)] = {**g, "samples": samples}
     job.log(f"{name} T={steps}: PPL {g['ppl']:.1f}, self-BLEU {g['self_bleu']:.1f}, dist-2 {g['distinct_2']:.3f}")
 if spec.can("edit"):

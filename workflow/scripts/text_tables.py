@@ -19,15 +19,18 @@ for r in records:
     health, rec = r.get("health", {}), r.get("reconstruction")
     edit = next((e for e in r.get("editing", {}).get("rows", []) if abs(e["scale"] - scale) < 1e-9), None)
     no_edit = next((e for e in r.get("editing", {}).get("rows", []) if e["scale"] == 0), None)
-    for steps, g in sorted(r["generation"].items(), key=lambda kv: -int(kv[0])):  # the ancestral chain (T) first, then DDIM
+    gens = sorted(r["generation"].items(), key=lambda kv: -int(kv[0])) or [(None, {})]  # the ancestral chain (T) first; none: one row
+    for steps, g in gens:
+        g = {k: g.get(k) for k in ("ppl", "ppl_lo", "ppl_hi", "self_bleu", "distinct_1", "distinct_2", "copy_rate", "mean_words")}
         rows.append({
-            "model": r["display"], "T": int(steps),
+            "model": r["display"], "T": None if steps is None else int(steps),
             "rec_bleu": rec and rec["bleu"], "train_rec_bleu": r.get("reconstruction_train", {}).get("bleu"), "rec_bleu_lo": rec and rec["bleu_lo"], "rec_bleu_hi": rec and rec["bleu_hi"],
             "ppl": g["ppl"], "ppl_lo": g["ppl_lo"], "ppl_hi": g["ppl_hi"], "self_bleu": g["self_bleu"],
             "distinct_1": g["distinct_1"], "distinct_2": g["distinct_2"], "copy_rate": g["copy_rate"], "mean_words": g["mean_words"],
             "edit_success": edit and edit["success"], "edit_lo": edit and edit["success_lo"], "edit_hi": edit and edit["success_hi"],
             "no_edit_success": no_edit and no_edit["success"], "edit_input_bleu": edit and edit["input_bleu"], "edit_ppl": edit and edit["ppl"],
-            "active_units": health.get("active_units"), "z_dim": health.get("z_dim"), "z_gain": health.get("z_gain"),
+            "active_units": health.get("active_units"), "active_units_001": health.get("active_units_0.01"), "z_dim": health.get("z_dim"),
+            "z_gain": health.get("z_gain"),
             "code_spread": health.get("code_spread"),
         })
 df = pd.DataFrame(rows)
@@ -44,18 +47,19 @@ def num(v, fmt="{:.2f}"):
 
 
 shown = pd.DataFrame({
-    "Model": df["model"], "T": df["T"],
+    "Model": df["model"], "T": [num(v, "{:.0f}") for v in df["T"]],
     "Rec BLEU ↑": [pm(*x) for x in zip(df["rec_bleu"], df["rec_bleu_lo"], df["rec_bleu_hi"])],
     "train BLEU": [num(v, "{:.1f}") for v in df["train_rec_bleu"]],
     "PPL ↓": [pm(*x) for x in zip(df["ppl"], df["ppl_lo"], df["ppl_hi"])],
     "self-BLEU ↓": [num(v, "{:.1f}") for v in df["self_bleu"]],
-    "Dist-1/2 ↑": [f"{a:.3f} / {b:.3f}" for a, b in zip(df["distinct_1"], df["distinct_2"])],
-    "copy %": [num(100 * v, "{:.1f}") for v in df["copy_rate"]],
+    "Dist-1/2 ↑": [f"{a:.3f} / {b:.3f}" if a is not None and not np.isnan(a) else "–" for a, b in zip(df["distinct_1"], df["distinct_2"])],
+    "copy %": [num(None if v is None else 100 * v, "{:.1f}") for v in df["copy_rate"]],
     f"Edit acc (s={scale:g}) ↑": [pm(*(None if v is None else 100 * x for x in (v, lo, hi)), fmt="{:.0f}") if v is not None else "–"
                                   for v, lo, hi in zip(df["edit_success"], df["edit_lo"], df["edit_hi"])],
     "no-edit %": [num(None if v is None else 100 * v, "{:.0f}") for v in df["no_edit_success"]],
     "Edit in-BLEU": [num(v, "{:.1f}") for v in df["edit_input_bleu"]],
     "AU": [f"{int(a)}/{int(z)}" if a is not None and not np.isnan(a) else "–" for a, z in zip(df["active_units"], df["z_dim"])],
+    "AU>0.01": [f"{int(a)}" if a is not None and not np.isnan(a) else "–" for a in df["active_units_001"]],
     "z gain (nats/tok)": [num(v) for v in df["z_gain"]],
 })
 ref = judges["reference_lm"]
@@ -73,8 +77,11 @@ notes = [
     f"{judges['sentiment_judge']['test_accuracy']:.3f}); [Wilson 95% interval]. no-edit %: the same judge on the unedited "
     "reconstructions (the rate an edit must beat). Upstream picks, among candidates, one its judge accepts: here the judge never "
     "selects (named 'judge-free editing'). Edit in-BLEU: sentence BLEU of the edit against its source.",
-    "AU: active units (variance of the test means > 0.01). z gain: NLL per token with a shuffled z minus with the true z "
+    "AU: active units, dimensions whose variance of the test means exceeds the variance of the noise the decoder's z carries in "
+    "training (DiLED and the autoencoder: the fixed encoder variance; LatentOps: its mean posterior variance; DAAE: none), and "
+    "at least 0.01. AU>0.01: Burda et al.'s fixed threshold alone. z gain: NLL per token with a shuffled z minus with the true z "
     "(0: the decoder ignores z).",
+    "T –: the autoencoder has no prior, so no generation.",
     *[spec.note.format(**view) for spec in registry.models("text", config=view) if spec.note],
 ]
 tables.write_table(df, title="Table 1 (text, embedded reproduction)" if view["data"]["dataset"] == "snippets" else "Table 1 (text, yelp)",
@@ -94,7 +101,9 @@ tables.write_table(edf, title="Sentiment editing at every scale (scale 0: unedit
 
 # training cost beside the rebuttal's ratios
 manifests = [json.loads(Path(p).read_text()) for p in snakemake.input.manifests]
-n_train = len(codecs.for_track("text", view).load(snakemake.input.data, "train")["labels"])
+codec = codecs.for_track("text", view)
+n_train = len(codec.load(snakemake.input.data, "train")["labels"])
+n_pool = len(codec.load(snakemake.input.data, "pool").get("labels", []))
 cost = {}
 for m in manifests:
     t = m["training"]
@@ -104,7 +113,8 @@ for m in manifests:
     if t["stage"] != "latent":  # epochs of the sentence-level stages (LatentOps' latent DDPM runs on cached means)
         c["ae_wall_s"] += t["train_wall_s"]
         c["ae_steps"] += t["steps"]
-        c["epochs"] += t["steps"] * view["models"][t["model"]][t["stage"]]["batch_size"] / n_train
+        seen = n_train + (n_pool if registry.get("text", t["model"]).stage(t["stage"]).pool else 0)  # what the stage trains on
+        c["epochs"] += t["steps"] * view["models"][t["model"]][t["stage"]]["batch_size"] / seen
 crow = []
 rebuttal = {"latentops": (13.98, 6.98), "daae": (14.49, 7.02), "diled": (19.35, 7.41)}
 base = cost.get("latentops")
@@ -118,7 +128,8 @@ for name, c in cost.items():
                  "rebuttal_total_vs_latentops": round(rebuttal[name][1] / 6.98, 3) if name in rebuttal else None})
 cdf = pd.DataFrame(crow)
 tables.write_table(cdf, title="Text training cost (this run) beside the rebuttal's ratios", md=snakemake.output.cost,
-                   notes=["Wall time sums a model's own stages (the shared GPT-2 pre-training is its own row); steps, s/step, epochs and "
+                   notes=["Wall time sums a model's own stages (the shared GPT-2 and autoencoder pre-training are their own rows; epochs "
+                          "count the pool for those); steps, s/step, epochs and "
                           "s/epoch count the sentence-level stages (LatentOps' latent DDPM trains on cached means and is only in the total). Rebuttal: "
                           "time/epoch LatentOps 13.98 min, Optimus-DAAE 14.49, DiLED 19.35; total 6.98 / 7.02 / 7.41 h (4 GPUs, Yelp).",
                           "Jobs ran side by side, so times include contention."])
