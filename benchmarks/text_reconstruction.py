@@ -81,7 +81,7 @@ def main() -> None:
                     work.mkdir(parents=True, exist_ok=True)
                     codec.prepare(data_path, dict(view["data"]))
                 prep_s = time.perf_counter() - t0
-                data = codec.training_data(data_path)
+                data = codec.training_data(data_path, pool=True)  # the pre-training stages read the pool too
                 tok = codec.tokenizer(data_path)
                 test_a = codec.load(data_path, "test")
                 test_b = tuple(x.to(device) for x in codec.to_model(test_a))

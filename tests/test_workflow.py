@@ -88,9 +88,9 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     assert list(probe["model"]) == ["DDIM", "DiffAE", "DiLED", "LDM"] and probe["test_accuracy"].between(0, 1).all()
     cost = pd.read_csv(out / "tables/training_cost.csv")
     totals = cost[cost["stage"].str.startswith("total")]
-    assert list(totals["model"]) == ["DDIM", "DiffAE", "DiffAE + FT", "DiLED", "LDM", "CM-CD", "GPT-2 (LM)", "DiLED", "LatentOps",
-                                     "Optimus-DAAE", "DiLED", "ReLSO (AE)", "ReLSO-VAE"]
-    assert list(totals["track"]) == ["image"] * 6 + ["text"] * 4 + ["protein"] * 3 and (totals["train wall (s)"] > 0).all()
+    assert list(totals["model"]) == ["DDIM", "DiffAE", "DiffAE + FT", "DiLED", "LDM", "CM-CD", "GPT-2 (LM)", "Autoencoder (shared pre-training)",
+                                     "DiLED", "LatentOps", "Optimus-DAAE", "DiLED", "ReLSO (AE)", "ReLSO-VAE"]
+    assert list(totals["track"]) == ["image"] * 6 + ["text"] * 5 + ["protein"] * 3 and (totals["train wall (s)"] > 0).all()
     w = pd.read_csv(out / "tables/w_ablation.csv")
     assert list(w["w"]) == sorted(cfg["w_ablation"]["w"]) and (w["T"] == cfg["w_ablation"]["steps"]).all()
     assert w[["Gen FID", "Rec FID (random)", "Rec FID (inverted)", "Probe accuracy"]].notna().all().all()
@@ -199,7 +199,7 @@ def test_training_state_survives_outside_outputs(smoke_runs):
     # DDIM, DiffAE (2 stages), DiffAE + FT, DiLED, LDM (2), CM-CD, one w variant
     assert len(runs) == 9 and all(list(r.glob("ckpt-*.pt")) for r in runs)
     assert len(list((smoke_runs[0] / "runs" / "protein").iterdir())) == 3
-    assert len(list((smoke_runs[0] / "runs" / "text").iterdir())) == 6  # gpt2, diled, latentops (2), daae, the judges' LM
+    assert len(list((smoke_runs[0] / "runs" / "text").iterdir())) == 8  # gpt2 (2), ae, diled, latentops (2), daae, the judges' LM
 
 
 @pytest.mark.smoke
