@@ -54,12 +54,10 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
-    from diled import codecs, manifest
+    from diled import codecs, manifest, pipeline
     from diled import config as cfg
-    from diled.modalities import text as T
-    from diled.runtime import resolve_device, resolve_precision, setup_torch
+    from diled.runtime import resolve_device, setup_torch
     from diled.text_eval import latent_health, reconstruction
-    from diled.train import TrainSpec, train
 
     device = resolve_device(args.device)
     setup_torch(args.threads, device)
@@ -87,17 +85,12 @@ def main() -> None:
                 test_b = tuple(x.to(device) for x in codec.to_model(test_a))
                 seen = tuple(x[-400:].to(device) for x in data)
 
-                def spec(section: dict, steps: int | None) -> TrainSpec:
-                    s = {k: v for k, v in section.items() if k in TrainSpec.__dataclass_fields__}
-                    s["precision"] = resolve_precision(s.get("precision", "fp32"), device)
-                    return TrainSpec(**{**s, "steps": steps or s["steps"]})
-
+                for section, steps in ((view["models"]["gpt2"]["pretrain"], args.lm_steps), (view["models"]["ae"]["train"], args.ae_steps)):
+                    section["steps"] = steps or section["steps"]
                 runs = work / f"{key}-{decoder}"
-                lm_res = train(T.build_lm(view).to(device), lambda m, b: m.loss(b), data, spec(view["models"]["gpt2"]["train"], args.lm_steps),
-                               runs / "lm", desc=f"lm {key} {decoder}")
-                ae = T.from_lm(T.build_autoencoder(view), lm_res.ema, view["net"]["decoder"]["fix"]).to(device)
-                ae_res = train(ae, lambda m, b: m.loss(b), data, spec(view["models"]["ae"]["train"], args.ae_steps), runs / "ae",
-                               desc=f"ae {key} {decoder}")
+                # the registry's own stage trainers: gpt2/pretrain, then ae/train from it (pool included)
+                lm, lm_res, _ = pipeline.train_stage("text", "gpt2", "pretrain", view, data, runs / "lm", device)
+                _, ae_res, _ = pipeline.train_stage("text", "ae", "train", view, data, runs / "ae", device, init=lm)
                 model = ae_res.ema.eval()
                 with torch.no_grad():
                     _, rec = reconstruction(model, test_b, tok, list(test_a["text"]), 200)

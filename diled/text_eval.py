@@ -130,14 +130,13 @@ AU_FLOOR = 0.01  # Burda et al.'s active-unit threshold
 
 
 @torch.no_grad()
-def noise_variance(model, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+def noise_variance(model, batch: tuple[torch.Tensor, ...], z_dim: int) -> torch.Tensor:
     """Per dimension, the variance of the noise the decoder's z carries in training: the fixed encoder variance
     (DiLED, the autoencoder), the mean posterior variance over the batch (a VAE), or 0 (deterministic codes)."""
     stats = getattr(model.encoder, "stats", None)
     if stats is not None:
         return stats(batch)[1].float().exp().mean(0)
-    mean = model.encode(batch)
-    return torch.full((mean.shape[1],), float(getattr(model, "encoder_std", 0.0)) ** 2, device=mean.device)
+    return torch.full((z_dim,), float(getattr(model, "encoder_std", 0.0)) ** 2, device=batch[1].device)
 
 
 @torch.no_grad()
@@ -151,7 +150,7 @@ def latent_health(model, batch: tuple[torch.Tensor, ...], seed: int) -> dict[str
     """
     mean = model.encode(batch)
     var = mean.var(0)
-    noise = noise_variance(model, batch)
+    noise = noise_variance(model, batch, mean.shape[1])
     threshold = torch.clamp(noise, min=AU_FLOOR)
     g = torch.Generator().manual_seed(derive_seed(seed, "shuffle"))
     perm = torch.randperm(len(mean), generator=g)

@@ -124,6 +124,14 @@ class Stop(Exception):
     pass
 
 
+def train_interrupted_and_resumed(fresh, loss, interrupted, x, spec: TrainSpec, tmp_path):
+    """(uninterrupted EMA model, the result of a run that ``interrupted`` stopped with ``Stop`` and then resumed)."""
+    full = train(fresh(), loss, x, spec, tmp_path / "a", progress=False).ema
+    with pytest.raises(Stop):
+        train(fresh(), interrupted, x, spec, tmp_path / "b", progress=False)
+    return full, train(fresh(), loss, x, spec, tmp_path / "b", progress=False)
+
+
 def test_latentops_resumes_exactly_including_its_beta_cycle(tmp_path):
     c = cfg()
     x = batch(12)
@@ -140,10 +148,7 @@ def test_latentops_resumes_exactly_including_its_beta_cycle(tmp_path):
             raise Stop
         return m.vae_loss(b)
 
-    full = train(fresh(), lambda m, b: m.vae_loss(b), x, spec, tmp_path / "a", progress=False).ema
-    with pytest.raises(Stop):
-        train(fresh(), interrupted, x, spec, tmp_path / "b", progress=False)
-    resumed = train(fresh(), lambda m, b: m.vae_loss(b), x, spec, tmp_path / "b", progress=False)
+    full, resumed = train_interrupted_and_resumed(fresh, lambda m, b: m.vae_loss(b), interrupted, x, spec, tmp_path)
     assert resumed.resumed_from == 3
     for (k, a), b in zip(full.state_dict().items(), resumed.ema.state_dict().values()):
         assert torch.equal(a, b), k

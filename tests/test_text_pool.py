@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from test_text import BLOCK, VOCAB, batch, cfg
+from test_text import BLOCK, VOCAB, Stop, batch, cfg, train_interrupted_and_resumed
 
 from baselines import daae, text_vae
 from diled import codecs
@@ -15,7 +15,7 @@ from diled.data import text as data
 from diled.data import text_pool as P
 from diled.modalities import text as T
 from diled.text_eval import AU_FLOOR, latent_health, noise_variance
-from diled.train import TrainSpec, train
+from diled.train import TrainSpec
 
 SHARED = P.default_root()
 needs_shared = pytest.mark.skipif(not (SHARED / "kjv" / "kjv.txt").is_file(), reason="../shared/data/text is not beside the repository")
@@ -182,14 +182,11 @@ def test_autoencoder_resumes_exactly(tmp_path):
 
     def interrupted(m, b):
         calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
+        if calls["n"] == 5:  # after the step-3 checkpoint
+            raise Stop
         return m.loss(b)
 
-    full = train(fresh(), lambda m, b: m.loss(b), x, spec, tmp_path / "a", progress=False).ema
-    with pytest.raises(KeyboardInterrupt):
-        train(fresh(), interrupted, x, spec, tmp_path / "b", progress=False)
-    resumed = train(fresh(), lambda m, b: m.loss(b), x, spec, tmp_path / "b", progress=False)
+    full, resumed = train_interrupted_and_resumed(fresh, lambda m, b: m.loss(b), interrupted, x, spec, tmp_path)
     assert resumed.resumed_from == 3
     for (k, a), b in zip(full.state_dict().items(), resumed.ema.state_dict().values()):
         assert torch.equal(a, b), k
@@ -206,11 +203,11 @@ def test_active_units_count_only_dimensions_above_the_decoders_noise():
         ae.encoder.head.weight[0, 0] = (1 / u).sqrt()
         ae.encoder.head.weight[1, 0] = (0.03 / u).sqrt()
     h = latent_health(ae, x, 0)
-    torch.testing.assert_close(noise_variance(ae, x), torch.full((6,), 0.05))
+    torch.testing.assert_close(noise_variance(ae, x, 6), torch.full((6,), 0.05))
     var = ae.encode(x).var(0)
     assert AU_FLOOR < var[1] < 0.05 < var[0]
     assert h["active_units"] == 1 and h["active_units_0.01"] == 2
     vae = text_vae.build(c).eval()
     mean, logvar = vae.encoder.stats(x)
-    torch.testing.assert_close(noise_variance(vae, x), logvar.exp().mean(0))
-    assert float(noise_variance(daae.build(c), x).max()) == 0.0
+    torch.testing.assert_close(noise_variance(vae, x, 6), logvar.exp().mean(0))
+    assert float(noise_variance(daae.build(c), x, 6).max()) == 0.0

@@ -67,26 +67,36 @@ def normalise(sentence: str) -> str:
 # ----------------------------------------------------------------------------- sources
 
 
-def snippets_file() -> Path:
-    """The verified snippets file, fetched from the vaderSentiment sdist on first use into ``$DILED_CACHE/data``."""
+def vader_files(members: dict[str, tuple[str, str]]) -> dict[str, Path]:
+    """Verified files of the snippets' archive (``name -> (member, sha256)``), fetched from the vaderSentiment sdist
+    on first use into ``$DILED_CACHE/data`` (one download for all that are missing)."""
     from diled import weights
 
-    dest = weights.cache_dir() / "data" / "movieReviewSnippets_GroundTruth.txt"
-    if dest.exists() and weights.sha256_file(dest) == SNIPPETS_INNER[1]:
-        return dest
+    cache = weights.cache_dir() / "data"
+    out = {name: cache / Path(member).name for name, (member, _) in members.items()}
+    missing = [n for n, (_, sha) in members.items() if not (out[n].exists() and weights.sha256_file(out[n]) == sha)]
+    if not missing:
+        return out
     src = weights.OfflineSource("vaderSentiment", "3.3.2", SNIPPETS_OUTER[0], SNIPPETS_OUTER[1], kind="sdist")
     with tempfile.TemporaryDirectory() as tmp:
         outer = weights.fetch_member(src, Path(tmp) / "hutto_ICWSM_2014.tar.gz")
         with tarfile.open(outer) as tf:
-            member = tf.extractfile(SNIPPETS_INNER[0])
-            if member is None:
-                raise TextDataError(f"{SNIPPETS_OUTER[0]} has no {SNIPPETS_INNER[0]}")
-            data = member.read()
-    weights._check("sha256", SNIPPETS_INNER[1], hashlib.sha256(data).hexdigest(), SNIPPETS_INNER[0])
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dest) as tmp_dest:
-        Path(tmp_dest).write_bytes(data)
-    return dest
+            for name in missing:
+                member, sha = members[name]
+                fin = tf.extractfile(member)
+                if fin is None:
+                    raise TextDataError(f"{SNIPPETS_OUTER[0]} has no {member}")
+                data = fin.read()
+                weights._check("sha256", sha, hashlib.sha256(data).hexdigest(), member)
+                cache.mkdir(parents=True, exist_ok=True)
+                with atomic_path(out[name]) as tmp_dest:
+                    Path(tmp_dest).write_bytes(data)
+    return out
+
+
+def snippets_file() -> Path:
+    """The verified snippets file (``vader_files``)."""
+    return vader_files({"snippets": SNIPPETS_INNER})["snippets"]
 
 
 def read_snippets(path: str | Path) -> tuple[list[str], np.ndarray]:

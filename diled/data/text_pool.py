@@ -24,14 +24,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tarfile
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-
-from diled.files import atomic_path
 
 # files under the shared text folder: relative path -> sha256 (../shared/data/text/README.md)
 SHARED_FILES = {
@@ -139,36 +135,11 @@ def vader_sentences(text: str) -> Iterator[str]:
 
 
 def vader_members(names: Sequence[str]) -> dict[str, str]:
-    """The texts of the requested vader files, cached verified in ``$DILED_CACHE/data`` (fetched from the sdist once)."""
-    from diled import weights
-    from diled.data.text import SNIPPETS_OUTER, TextDataError
+    """The texts of the requested vader files, verified (``diled.data.text.vader_files``)."""
+    from diled.data.text import vader_files
 
-    cache = weights.cache_dir() / "data"
-    out, missing = {}, []
-    for name in names:
-        member, sha = VADER_FILES[name]
-        dest = cache / Path(member).name
-        if dest.exists() and weights.sha256_file(dest) == sha:
-            out[name] = dest.read_text(encoding="utf-8")
-        else:
-            missing.append(name)
-    if missing:
-        src = weights.OfflineSource("vaderSentiment", "3.3.2", SNIPPETS_OUTER[0], SNIPPETS_OUTER[1], kind="sdist")
-        with tempfile.TemporaryDirectory() as tmp:
-            outer = weights.fetch_member(src, Path(tmp) / "hutto_ICWSM_2014.tar.gz")
-            with tarfile.open(outer) as tf:
-                for name in missing:
-                    member, sha = VADER_FILES[name]
-                    fin = tf.extractfile(member)
-                    if fin is None:
-                        raise TextDataError(f"{SNIPPETS_OUTER[0]} has no {member}")
-                    data = fin.read()
-                    weights._check("sha256", sha, hashlib.sha256(data).hexdigest(), member)
-                    cache.mkdir(parents=True, exist_ok=True)
-                    with atomic_path(cache / Path(member).name) as tmp_dest:
-                        Path(tmp_dest).write_bytes(data)
-                    out[name] = data.decode("utf-8")
-    return out
+    paths = vader_files({n: VADER_FILES[n] for n in names}) if names else {}
+    return {n: p.read_text(encoding="utf-8") for n, p in paths.items()}
 
 
 _READERS = {"wordnet": wordnet_sentences, "austen": austen_sentences, "kjv": kjv_sentences}

@@ -99,7 +99,7 @@ class TokenEncoder(nn.Module):
 
     def forward(self, batch: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         ids = batch[0] if isinstance(batch, (tuple, list)) else batch
-        ids = ids[:, : max(1, int((ids != 0).sum(1).max()))]  # drop all-[PAD] columns: the rows are padded to a fixed width
+        ids = trim(ids)  # BERT's [PAD] is 0 as ours: drop the all-pad columns of the fixed-width rows
         mask = (ids != 0).long()
         h = self.token_states(ids, mask)
         m = mask.unsqueeze(-1).to(h.dtype)
