@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -155,8 +154,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    config = cfgmod.merge(yaml.safe_load(Path("config/config.yaml").read_text()), yaml.safe_load(args.config.read_text()))
-    cfgmod.drop_disabled_models(config)
+    config = cfgmod.load_config(args.config)
     device = resolve_device("cpu")
     setup_torch(args.threads, device)
     result = {"kernels": kernels(), "threads": args.threads, "tracks": {}}

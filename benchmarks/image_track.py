@@ -109,7 +109,9 @@ if __name__ == "__main__":
         print(fid_table(args.fid, args.data, args.limit))
     else:
         args.out.mkdir(parents=True, exist_ok=True)
-        cfg = yaml.safe_load(args.config.read_text())
+        from diled.config import load_config
+
+        cfg = load_config(args.config)  # merged over config/config.yaml, the models resolved, as the workflow reads it
         for item in args.set:
             key, _, value = item.partition("=")
             *parents, leaf = key.split(".")

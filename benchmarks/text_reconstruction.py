@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,9 +60,7 @@ def main() -> None:
 
     device = resolve_device(args.device)
     setup_torch(args.threads, device)
-    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    if args.config:
-        config = cfg.merge(config, yaml.safe_load(Path(args.config).read_text()))
+    config = cfg.load_config(*([args.config] if args.config else []))
     base = cfg.track_view(config, "text")
     work = Path(args.work)
     rows = []

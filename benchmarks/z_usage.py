@@ -30,6 +30,7 @@ import torch
 import yaml
 
 from diled import checkpoint, codecs, editing, latent_health, pipeline, registry
+from diled.config import load_config
 from diled.modalities.image import eval_indices, eval_seeds
 
 
@@ -63,7 +64,7 @@ def main() -> None:
     ap.add_argument("--diled", action="store_true", help="also train DiffAE's latent stage, DiLED and the DiffAE + FT control")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    full = yaml.safe_load(Path(args.config).read_text())
+    full = load_config(args.config)
     base = {**full["image"], "seed": full["seed"]}
     codec = codecs.ImageCodec(base["data"]["dataset"])
     data = codec.training_data(args.data)

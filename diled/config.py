@@ -1,9 +1,12 @@
 """The configuration: per-track views, the checks the schema cannot express, and run-directory keys.
 
-The config has global keys (``outdir``, ``seed``, ``device``, ``threads``, ``plugins``) and one
-section per track (``image``; ``text`` and ``protein`` as those tracks land). Code that runs one
-track reads a *track view*: the track's section with the global keys merged in. No torch here:
-Snakemake imports this module when it parses the DAG.
+The config has global keys (``outdir``, ``seed``, ``device``, ``threads``, ``plugins``, ``model_dirs``)
+and one section per track (``image``, ``text``, ``protein``). A track section names the models that run
+(``models: [ddim, diled]``; absent: every model of the catalogue) and overrides their settings under
+``model_settings.<name>``; ``resolve_models`` turns the two into ``models: {name: section}``, each
+section the model's file defaults (``config/models/<track>/<name>.yaml``) with the user's values merged
+over. Code that runs one track reads a *track view*: the resolved section with the global keys merged
+in. No torch here: Snakemake imports this module when it parses the DAG.
 """
 
 from __future__ import annotations
@@ -111,9 +114,8 @@ def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
     (Snakemake's ``validate`` reports the same errors followed by the whole sub-schema: hundreds of lines.)
     """
     import jsonschema
-    import yaml
 
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = full_schema(schema_path)
     validator = jsonschema.validators.validator_for(schema)(schema)
     out = []
     for err in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]):
@@ -140,23 +142,49 @@ def merge(base: Mapping, over: Mapping) -> dict:
 def defaulted(config: Mapping, user: Mapping, default_name: str = "config/config.yaml") -> list[str]:
     """Which values of a merged config the user never set: one line per section they did set.
 
-    Snakemake merges ``--configfile`` files over the workflow's default, so a key left out (even a whole
-    ``models:`` entry) silently takes the default's value. For every mapping the user wrote, the keys it
-    lacks are listed; a top-level key the user never wrote at all is listed once.
+    Snakemake merges ``--configfile`` files over the workflow's default, so a key left out silently
+    takes the default's value. For every mapping the user wrote, the keys it lacks are listed, with the
+    file they come from (a model's settings: its own ``config/models/<track>/<name>.yaml``); a top-level
+    key the user never wrote at all is listed once.
     """
     lines = []
 
-    def walk(merged: Mapping, mine: Mapping, prefix: str) -> None:
+    def source(path: list[str]) -> str:
+        if len(path) >= 3 and path[0] in registry.TRACKS and path[1] == "models":
+            try:
+                return _relative(registry.get(path[0], path[2]).source)
+            except KeyError:
+                pass
+        if len(path) == 2 and path[0] in registry.TRACKS and path[1] == "models":
+            return f"{_relative(registry.CATALOGUE)}/{path[0]}/<name>.yaml"
+        return default_name
+
+    def walk(merged: Mapping, mine: Mapping, path: list[str]) -> None:
         missing = [k for k in merged if k not in mine]
         if missing:
-            where = f"{prefix[:-1]}: " if prefix else ""
-            lines.append(f"{where}{', '.join(map(str, missing))} not set, using the default from {default_name}")
+            shown = [p if (i != 1 or p != "models" or path[0] not in registry.TRACKS) else "model_settings"
+                     for i, p in enumerate(path)]
+            where = f"{'.'.join(shown)}: " if path else ""
+            lines.append(f"{where}{', '.join(map(str, missing))} not set, using the default from {source(path)}")
         for k in merged:
             if k in mine and isinstance(merged[k], Mapping) and isinstance(mine[k], Mapping):
-                walk(merged[k], mine[k], f"{prefix}{k}.")
+                walk(merged[k], mine[k], [*path, str(k)])
 
-    walk(config, user, "")
+    mine = {k: dict(v) if isinstance(v, Mapping) else v for k, v in user.items()}
+    for track in registry.TRACKS:  # a resolved models section is the user's model_settings over the model's file
+        if isinstance(mine.get(track), dict) and isinstance(config.get(track), Mapping):
+            mine[track]["models"] = dict(mine[track].pop("model_settings", None) or {})
+    walk(config, mine, [])
     return lines
+
+
+def _relative(path: str | Path) -> str:
+    """A path inside the repository as the README names it (``config/models/image/ldm.yaml``)."""
+    root = registry.CATALOGUE.parent.parent
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def user_config(files: Sequence[str | Path], overrides: Mapping) -> dict:
@@ -167,6 +195,73 @@ def user_config(files: Sequence[str | Path], overrides: Mapping) -> dict:
     for f in files:
         mine = merge(mine, yaml.safe_load(Path(f).read_text()) or {})
     return merge(mine, overrides)
+
+
+def resolve_models(config: dict) -> None:
+    """Turn each track's ``models`` (names) and ``model_settings`` (overrides) into ``models: {name: section}``, in place.
+
+    A section is the model's file defaults with its ``model_settings`` entry merged over (mappings merge,
+    anything else replaces, as Snakemake merges config files). Settings of a model the track does not run
+    are allowed (one file can serve narrowed runs); of a model nobody registered, not. Raises a ValueError
+    naming every problem.
+    """
+    registry.load_plugins(config.get("plugins") or [])
+    for folder in config.get("model_dirs") or []:
+        registry.load_catalogue(folder)
+    problems = []
+    for track in registry.TRACKS:
+        section = config.get(track)
+        if not isinstance(section, dict):
+            continue
+        known = registry.names(track)
+        chosen = section.get("models", known)
+        settings = section.pop("model_settings", None) or {}
+        if isinstance(chosen, Mapping):
+            problems.append(f"{track}.models: a list of the models to run (e.g. [{', '.join(known[:3])}]); per-model settings "
+                            f"go under {track}.model_settings.<name> (config/README.md: Models)")
+            continue
+        if not isinstance(chosen, list) or not all(isinstance(n, str) for n in chosen):
+            problems.append(f"{track}.models = {json.dumps(chosen, default=str)[:60]}: a list of model names; registered: {known}")
+            continue
+        if not isinstance(settings, Mapping):
+            problems.append(f"{track}.model_settings: a mapping of model name to its settings, got {type(settings).__name__}")
+            continue
+        for key, names in (("models", chosen), ("model_settings", list(settings))):
+            if unknown := [n for n in names if n not in known]:
+                problems.append(f"{track}.{key}: no registered model {unknown}; registered: {known}")
+        if nulled := [n for n, v in settings.items() if v is None]:
+            problems.append(f"{track}.model_settings: {nulled} set to null; leave a model out of {track}.models instead")
+        if problems:
+            continue
+        section["models"] = {spec.name: merge(spec.defaults or {}, settings.get(spec.name) or {})
+                             for spec in registry.models(track) if spec.name in chosen}
+    if problems:
+        raise ValueError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def full_schema(schema_path: str | Path) -> dict:
+    """The workflow's schema with each registered model's section schema under ``<track>.models.<name>``."""
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    for track in registry.TRACKS:
+        props = schema["properties"][track]["properties"]["models"].setdefault("properties", {})
+        for spec in registry.models(track):
+            props[spec.name] = spec.schema or {"type": "object"}
+    return schema
+
+
+def load_config(*files: str | Path, overrides: Mapping | None = None, default: str | Path | None = None) -> dict:
+    """A config as the workflow sees it: config/config.yaml, then ``files`` and ``overrides`` merged over, models resolved.
+
+    What tests, benchmarks and notebooks use to read a config file without Snakemake.
+    """
+    import yaml
+
+    default = Path(default) if default else registry.CATALOGUE.parent / "config.yaml"
+    config = merge(yaml.safe_load(default.read_text()), user_config(files, overrides or {}))
+    resolve_models(config)
+    return config
 
 
 def protocol_problems(view: dict) -> list[str]:
@@ -379,16 +474,6 @@ def check_device(config: dict) -> None:
         raise ValueError("invalid configuration:\n  - " + "\n  - ".join(found))
 
 
-def drop_disabled_models(config: dict) -> None:
-    """Remove model sections set to null (``ldm: null``): how a config switches off a model the default runs
-    (``--configfile`` files merge over config/config.yaml, so leaving a model out cannot remove it)."""
-    for track in registry.TRACKS:
-        models = (config.get(track) or {}).get("models")
-        if isinstance(models, dict):
-            for name in [k for k, v in models.items() if v is None]:
-                del models[name]
-
-
 ANALYSES = ("figure3", "probe", "editing", "w_ablation", "latent_health", "fid_settings")
 
 
@@ -398,8 +483,9 @@ def analyses(view: dict) -> list[str]:
 
 
 def check(config: dict, schema_path: str | Path | None = None) -> None:
-    """Raise one ValueError listing every problem (before any job runs): schema first, then cross-field."""
-    drop_disabled_models(config)
+    """Resolve the models (``resolve_models``), then raise one ValueError listing every problem (before any job
+    runs): schema first, then cross-field."""
+    resolve_models(config)
     found = schema_problems(config, schema_path) if schema_path else []
     if not found:
         found = problems(config)

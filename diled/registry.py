@@ -1,23 +1,35 @@
-"""The model registry: the one place where a model says what it is.
+"""The model registry: the mechanism by which a model says what it is.
 
-Each entry names the model, its display name and track, its training stages (and what each starts
-from), its builder, its capabilities and the step counts it is evaluated at. The workflow's job
-lists, the tables, the training-cost table and the benchmark all read it; adding a model means its
-module, its config section (``<track>.models.<name>``) and one ``register`` call, nothing else.
+A model is one module (its networks, losses, builder and stage trainers) and one config file,
+``config/models/<track>/<name>.yaml``, with three sections:
 
-This module imports no torch: Snakemake parses the DAG from it, and that must stay fast. Builders
-and stage trainers are named as ``"module:function"`` and imported only when a job runs them.
-Third-party models register from a plugin module listed under the config's ``plugins`` key.
+- ``spec``: the registry entry as data: display name, table position (``order``), training stages and
+  what each starts from, capabilities, the step counts it is evaluated at, table note, checks;
+- ``defaults``: its config section (the track config's ``models.<name>`` after ``diled.config``
+  resolves a config: the user's ``<track>.model_settings.<name>`` merged over these);
+- ``schema``: the JSON schema of that section (``$ref`` may name the main schema's definitions).
+
+The workflow's job lists, the tables, the training-cost table and the benchmark all read this
+registry; nothing else names a model. The built-in catalogue is ``config/models``; ``model_dirs``
+(a config key) adds folders laid out the same way, and ``plugins`` still imports modules that call
+``register`` themselves.
+
+This module imports no torch: Snakemake parses the DAG from it, and that must stay fast. Builders,
+stage trainers and checks are named as ``"module:function"`` (or a bare function of the spec's
+``module``) and imported only when they run; a check runs while the workflow is parsed, so it must
+live in a module that imports without torch.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 TRACKS = ("image", "text", "protein")
+CATALOGUE = Path(__file__).resolve().parent.parent / "config" / "models"  # the built-in models' config files
 
 # What evaluation may ask of a model (diled.capabilities defines the methods behind each).
 CAPABILITIES = frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"})
@@ -40,6 +52,58 @@ class Stage:
     pool: bool = False
 
 
+def lookup(cfg: Mapping, dotted: str) -> Any:
+    """The value at a dotted key of a track config (``"eval.sampling_steps"``)."""
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise KeyError(f"the track config has no {dotted!r}")
+        node = node[part]
+    return node
+
+
+@dataclass(frozen=True)
+class StepRule:
+    """The step counts a model is evaluated at, as data: each entry an integer or a dotted key of the
+    track config holding an integer or a list; flattened in order, repeats dropped.
+
+    ``("eval.sampling_steps",)`` is the image models' T column; ``("latent.T", "eval.ddim_steps")`` the
+    text latent models' ancestral chain followed by DDIM; ``(1,)`` one row, ``()`` no generation row.
+    """
+
+    entries: tuple[int | str, ...] = ()
+
+    def __call__(self, cfg: Mapping) -> list[int]:
+        out: list[int] = []
+        for entry in self.entries:
+            value = lookup(cfg, entry) if isinstance(entry, str) else entry
+            for v in value if isinstance(value, list | tuple) else [value]:
+                if int(v) not in out:
+                    out.append(int(v))
+        return out
+
+
+@dataclass(frozen=True)
+class VariantRule:
+    """Extra trained models swept over a config list (an ablation): for each value of ``over`` (a dotted key
+    of the track config), the model with ``key`` (a dotted key) set to it, named by ``name`` (``str.format``
+    with ``model`` and ``value``). The value the config already has is the main run, under the model's name.
+    """
+
+    key: str
+    over: str
+    name: str
+
+    def __call__(self, cfg: Mapping) -> dict[str, dict[str, Any]]:
+        configured = lookup(cfg, self.key)
+        model = self.key.split(".")[1]
+        out = {}
+        for value in lookup(cfg, self.over):
+            value = float(value) if isinstance(value, int | float) else value
+            out[model if value == configured else self.name.format(model=model, value=value)] = {self.key: value}
+        return out
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything the workflow, tables and benchmark need to know about one model."""
@@ -57,6 +121,10 @@ class ModelSpec:
     checks: str | None = None  # "module:function": track config -> problems with this model's section
     variants: Callable[[dict], dict[str, dict[str, Any]]] | None = None  # name -> dotted-key overrides
     bold_per_step: bool = False  # the bold rule compares it with its peers at each step count (DDIM, DiffAE, DiLED)
+    defaults: Mapping[str, Any] | None = None  # its config section's default values (from its config file)
+    schema: Mapping[str, Any] | None = None  # the JSON schema of that section
+    order: float = float("inf")  # position among the track's models (the tables' row order); unset: after the rest
+    source: str = ""  # the config file it was read from
     step_kind: str = "DDIM steps"  # what its step counts count (CM-CD: consistency steps)
     rec_protocols: tuple[str, ...] = ("random",)  # reconstruction protocols its plain ``rec`` set realizes (Table 6 columns)
 
@@ -120,6 +188,69 @@ def load_plugins(modules: Iterable[str]) -> None:
             raise ValueError(f"plugins: cannot import {name!r} ({e})") from e
 
 
+SPEC_KEYS = frozenset({"display", "module", "order", "build", "stages", "capabilities", "reads", "steps", "representation",
+                       "note", "checks", "variants", "bold_per_step", "step_kind", "rec_protocols"})
+STAGE_KEYS = frozenset({"name", "train", "starts_from", "needs_weights", "pool"})
+
+
+def _ref(module: str, name: str) -> str:
+    """``"module:function"``; a bare name is a function of the spec's own module."""
+    return name if ":" in name else f"{module}:{name}"
+
+
+def spec_from_file(path: str | Path) -> ModelSpec:
+    """The registry entry a model's config file declares (``config/models/<track>/<name>.yaml``).
+
+    Only ``yaml.safe_load`` reads it: plain mappings, lists and scalars.
+    """
+    import yaml
+
+    path = Path(path)
+    track, name = path.parent.name, path.stem
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("spec"), Mapping):
+        raise ValueError(f"{path}: a model's config file needs a 'spec' mapping (and 'defaults', 'schema')")
+    unknown = sorted(set(doc) - {"spec", "defaults", "schema"})
+    spec = dict(doc["spec"])
+    unknown += sorted(f"spec.{k}" for k in set(spec) - SPEC_KEYS)
+    for st in spec.get("stages") or []:
+        unknown += sorted(f"spec.stages.{k}" for k in set(st) - STAGE_KEYS) if isinstance(st, Mapping) else ["spec.stages: not a mapping"]
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown}")
+    for key in ("display", "module", "stages", "capabilities"):
+        if key not in spec:
+            raise ValueError(f"{path}: spec.{key} is required")
+    module = spec.pop("module")
+    variants = spec.pop("variants", None)
+    if variants and not str(variants.get("key", "")).startswith(f"models.{name}."):
+        raise ValueError(f"{path}: spec.variants.key must be a key of this model's section (models.{name}.*)")
+    try:
+        return ModelSpec(
+            name=name, track=track, build=_ref(module, spec.pop("build", "build")),
+            stages=tuple(Stage(**{**st, "train": _ref(module, st["train"])}) for st in spec.pop("stages")),
+            capabilities=frozenset(spec.pop("capabilities")), reads=tuple(spec.pop("reads", ())),
+            steps=StepRule(tuple(spec.pop("steps", ()))), variants=VariantRule(**variants) if variants else None,
+            rec_protocols=tuple(spec.pop("rec_protocols", ("random",))),
+            checks=_ref(module, spec.pop("checks")) if spec.get("checks") else None,
+            defaults=doc.get("defaults") or {}, schema=doc.get("schema") or {"type": "object"}, source=str(path),
+            **{k: v for k, v in spec.items() if k != "checks"},
+        )
+    except (TypeError, KeyError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+def load_catalogue(folder: str | Path) -> list[ModelSpec]:
+    """Register every model a folder of config files declares (``<folder>/<track>/<name>.yaml``), in table order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"model_dirs: {folder} is not a folder")
+    specs = [spec_from_file(p) for t in TRACKS for p in sorted((folder / t).glob("*.yaml"))]
+    return [register(s) for s in sorted(specs, key=lambda s: (TRACKS.index(s.track), s.order, s.name))]
+
+
 def get(track: str, name: str) -> ModelSpec:
     try:
         return _REGISTRY[f"{track}/{name}"]
@@ -128,12 +259,13 @@ def get(track: str, name: str) -> ModelSpec:
 
 
 def models(track: str, capability: str | None = None, config: dict | None = None) -> list[ModelSpec]:
-    """Registered models of a track in registration order (the table's row order).
+    """Registered models of a track in table order (their ``order``, then registration).
 
     With ``config`` (the track config), only models that have a section under ``models``: a user's
     config that leaves a model out does not run it.
     """
-    out = [s for s in _REGISTRY.values() if s.track == track and (capability is None or s.can(capability))]
+    out = sorted((s for s in _REGISTRY.values() if s.track == track and (capability is None or s.can(capability))),
+                 key=lambda s: s.order)
     if config is not None:
         out = [s for s in out if s.name in config.get("models", {})]
     return out
@@ -200,178 +332,4 @@ def apply_overrides(config: dict, overrides: dict[str, Any]) -> dict:
     return out
 
 
-# ----------------------------------------------------------------------------- the built-in image models
-
-
-def _sampling_steps(cfg: dict) -> list[int]:
-    return [int(s) for s in cfg["eval"]["sampling_steps"]]
-
-
-def _cm_steps(cfg: dict) -> list[int]:
-    return [int(s) for s in cfg["models"]["cmcd"]["steps"]]
-
-
-def w_variant_name(cfg: dict, w: float) -> str:
-    """DiLED trained with weight w: the main run for the configured w, else ``diled_w<w>``."""
-    return "diled" if float(w) == float(cfg["models"]["diled"]["w"]) else f"diled_w{float(w):g}"
-
-
-def _w_variants(cfg: dict) -> dict[str, dict[str, Any]]:
-    return {w_variant_name(cfg, w): {"models.diled.w": float(w)} for w in cfg["w_ablation"]["w"]}
-
-
-register(ModelSpec(
-    name="ddim", display="DDIM", track="image", build="baselines.ddim:build",
-    stages=(Stage("train", "baselines.ddim:train"),),
-    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent"}), reads=("data", "net"),
-    steps=_sampling_steps, representation="DDIM-inverted x_T ({probe[ddim_steps]} steps)", bold_per_step=True,
-    rec_protocols=("inverted",),
-))
-register(ModelSpec(
-    name="diffae", display="DiffAE", track="image", build="baselines.diffae:build",
-    stages=(Stage("autoencoder", "baselines.diffae:train_autoencoder"),
-            Stage("latent", "baselines.diffae:train_latent", starts_from="diffae/autoencoder")),
-    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
-    reads=("data", "net", "latent"), steps=_sampling_steps, representation="encoder mean (standardized)",
-    bold_per_step=True,
-))
-register(ModelSpec(
-    name="diffae_ft", display="DiffAE + FT", track="image", build="baselines.diffae:build",
-    stages=(Stage("train", "baselines.diffae:train_more", starts_from="diffae/latent"),),
-    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate"}),
-    reads=("data", "net", "latent"), steps=_sampling_steps, checks="diled.config:control_problems",
-    note="DiffAE + FT is the control for DiLED's extra training: the same trained DiffAE continued for DiLED's "
-         "{models[diled][train][steps]} steps (same learning rate and batch size) under DiffAE's own losses (decoder loss "
-         "through a deterministic z; latent DDPM on the detached code). A DiLED gain over it is the objective's.",
-))
-register(ModelSpec(
-    name="diled", display="DiLED", track="image", build="diled.modalities.image:build_diled",
-    stages=(Stage("train", "diled.modalities.image:train_diled", starts_from="diffae/latent"),),
-    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
-    reads=("data", "net", "latent"), steps=_sampling_steps, representation="encoder mean (standardized)",
-    variants=_w_variants, bold_per_step=True,
-    note="DiLED starts from the trained DiffAE (encoder, decoder, latent net and standardization) and adds "
-         "{models[diled][train][steps]} joint fine-tuning steps (w = {models[diled][w]}); its difference from DiffAE "
-         "includes those extra steps, as in the paper's protocol.",
-))
-register(ModelSpec(
-    name="ldm", display="LDM", track="image", build="baselines.ldm:build",
-    stages=(Stage("autoencoder", "baselines.ldm:train_autoencoder", needs_weights=True),
-            Stage("latent", "baselines.ldm:train_latent", starts_from="ldm/autoencoder")),
-    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
-    reads=("data", "net"), steps=_sampling_steps, checks="diled.config:ldm_problems", rec_protocols=("random", "inverted"),
-    representation="KL-autoencoder mean, scaled to unit variance (flattened c x h x w)",
-    note="LDM (two-stage, Rombach et al.): a KL autoencoder ({models[ldm][autoencoder_net][latent_channels]}-channel latent; "
-         "L1 + LPIPS-{models[ldm][perceptual]} perceptual loss (weight {models[ldm][perceptual_weight]:g}) + KL weight "
-         "{models[ldm][kl_weight]:g}, no adversarial term) trained first ({models[ldm][autoencoder][steps]} steps), then a "
-         "latent DDPM on its frozen, scaled means ({models[ldm][latent][steps]} steps) sampled with T DDIM steps. "
-         "Reconstruction and interpolation (linear mix of the two means) go through the autoencoder alone, so they do not "
-         "depend on T. Where its perceptual network is alex, the Rec LPIPS column (AlexNet) is optimistic for LDM.",
-))
-register(ModelSpec(
-    name="cmcd", display="CM-CD", track="image", build="baselines.cm:build",
-    stages=(Stage("distill", "baselines.cm:train", starts_from="ddim/train"),),
-    capabilities=frozenset({"generate", "reconstruct", "interpolate"}), reads=("data", "net"),
-    steps=_cm_steps, step_kind="consistency steps", checks="diled.config:cmcd_problems",
-    note="CM-CD: consistency distillation of the DDIM row's model ({models[cmcd][train][steps]} steps, "
-         "{models[cmcd][grid]}-point teacher DDIM grid, EMA target {models[cmcd][train][ema_decay]}, L2 distance); T is its "
-         "number of consistency steps (2-step generation re-noises to t = {models[cmcd][intermediate_ts][0]}). "
-         "Reconstruction: the real image noised to t = {models[cmcd][encode_t]} with a seeded noise, then the consistency "
-         "function; interpolation linearly mixes the two noised inputs before it. The official script had its mixing line "
-         "commented out, so the paper's CM-CD interpolation columns were plain reconstructions; here the mixing is applied.",
-))
-
-
-# ----------------------------------------------------------------------------- the built-in protein models
-
-
-def _ancestral_steps(cfg: dict) -> list[int]:
-    return [int(cfg["latent"]["T"])]  # the ancestral latent chain over all T steps
-
-
-register(ModelSpec(
-    name="diled", display="DiLED", track="protein", build="diled.modalities.protein:build_diled",
-    stages=(Stage("train", "diled.modalities.protein:train_diled"),),
-    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent"}),
-    reads=("data", "net", "latent"), steps=_ancestral_steps, representation="encoder mean", step_kind="ancestral steps",
-    note="DiLED: ReLSO's encoder/decoder/regressor, the elbo-form objective (pad-weighted CE averaged over positions, "
-         "divided by T lambda_t, + w l_t with w = {models[diled][w]}) + MSE of the regressor on the latent sample; "
-         "{models[diled][train][steps]} steps at batch {models[diled][train][batch_size]}.",
-))
-register(ModelSpec(
-    name="relso", display="ReLSO (AE)", track="protein", build="baselines.relso:build",
-    stages=(Stage("train", "baselines.relso:train"),),
-    capabilities=frozenset({"encode", "reconstruct", "interpolate", "represent"}),
-    reads=("data", "net"), steps=lambda cfg: [], representation="encoder output (deterministic)",
-    note="ReLSO (AE): the original deterministic ReLSO (Castro et al. 2022): weighted-mean CE + MSE + 0.001 ||z||^2 / 2; "
-         "no prior, so no generation row.",
-))
-register(ModelSpec(
-    name="relso_vae", display="ReLSO-VAE", track="protein", build="baselines.relso:build_vae",
-    stages=(Stage("train", "baselines.relso:train"),),
-    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent"}),
-    reads=("data", "net"), steps=lambda cfg: [1], representation="encoder mean", step_kind="prior draws",
-    note="ReLSO-VAE: the VAE variant the official code trains for generation (--only_vae): fixed encoder variance 0.008, "
-         "KL weight {models[relso_vae][kl_weight]:g}; generation decodes z ~ N(0, I).",
-))
-
-
-# ----------------------------------------------------------------------------- the built-in text models
-
-
-def _text_latent_steps(cfg: dict, T: int) -> list[int]:
-    """The ancestral chain over all T latent steps, then DDIM at ``eval.ddim_steps``."""
-    return [T, *[int(s) for s in cfg["eval"]["ddim_steps"] if int(s) != T]]
-
-
-register(ModelSpec(
-    name="gpt2", display="GPT-2 (LM)", track="text", build="diled.modalities.text:build_lm",
-    stages=(Stage("pretrain", "diled.modalities.text:train_lm", pool=True),
-            Stage("train", "diled.modalities.text:finetune_lm", starts_from="gpt2/pretrain")),
-    capabilities=frozenset({"generate"}), reads=("data", "net"), steps=lambda cfg: [1], step_kind="ancestral sampling",
-    note="GPT-2 (LM): the decoder network alone, pre-trained as a language model on the training split and the unlabeled "
-         "pool ({models[gpt2][pretrain][steps]} steps; the autoencoder's decoder starts from it), then fine-tuned on the rated "
-         "training split ({models[gpt2][train][steps]} steps). Generation samples tokens "
-         "ancestrally (temperature 1); it has no latent, so no reconstruction, editing or interpolation.",
-))
-register(ModelSpec(
-    name="ae", display="Autoencoder (shared pre-training)", track="text", build="diled.modalities.text:build_autoencoder",
-    stages=(Stage("train", "diled.modalities.text:train_autoencoder", starts_from="gpt2/pretrain", pool=True),),
-    capabilities=frozenset({"encode", "reconstruct", "interpolate", "represent"}), reads=("data", "net"), steps=lambda cfg: [],
-    representation="encoder mean",
-    note="Autoencoder: the encoder and the z-conditioned decoder trained on reconstruction alone on the training split and the "
-         "pool (z = mean + noise of variance {models[ae][encoder_var]:g}, {models[ae][train][steps]} steps from the pre-trained LM); "
-         "every latent model starts from it and is then trained on the rated training split only. It has no "
-         "prior, so no generation or editing: its row is the reconstruction the latent models' regularisers trade against.",
-))
-register(ModelSpec(
-    name="diled", display="DiLED", track="text", build="diled.modalities.text:build_diled",
-    stages=(Stage("train", "diled.modalities.text:train_diled", starts_from="ae/train"),),
-    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
-    reads=("data", "net", "latent"), steps=lambda cfg: _text_latent_steps(cfg, int(cfg["latent"]["T"])),
-    representation="encoder mean", step_kind="latent steps",
-    note="DiLED: elbo-form objective, token NLL / sentence length / (T lambda_t) + w l_t (w = {models[diled][w]:g}), "
-         "w warmed up from 0 over {models[diled][w_warmup]} steps, {models[diled][train][steps]} steps from the pre-trained "
-         "autoencoder; T latent steps = the ancestral DDPM chain, fewer = DDIM.",
-))
-register(ModelSpec(
-    name="latentops", display="LatentOps", track="text", build="baselines.text_vae:build",
-    stages=(Stage("vae", "baselines.text_vae:train_vae", starts_from="ae/train"),
-            Stage("latent", "baselines.text_vae:train_latent", starts_from="latentops/vae")),
-    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
-    reads=("data", "net"), steps=lambda cfg: _text_latent_steps(cfg, int(cfg["models"]["latentops"]["latent_net"]["T"])),
-    representation="VAE posterior mean", step_kind="latent steps",
-    note="LatentOps: a GPT-2 VAE (z = {models[latentops][z_dim]}, cyclical beta to {models[latentops][beta]:g} (one cycle per epoch or per stage, whichever is shorter), free bits "
-         "{models[latentops][free_bits]:g}, {models[latentops][vae][steps]} steps from the autoencoder), then a latent DDPM on its means "
-         "(T = {models[latentops][latent_net][T]}, linear betas, {models[latentops][latent][steps]} steps).",
-))
-register(ModelSpec(
-    name="daae", display="Optimus-DAAE", track="text", build="baselines.daae:build",
-    stages=(Stage("train", "baselines.daae:train", starts_from="ae/train"),),
-    capabilities=frozenset({"generate", "encode", "reconstruct", "interpolate", "represent", "edit"}),
-    reads=("data", "net"), steps=lambda cfg: [1], representation="encoder output (deterministic)", step_kind="prior draws",
-    note="Optimus-DAAE: deterministic z of a word-deleted input ({data[word_dropout]:g}), adversarial prior matching "
-         "(weight {models[daae][adv_weight]:g}; BCE on D's logits, named 'stable adversarial loss': upstream's sigmoid + BCE, "
-         "whose log is clamped at -100, gave a saturated D no gradient and let the codes grow without bound); generation "
-         "decodes z ~ N(0, I).",
-))
+load_catalogue(CATALOGUE)

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from baselines import LDM, ConsistencyModel
 from diled import pipeline, registry
-from diled.config import track_view
+from diled.config import load_config, track_view
 from diled.diffusion import GaussianDiffusion, Schedule, ddim_sample, ddim_step
 from diled.nets import ConvDecoder, KLEncoder, UNet
 from diled.train import TrainSpec, train
@@ -169,7 +168,7 @@ def test_cd_training_with_ema_target_resumes_exactly(tmp_path):
 
 def test_pipeline_trains_ldm_and_cmcd_stages(tmp_path):
     """The smoke config's LDM (two stages) and CM-CD (from a DDIM teacher) through pipeline.train_stage."""
-    cfg = track_view(yaml.safe_load((ROOT / "config/smoke.yaml").read_text()), "image")
+    cfg = track_view(load_config(ROOT / "config/smoke.yaml"), "image")
     for section in ("autoencoder", "latent"):
         cfg["models"]["ldm"][section]["steps"] = 2
     cfg["models"]["cmcd"]["train"]["steps"] = 2

@@ -72,13 +72,12 @@ def test_standardization_round_trips_through_decoder_conditioning():
 
 def test_training_stage_is_deterministic(tmp_path):
     """Two runs of a stage from scratch (fresh process state) give bit-identical weights."""
-    import yaml
 
     from diled import pipeline
-    from diled.config import track_view
+    from diled.config import load_config, track_view
     from diled.diffusion import derive_seed
 
-    cfg = track_view(yaml.safe_load((Path(__file__).resolve().parent.parent / "config/smoke.yaml").read_text()), "image")
+    cfg = track_view(load_config(Path(__file__).resolve().parent.parent / "config/smoke.yaml"), "image")
     cfg["models"]["ddim"]["train"]["steps"] = 3
     data = torch.rand(32, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     weights = []
@@ -92,12 +91,11 @@ def test_training_stage_is_deterministic(tmp_path):
 
 def test_stage_config_holds_each_model_and_what_it_starts_from():
     """What keys a run directory: a model's own section and its parents', never a sibling's."""
-    import yaml
 
     from diled import registry
-    from diled.config import stage_config, track_view
+    from diled.config import load_config, stage_config, track_view
 
-    cfg = track_view(yaml.safe_load((Path(__file__).resolve().parent.parent / "config/smoke.yaml").read_text()), "image")
+    cfg = track_view(load_config(Path(__file__).resolve().parent.parent / "config/smoke.yaml"), "image")
     assert set(stage_config(cfg, "image", "ddim")["models"]) == {"ddim"}
     assert set(stage_config(cfg, "image", "diled")["models"]) == {"diffae", "diled"}
     assert set(stage_config(cfg, "image", "cmcd")["models"]) == {"ddim", "cmcd"}  # the teacher shapes the student

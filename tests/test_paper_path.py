@@ -4,6 +4,7 @@ weights instead of training (sha256-pinned), DiLED fine-tuned from them, sharded
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -69,13 +70,12 @@ def _config(tmp: Path, pin: bool = True) -> Path:
     img["data"].update(root=str(tmp / "ffhq.lmdb"), reference_size=12, workers=0)
     img["net"].update(size=32, z_dim=32, diffae=TINY)  # 32 px: the smallest LPIPS-AlexNet takes
     img["latent"]["mlp"] = {"hidden": 64, "layers": 3, "time_dim": 16}
-    merged = cfgmod.merge(yaml.safe_load((ROOT / "config/config.yaml").read_text()), base)
-    cfgmod.drop_disabled_models(merged)
+    merged = cfgmod.load_config(overrides=copy.deepcopy(base))
     view = cfgmod.track_view(merged, "image")
     rel = _released(view, tmp)
     if not pin:
         rel["autoenc_latent"]["sha256"] = None
-    models = img["models"]
+    models = img["model_settings"]
     models["ddim"].update(train={**STEPS}, released=rel["ddpm"])
     models["diffae"].update(autoencoder={**STEPS}, latent={**STEPS}, released=rel["autoenc_latent"])
     models["diled"]["train"] = {**STEPS}
@@ -127,7 +127,7 @@ def test_unpinned_release_stops_with_its_hash_before_any_job(tmp_path):
     config = _config(tmp_path, pin=False)
     res = _run(config, str(tmp_path / "results/models/image/diffae/autoencoder.pt"))
     assert res.returncode != 0
-    found = hashlib.sha256(Path(yaml.safe_load(config.read_text())["image"]["models"]["diffae"]["released"]["path"]).read_bytes()).hexdigest()
+    found = hashlib.sha256(Path(yaml.safe_load(config.read_text())["image"]["model_settings"]["diffae"]["released"]["path"]).read_bytes()).hexdigest()
     said = res.stdout + res.stderr
     assert "models.diffae.released.sha256: not pinned" in said and found in said
     assert not (tmp_path / "results").exists()  # refused at parse time: no data preparation, no log, no output
@@ -138,7 +138,7 @@ def _with_placeholders(name: str, tmp: Path) -> Path:
     cfg = yaml.safe_load((ROOT / f"config/{name}.yaml").read_text())
     (tmp / "data").mkdir()
     cfg["image"]["data"]["root"] = str(tmp / "data")
-    for model, section in cfg["image"]["models"].items():
+    for model, section in cfg["image"]["model_settings"].items():
         if (section or {}).get("released"):
             path = tmp / f"{model}.ckpt"
             path.write_bytes(b"a stand-in: a dry run never reads it")

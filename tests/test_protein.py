@@ -8,16 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from diled import capabilities, codecs, objective, optimize, pipeline
-from diled.config import track_view
+from diled.config import load_config, track_view
 from diled.data import protein as pdata
 from diled.metrics import protein as pm
 from diled.modalities.protein import SequenceEncoder, attention_bias, weighted_ce
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKE = track_view(yaml.safe_load((ROOT / "config/smoke.yaml").read_text()), "protein")
+SMOKE = track_view(load_config(ROOT / "config/smoke.yaml"), "protein")
 HAVE_DATA = pdata.default_root().is_dir()
 needs_data = pytest.mark.skipif(not HAVE_DATA, reason="../shared/data/protein is not beside the repository")
 

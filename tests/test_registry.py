@@ -13,33 +13,12 @@ import torch
 import yaml
 
 from diled import capabilities, pipeline, registry
-from diled.config import track_view
+from diled.config import load_config, track_view
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKE = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
-
-# A whole third-party model: its module (registry entry, builder, trainer) ...
-TOY_MODULE = '''
-from diled.registry import ModelSpec, Stage, register
-
-register(ModelSpec(
-    name="toy", display="Toy", track="image", build="toy_model:build",
-    stages=(Stage("train", "toy_model:train"),), capabilities=frozenset({"generate", "reconstruct", "interpolate"}),
-    reads=("data", "net"), steps=lambda cfg: [int(s) for s in cfg["eval"]["sampling_steps"]],
-))
-
-
-def build(cfg):
-    from baselines.ddim import build as ddim
-
-    return ddim(cfg)
-
-
-def train(ctx):
-    return ctx.train(ctx.build().to(ctx.device), lambda m, x: m.loss(x), ctx.data, "train")
-'''
-# ... and its config section.
-TOY_SECTION = {"train": {"steps": 1, "batch_size": 4, "lr": 1e-3}}
+SMOKE = load_config(ROOT / "config/smoke.yaml")
+# A whole third-party model: one module (builder, trainer) and one config file (registry entry, defaults, schema).
+TOY = Path(__file__).resolve().parent / "toy_model"
 
 
 def test_builtin_models_declare_what_the_workflow_reads():
@@ -87,15 +66,40 @@ def test_every_builtin_model_has_the_capabilities_it_declares(name):
     assert isinstance(model, torch.nn.Module)
 
 
-def test_a_plugin_model_joins_the_dag_with_its_module_and_config_section_only(tmp_path):
-    (tmp_path / "toy_model.py").write_text(TOY_MODULE)
-    cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
-    cfg["plugins"] = ["toy_model"]
-    cfg["image"]["models"]["toy"] = TOY_SECTION
-    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow" / "Snakefile"), "--directory", str(tmp_path), "-n",
-                          f"--configfile={tmp_path / 'toy.yaml'}", "--cores", "1", "all"], capture_output=True, text=True, env=env)
+def test_a_model_file_declares_the_registry_entry_and_its_section():
+    (toy,) = registry.load_catalogue(TOY / "models")
+    try:
+        assert (toy.name, toy.display, toy.track, toy.build) == ("toy", "Toy", "image", "toy_model:build")
+        assert toy.stages == (registry.Stage("train", "toy_model:train"),) and toy.rec_protocols == ("inverted",)
+        assert toy.steps(track_view(SMOKE, "image")) == [2, 5] and toy.defaults["train"]["steps"] == 2
+    finally:
+        registry.unregister("image", "toy")
+
+
+@pytest.mark.parametrize("doc, message", [
+    ("defaults: {}", "needs a 'spec' mapping"),
+    ("spec: {display: X, module: m, stages: [{name: train, train: t}], capabilities: [generate], colour: red}", "unknown key(s) ['spec.colour']"),
+    ("spec: {display: X, stages: [{name: train, train: t}], capabilities: [generate]}", "spec.module is required"),
+    ("spec: {display: X, module: m, stages: [{name: train, train: t}], capabilities: [fly]}", "unknown capabilities"),
+    ("spec: {display: X, module: m, stages: [{name: train, train: t}], capabilities: [generate],\n"
+     "       variants: {key: models.other.w, over: w_ablation.w, name: x}}", "must be a key of this model's section"),
+    ("spec: [", "not valid YAML"),
+])
+def test_a_bad_model_file_is_refused_with_its_path(tmp_path, doc, message):
+    (tmp_path / "image").mkdir()
+    (tmp_path / "image" / "bad.yaml").write_text(doc)
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
+        registry.load_catalogue(tmp_path)
+    assert "bad.yaml" in str(err.value)
+    assert "bad" not in registry.names("image")
+
+
+def test_a_model_from_one_module_and_one_config_file_joins_the_dag(tmp_path):
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump({"model_dirs": [str(TOY / "models")]}))
+    env = {**os.environ, "PYTHONPATH": f"{TOY}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "-n",
+                          "--configfile", str(ROOT / "config/smoke.yaml"), str(tmp_path / "toy.yaml"), "--cores", "1",
+                          "all"], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     for path in ("models/image/toy/train.pt", "samples/image/toy/T2.npz", "samples/image/toy/T5.npz",
                  "metrics/image/toy/T5.json", "figures/image/toy_grid.png"):
@@ -105,20 +109,19 @@ def test_a_plugin_model_joins_the_dag_with_its_module_and_config_section_only(tm
 
 
 @pytest.fixture
-def toy_registered(tmp_path, monkeypatch):
-    (tmp_path / "toy_model.py").write_text(TOY_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    registry.load_plugins(["toy_model"])
+def toy_registered(monkeypatch):
+    monkeypatch.syspath_prepend(str(TOY))
+    registry.load_catalogue(TOY / "models")
     yield
     registry.unregister("image", "toy")
     sys.modules.pop("toy_model", None)
 
 
-def test_a_plugin_model_trains_and_samples_through_the_generic_pipeline(tmp_path, toy_registered):
-    view = track_view({**SMOKE, "image": {**SMOKE["image"], "models": {**SMOKE["image"]["models"], "toy": TOY_SECTION}}}, "image")
+def test_a_file_model_trains_and_samples_through_the_generic_pipeline(tmp_path, toy_registered):
+    view = track_view(load_config(ROOT / "config/smoke.yaml", overrides={"model_dirs": [str(TOY / "models")]}), "image")
     data = torch.rand(8, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     model, res, _ = pipeline.train_stage("image", "toy", "train", view, data, tmp_path / "run", torch.device("cpu"))
-    assert res.steps == 1 and model.generate([0, 1], 2).shape == (2, 1, 32, 32)
+    assert res.steps == 2 and model.generate([0, 1], 2).shape == (2, 1, 32, 32)
     pipeline.save_model(model, "image", "toy", view, tmp_path / "toy.pt", {})
     loaded, ckpt = pipeline.load_model(tmp_path / "toy.pt")
     assert ckpt["track"] == "image" and torch.equal(loaded.generate([3], 2), model.generate([3], 2))

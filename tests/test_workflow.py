@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
+from diled.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow" / "Snakefile")]
@@ -42,7 +45,7 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     df = full[full["status"] == "run"].reset_index(drop=True)
     assert set(full.loc[full["status"] != "run", "model"]) == {"NVAE", "StyleGAN-XL"}
     assert full.loc[full["status"] != "run", "Gen FID"].isna().all()  # never a number for a model not run
-    cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())["image"]
+    cfg = load_config(ROOT / "config/smoke.yaml")["image"]
     steps, cm_steps = cfg["eval"]["sampling_steps"], cfg["models"]["cmcd"]["steps"]
     stepped = ("DDIM", "DiffAE", "DiffAE + FT", "DiLED", "LDM")
     assert list(df["model"]) == [m for m in stepped for _ in steps] + ["CM-CD"] * len(cm_steps)
@@ -102,7 +105,7 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
 @pytest.mark.smoke
 def test_smoke_protein_track(smoke_runs):
     out = smoke_runs[0]
-    cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())["protein"]
+    cfg = load_config(ROOT / "config/smoke.yaml")["protein"]
     fit = pd.read_csv(out / "tables/protein_fitness.csv")
     assert set(fit["model"]) == {"DiLED", "ReLSO (AE)", "ReLSO-VAE", "oracle (ridge on one-hot residues)"}
     assert fit["test Spearman"].between(-1, 1).all()
@@ -167,7 +170,7 @@ def test_smoke_fid_settings_and_recon_columns(smoke_runs):
 @pytest.mark.smoke
 def test_smoke_text_track(smoke_runs):
     out = smoke_runs[0]
-    cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())["text"]
+    cfg = load_config(ROOT / "config/smoke.yaml")["text"]
     t1 = pd.read_csv(out / "tables/table1.csv")
     # GPT-2 once; the autoencoder once, without generation; DiLED and LatentOps at the ancestral chain (T) and each DDIM
     # step count; DAAE once
@@ -206,13 +209,36 @@ def test_training_state_survives_outside_outputs(smoke_runs):
 def test_editing_one_model_section_reruns_that_model_only(smoke_runs, tmp_path):
     """Run directories are keyed by each model's own config: a CM-CD change must not retrain the others."""
     cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
-    cfg["image"]["models"]["cmcd"]["train"]["lr"] *= 2
+    cfg["image"]["model_settings"]["cmcd"]["train"]["lr"] *= 2
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(cfg))  # keys sorted: the order of a section's keys must not matter either
     res = snakemake(smoke_runs[0].parent.parent, "-n", "--configfile=" + str(changed), "--cores", "1", "all")
     assert res.returncode == 0, res.stderr[-2000:]
     planned = set(re.findall(r"^rule train:\n    input: [^\n]*\n    output: [^\n]*models/(image/\w+/\w+)\.pt", res.stdout, re.M))
     assert planned == {"image/cmcd/distill"}, res.stdout[-3000:]
+
+
+@pytest.mark.smoke
+def test_a_model_from_one_module_and_one_config_file_runs_through_the_smoke_dag(smoke_runs, tmp_path):
+    """tests/toy_model holds a module and a config file, nothing else: named in model_dirs, the model trains, samples,
+    is scored and gets its Table 6 row, while nothing already trained trains again."""
+    toy = ROOT / "tests" / "toy_model"
+    wd = tmp_path / "wd"
+    shutil.copytree(smoke_runs[0].parent.parent, wd, symlinks=True)  # the first run's outputs and Snakemake's records
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump({"model_dirs": [str(toy / "models")]}))
+    args = ["--configfile", str(ROOT / "config/smoke.yaml"), str(tmp_path / "toy.yaml"), "--cores", "2", "all"]
+    env = {"PYTHONPATH": f"{toy}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "DILED_FEATURE_CACHE": str(wd / "features")}
+    plan = snakemake(wd, "-n", *args, env=env)
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    planned = set(re.findall(r"^rule train:\n    input: [^\n]*\n    output: [^\n]*models/(image/\w+/\w+)\.pt", plan.stdout, re.M))
+    assert planned == {"image/toy/train"}, plan.stdout[-3000:]
+    res = snakemake(wd, *args, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    t6 = pd.read_csv(wd / "results" / "smoke" / "tables" / "table6.csv")
+    toy_rows = t6[t6["model"] == "Toy"]
+    assert list(toy_rows["T"]) == [2, 5] and (toy_rows["status"] == "run").all()
+    assert toy_rows[["Gen FID", "Rec FID (inverted)"]].gt(0).all().all() and toy_rows["Rec FID (random)"].isna().all()
+    assert (wd / "results" / "smoke" / "figures" / "image" / "toy_grid.png").stat().st_size > 1000
 
 
 def test_default_config_dry_run(tmp_path):
@@ -265,18 +291,18 @@ def _bad_config(tmp_path: Path, **changes) -> Path:
     ({"device": "tpu"}, "device"),
     ({"image__eval__sampling_steps": [5, 5000]}, "exceed the number of training timesteps"),
     ({"image__eval__num_samples": 1000}, "exceeds data.reference_size"),
-    ({"image__models__diled__w": 3.0}, "w"),
-    ({"image__models__ddim__train__steps": 0}, "steps"),
+    ({"image__model_settings__diled__w": 3.0}, "w"),
+    ({"image__model_settings__ddim__train__steps": 0}, "steps"),
     ({"image__eval__fid__protocol": "torchmetrics"}, "protocol"),
     ({"image__fid_settings__adm_reference": "config/smoke.yaml"}, "adm_reference_sha256 is not"),
     ({"image__fid_settings__images": "no/such/samples.npz"}, "fid_settings.images: no/such/samples.npz does not exist"),
     ({"image__fid_settings__model": "cmcdx"}, "fid_settings.model 'cmcdx' is not a generating image model"),
-    ({"image__models__cmcd__steps": [1, 2, 3]}, "has only 1 intermediate_ts below it"),
-    ({"image__models__cmcd__intermediate_ts": [150, 350]}, "distinct and descending"),
+    ({"image__model_settings__cmcd__steps": [1, 2, 3]}, "has only 1 intermediate_ts below it"),
+    ({"image__model_settings__cmcd__intermediate_ts": [150, 350]}, "distinct and descending"),
     ({"image__w_ablation__steps": 7}, "must be one of eval.sampling_steps"),
     ({"image__w_ablation__w": [0.5, 1.5]}, "must include models.diled.w"),
-    ({"image__models__ldm__perceptual": "resnet"}, "perceptual"),
-    ({"image__models__vae": {"train": {"steps": 1}}}, "no registered model ['vae']"),
+    ({"image__model_settings__ldm__perceptual": "resnet"}, "perceptual"),
+    ({"image__model_settings__vae": {"train": {"steps": 1}}}, "no registered model ['vae']"),
     ({"image__net__channels": 3}, "mnist32 holds 1-channel 32 px images"),
 ])
 def test_config_errors_fail_early_and_clearly(tmp_path, changes, message):

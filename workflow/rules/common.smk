@@ -10,7 +10,7 @@ registry.load_plugins(config.get("plugins", []))
 # Schema and cross-field checks before any job, one short line per problem. The device is looked for in
 # the Snakefile's onstart handler: only when jobs are about to run on this machine (not in a dry run, not
 # on a cluster's head node, which need not have the GPU its jobs ask for).
-cfg.check(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
+cfg.check(config, os.path.join(workflow.current_basedir, "..", "schemas", "config.schema.yaml"))
 if workflow.overwrite_configfiles and workflow.is_main_process:
     # --configfile files merge over config/config.yaml: say which values are not the user's own
     _mine = cfg.user_config(
@@ -224,7 +224,7 @@ def setting_after(wildcards):
 
 def w_models():
     """DiLED under each w of the ablation (the configured w is the main run)."""
-    return [registry.w_variant_name(IMAGE, w) for w in IMAGE["w_ablation"]["w"]]
+    return list(registry.get("image", "diled").variants(IMAGE))
 
 
 def health_metric_files():
