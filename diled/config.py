@@ -149,14 +149,17 @@ def defaulted(config: Mapping, user: Mapping, default_name: str = "config/config
     """
     lines = []
 
+    preset = user.get("model_preset")
+
     def source(path: list[str]) -> str:
         if len(path) >= 3 and path[0] in registry.TRACKS and path[1] == "models":
             try:
-                return _relative(registry.get(path[0], path[2]).source)
+                spec = registry.get(path[0], path[2])
             except KeyError:
-                pass
+                return default_name
+            return _relative(spec.source) + (f" (presets.{preset})" if preset in (spec.presets or {}) else "")
         if len(path) == 2 and path[0] in registry.TRACKS and path[1] == "models":
-            return f"{_relative(registry.CATALOGUE)}/{path[0]}/<name>.yaml"
+            return f"{_relative(registry.CATALOGUE)}/{path[0]}/<name>.yaml" + (f" (presets.{preset})" if preset else "")
         return default_name
 
     def walk(merged: Mapping, mine: Mapping, path: list[str]) -> None:
@@ -200,15 +203,22 @@ def user_config(files: Sequence[str | Path], overrides: Mapping) -> dict:
 def resolve_models(config: dict) -> None:
     """Turn each track's ``models`` (names) and ``model_settings`` (overrides) into ``models: {name: section}``, in place.
 
-    A section is the model's file defaults with its ``model_settings`` entry merged over (mappings merge,
-    anything else replaces, as Snakemake merges config files). Settings of a model the track does not run
+    A section is the model's file defaults, then its ``presets.<model_preset>`` where the config names a
+    preset and the file has it, then its ``model_settings`` entry, each merged over the last (mappings
+    merge, anything else replaces, as Snakemake merges config files). Settings of a model the track does not run
     are allowed (one file can serve narrowed runs); of a model nobody registered, not. Raises a ValueError
     naming every problem.
     """
     registry.load_plugins(config.get("plugins") or [])
     for folder in config.get("model_dirs") or []:
         registry.load_catalogue(folder)
+    preset = config.pop("model_preset", None)  # consumed here, like model_settings: the resolved sections carry it
     problems = []
+    if preset is not None and not isinstance(preset, str):
+        problems.append(f"model_preset = {json.dumps(preset, default=str)[:60]}: the name of a preset (e.g. smoke) or null")
+    elif preset and not any(preset in (s.presets or {}) for t in registry.TRACKS for s in registry.models(t)):
+        problems.append(f"model_preset: no registered model has a preset {preset!r} "
+                        f"(presets: {sorted({p for t in registry.TRACKS for s in registry.models(t) for p in s.presets or {}})})")
     for track in registry.TRACKS:
         section = config.get(track)
         if not isinstance(section, dict):
@@ -233,7 +243,8 @@ def resolve_models(config: dict) -> None:
             problems.append(f"{track}.model_settings: {nulled} set to null; leave a model out of {track}.models instead")
         if problems:
             continue
-        section["models"] = {spec.name: merge(spec.defaults or {}, settings.get(spec.name) or {})
+        section["models"] = {spec.name: merge(merge(spec.defaults or {}, (spec.presets or {}).get(preset) or {}),
+                                              settings.get(spec.name) or {})
                              for spec in registry.models(track) if spec.name in chosen}
     if problems:
         raise ValueError("invalid configuration:\n  - " + "\n  - ".join(problems))

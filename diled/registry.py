@@ -1,12 +1,14 @@
 """The model registry: the mechanism by which a model says what it is.
 
 A model is one module (its networks, losses, builder and stage trainers) and one config file,
-``config/models/<track>/<name>.yaml``, with three sections:
+``config/models/<track>/<name>.yaml``, with these sections:
 
 - ``spec``: the registry entry as data: display name, table position (``order``), training stages and
   what each starts from, capabilities, the step counts it is evaluated at, table note, checks;
 - ``defaults``: its config section (the track config's ``models.<name>`` after ``diled.config``
   resolves a config: the user's ``<track>.model_settings.<name>`` merged over these);
+- ``presets`` (optional): named settings merged over the defaults when a config says ``model_preset: <name>``
+  (``smoke``: the tiny sizes of ``config/smoke.yaml``), so a new model brings its smoke size with it;
 - ``schema``: the JSON schema of that section (``$ref`` may name the main schema's definitions).
 
 The workflow's job lists, the tables, the training-cost table and the benchmark all read this
@@ -123,6 +125,7 @@ class ModelSpec:
     bold_per_step: bool = False  # the bold rule compares it with its peers at each step count (DDIM, DiffAE, DiLED)
     defaults: Mapping[str, Any] | None = None  # its config section's default values (from its config file)
     schema: Mapping[str, Any] | None = None  # the JSON schema of that section
+    presets: Mapping[str, Mapping[str, Any]] | None = None  # named settings over the defaults (config key model_preset)
     order: float = float("inf")  # position among the track's models (the tables' row order); unset: after the rest
     source: str = ""  # the config file it was read from
     step_kind: str = "DDIM steps"  # what its step counts count (CM-CD: consistency steps)
@@ -213,13 +216,16 @@ def spec_from_file(path: str | Path) -> ModelSpec:
         raise ValueError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(doc, Mapping) or not isinstance(doc.get("spec"), Mapping):
         raise ValueError(f"{path}: a model's config file needs a 'spec' mapping (and 'defaults', 'schema')")
-    unknown = sorted(set(doc) - {"spec", "defaults", "schema"})
+    unknown = sorted(set(doc) - {"spec", "defaults", "presets", "schema"})
     spec = dict(doc["spec"])
     unknown += sorted(f"spec.{k}" for k in set(spec) - SPEC_KEYS)
     for st in spec.get("stages") or []:
         unknown += sorted(f"spec.stages.{k}" for k in set(st) - STAGE_KEYS) if isinstance(st, Mapping) else ["spec.stages: not a mapping"]
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}")
+    presets = doc.get("presets") or {}
+    if not isinstance(presets, Mapping) or not all(isinstance(v, Mapping) for v in presets.values()):
+        raise ValueError(f"{path}: presets must map a preset name to settings (presets: {{smoke: {{train: ...}}}})")
     for key in ("display", "module", "stages", "capabilities"):
         if key not in spec:
             raise ValueError(f"{path}: spec.{key} is required")
@@ -235,7 +241,7 @@ def spec_from_file(path: str | Path) -> ModelSpec:
             steps=StepRule(tuple(spec.pop("steps", ()))), variants=VariantRule(**variants) if variants else None,
             rec_protocols=tuple(spec.pop("rec_protocols", ("random",))),
             checks=_ref(module, spec.pop("checks")) if spec.get("checks") else None,
-            defaults=doc.get("defaults") or {}, schema=doc.get("schema") or {"type": "object"}, source=str(path),
+            defaults=doc.get("defaults") or {}, presets=presets, schema=doc.get("schema") or {"type": "object"}, source=str(path),
             **{k: v for k, v in spec.items() if k != "checks"},
         )
     except (TypeError, KeyError, ValueError) as e:

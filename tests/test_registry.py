@@ -142,3 +142,18 @@ def test_config_problems_run_each_models_own_hook():
     assert any(p.startswith("image: models.ldm: a 32 px image") for p in found), found
     del bad["image"]["models"]["cmcd"]  # a model left out of the config is not run, so its hook is not asked
     assert not any("cmcd" in p for p in config.problems(bad))
+
+
+def test_a_preset_sits_between_a_models_defaults_and_the_users_settings():
+    cfg = load_config(ROOT / "config/smoke.yaml", overrides={"image": {"model_settings": {"ldm": {"latent": {"steps": 3}}}}})
+    latent = cfg["image"]["models"]["ldm"]["latent"]
+    assert latent["steps"] == 3  # the user's
+    assert latent["batch_size"] == 16 and latent["ema_decay"] == 0.9  # presets.smoke of config/models/image/ldm.yaml
+    assert latent["warmup"] == 50 and latent["precision"] == "auto"  # its defaults, which the preset leaves alone
+    assert "model_preset" not in cfg and "model_settings" not in cfg["image"]  # consumed by the resolution
+    with pytest.raises(ValueError, match="no registered model has a preset 'tiny'"):
+        load_config(overrides={"model_preset": "tiny"})
+    with pytest.raises(ValueError, match=r"image.model_settings: \['ldm'\] set to null"):
+        load_config(overrides={"image": {"model_settings": {"ldm": None}}})
+    with pytest.raises(ValueError, match="image.models: a list of the models to run"):
+        load_config(overrides={"image": {"models": {"ddim": {}}}})

@@ -550,12 +550,12 @@ def test_bad_config_is_refused_before_any_job(tmp_path, name, data, target, mess
 
 def test_defaulted_sections_are_reported(tmp_path):
     user = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    del user["image"]["model_settings"]["ldm"]
     del user["image"]["probe"]
     res = _snakemake(tmp_path, _user_config(tmp_path, user), "-n")
     assert res.returncode == 0, res.stderr
     assert "config: image: probe not set, using the default from config/config.yaml" in res.stderr
-    assert "config: image.model_settings: ldm not set, using the default from config/models/image/<name>.yaml" in res.stderr
+    assert ("config: image.model_settings: ddim, diffae, diffae_ft, diled, ldm, cmcd not set, using the default from "
+            "config/models/image/<name>.yaml (presets.smoke)") in res.stderr
 
 
 def test_defaulted_lists_only_what_the_user_left_out():

@@ -209,7 +209,8 @@ def test_training_state_survives_outside_outputs(smoke_runs):
 def test_editing_one_model_section_reruns_that_model_only(smoke_runs, tmp_path):
     """Run directories are keyed by each model's own config: a CM-CD change must not retrain the others."""
     cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
-    cfg["image"]["model_settings"]["cmcd"]["train"]["lr"] *= 2
+    cmcd = load_config(ROOT / "config/smoke.yaml")["image"]["models"]["cmcd"]  # its smoke preset, resolved
+    cfg["image"]["model_settings"] = {"cmcd": {**cmcd, "train": {**cmcd["train"], "lr": cmcd["train"]["lr"] * 2}}}
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(cfg))  # keys sorted: the order of a section's keys must not matter either
     res = snakemake(smoke_runs[0].parent.parent, "-n", "--configfile=" + str(changed), "--cores", "1", "all")
@@ -280,7 +281,7 @@ def _bad_config(tmp_path: Path, **changes) -> Path:
         node = cfg
         *parents, leaf = dotted.split("__")
         for p in parents:
-            node = node[p]
+            node = node.setdefault(p, {})
         node[leaf] = value
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(cfg))
