@@ -101,7 +101,8 @@ def load_records(paths: Sequence[str | Path]) -> list[dict]:
     return out
 
 
-# Rows of the paper's Table 6 this suite does not (yet) compute: shown, never filled with numbers.
+# Rows of the paper's Table 6 this suite does not (yet) compute: shown, never filled with numbers (a row that ran
+# replaces its entry here: a registered model of that display name makes it a real row).
 NOT_RUN = {
     "NVAE": "hierarchical VAE baseline: not implemented in this suite",
     "StyleGAN-XL": "GAN baseline (no encoder): not implemented in this suite",
@@ -109,9 +110,10 @@ NOT_RUN = {
 
 
 def with_not_run(df: pd.DataFrame, not_run: dict[str, str] = NOT_RUN) -> pd.DataFrame:
-    """Append one row per model in ``not_run``: no T, every metric NaN, ``status`` says why."""
+    """Append one row per model in ``not_run`` that has no row of its own: no T, every metric NaN, ``status`` says why."""
     run = df.assign(status="run")
-    extra = pd.DataFrame([{"model": m, "T": pd.NA, "status": f"not run: {why}"} for m, why in not_run.items()])
+    ran = set(df["model"]) if "model" in df else set()
+    extra = pd.DataFrame([{"model": m, "T": pd.NA, "status": f"not run: {why}"} for m, why in not_run.items() if m not in ran])
     out = pd.concat([run, extra], ignore_index=True)
     out["T"] = out["T"].astype("Int64")
     return out

@@ -110,3 +110,8 @@ def test_ldm_at_a_t_is_judged_against_every_t_not_its_own():
     ])
     m = tables.bold_mask(df)["Gen FID"].tolist()
     assert m == [True, True, False, True, False, False]  # DDIM stays bold at T=10 although LDM T=10 is lower
+
+
+def test_a_not_run_row_gives_way_to_a_model_that_ran():
+    df = tables.with_not_run(pd.DataFrame([{"model": "NVAE", "T": 1, "Gen FID": 9.0}]), {"NVAE": "why", "GAN": "why not"})
+    assert list(df["model"]) == ["NVAE", "GAN"] and list(df["status"]) == ["run", "not run: why not"]
