@@ -22,13 +22,13 @@ TOY = Path(__file__).resolve().parent / "toy_model"
 
 
 def test_builtin_models_declare_what_the_workflow_reads():
-    assert registry.names("image") == ["ddim", "diffae", "diffae_ft", "diled", "ldm", "cmcd"]
+    assert registry.names("image") == ["ddim", "diffae", "diffae_ft", "diled", "ldm", "nvae", "cmcd"]
     assert registry.lineage(registry.get("image", "diffae_ft")) == [("diffae", "autoencoder"), ("diffae", "latent"), ("diffae_ft", "train")]
-    assert registry.names("image", "reconstruct") == ["ddim", "diffae", "diffae_ft", "diled", "ldm", "cmcd"]
+    assert registry.names("image", "reconstruct") == ["ddim", "diffae", "diffae_ft", "diled", "ldm", "nvae", "cmcd"]
     assert {s.name: s.rec_protocols for s in registry.models("image")} == {
         "ddim": ("inverted",), "diffae": ("random",), "diffae_ft": ("random",), "diled": ("random",), "ldm": ("random", "inverted"),
-        "cmcd": ("random",)}
-    assert registry.names("image", "represent") == ["ddim", "diffae", "diled", "ldm"]
+        "nvae": ("random", "inverted"), "cmcd": ("random",)}
+    assert registry.names("image", "represent") == ["ddim", "diffae", "diled", "ldm", "nvae"]
     assert registry.names("image", "edit") == ["diffae", "diled", "ldm"]
     assert [s.display for s in registry.models("image") if s.bold_per_step] == ["DDIM", "DiffAE", "DiLED"]
     view = track_view(SMOKE, "image")

@@ -43,13 +43,13 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     out = smoke_runs[0]
     full = pd.read_csv(out / "tables/table6.csv")
     df = full[full["status"] == "run"].reset_index(drop=True)
-    assert set(full.loc[full["status"] != "run", "model"]) == {"NVAE", "StyleGAN-XL"}
+    assert set(full.loc[full["status"] != "run", "model"]) == {"StyleGAN-XL"}  # NVAE is a real row
     assert full.loc[full["status"] != "run", "Gen FID"].isna().all()  # never a number for a model not run
     cfg = load_config(ROOT / "config/smoke.yaml")["image"]
     steps, cm_steps = cfg["eval"]["sampling_steps"], cfg["models"]["cmcd"]["steps"]
     stepped = ("DDIM", "DiffAE", "DiffAE + FT", "DiLED", "LDM")
-    assert list(df["model"]) == [m for m in stepped for _ in steps] + ["CM-CD"] * len(cm_steps)
-    assert list(df["T"]) == steps * len(stepped) + cm_steps
+    assert list(df["model"]) == [m for m in stepped for _ in steps] + ["NVAE"] + ["CM-CD"] * len(cm_steps)
+    assert list(df["T"]) == steps * len(stepped) + [1] + cm_steps  # NVAE: one decoder pass
     fid_cols = ["Gen FID", "Interp FID (α=0.2)", "Interp FID (α=0.4)"]
     assert df[fid_cols].notna().all().all() and (df[fid_cols] > 0).all().all()
     for col in fid_cols + ["Rec FID (random)", "Rec FID (inverted)"]:  # every FID cell carries its bootstrap interval and KID
@@ -59,18 +59,20 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     # protocols: DDIM reconstructs only by inversion, CM-CD only by its seeded noising, the rest under both
     has = df.groupby("model")[["Rec FID (random)", "Rec FID (inverted)"]].apply(lambda g: tuple(g.notna().all()))
     assert has.to_dict() == {"DDIM": (False, True), "DiffAE": (True, True), "DiffAE + FT": (True, True), "DiLED": (True, True),
-                             "LDM": (True, True), "CM-CD": (True, False)}
+                             "LDM": (True, True), "NVAE": (True, True), "CM-CD": (True, False)}
     ldm = df[df["model"] == "LDM"]  # reconstruction through the autoencoder alone: the same at every T and protocol
     assert ldm["Rec FID (random)"].nunique() == 1 and ldm["Rec MSE (random)"].nunique() == 1 and ldm["Gen FID"].nunique() == len(steps)
     assert (ldm["Rec FID (random)"] == ldm["Rec FID (inverted)"]).all()
+    nvae = df[df["model"] == "NVAE"]  # reconstruction from the posterior means: one computation for both protocols
+    assert (nvae["Rec FID (random)"] == nvae["Rec FID (inverted)"]).all() and (nvae["Interp FID (α=0.2)"] != nvae["Rec FID (random)"]).all()
     cm = df[df["model"] == "CM-CD"]  # real mixing: interpolations differ from the reconstruction
     assert (cm["Interp FID (α=0.4)"] != cm["Rec FID (random)"]).all()
     health = pd.read_csv(out / "tables/latent_health.csv")
-    assert set(health["model"]) >= {"DDIM", "DiffAE", "DiffAE + FT", "DiLED", "LDM", "CM-CD"}
+    assert set(health["model"]) >= {"DDIM", "DiffAE", "DiffAE + FT", "DiLED", "LDM", "NVAE", "CM-CD"}
     assert health["class kept (random)"].between(0, 1).sum() == len(health) - 1  # all but DDIM (no random protocol)
     assert health.loc[health["model"].isin(["DiffAE", "DiLED"]), ["code spread", "z gain t=500"]].gt(0).all().all()
     assert "± " in (out / "tables/table6_kid.md").read_text()
-    for model in ("ddim", "diffae", "diled", "ldm", "cmcd"):
+    for model in ("ddim", "diffae", "diled", "ldm", "nvae", "cmcd"):
         assert (out / f"figures/image/{model}_grid.png").stat().st_size > 1000
     assert "sha256" in (out / "data/image/mnist32.card.md").read_text()
     record = json.loads((out / df["manifest"][0]).read_text())
@@ -88,12 +90,12 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     assert set(edits["model"]) == {"DiffAE", "DiLED", "LDM"} and edits["success (judge says target)"].between(0, 1).all()
     assert (out / "figures/editing.png").stat().st_size > 3000
     probe = pd.read_csv(out / "tables/probe.csv")
-    assert list(probe["model"]) == ["DDIM", "DiffAE", "DiLED", "LDM"] and probe["test_accuracy"].between(0, 1).all()
+    assert list(probe["model"]) == ["DDIM", "DiffAE", "DiLED", "LDM", "NVAE"] and probe["test_accuracy"].between(0, 1).all()
     cost = pd.read_csv(out / "tables/training_cost.csv")
     totals = cost[cost["stage"].str.startswith("total")]
-    assert list(totals["model"]) == ["DDIM", "DiffAE", "DiffAE + FT", "DiLED", "LDM", "CM-CD", "GPT-2 (LM)", "Autoencoder (shared pre-training)",
+    assert list(totals["model"]) == ["DDIM", "DiffAE", "DiffAE + FT", "DiLED", "LDM", "NVAE", "CM-CD", "GPT-2 (LM)", "Autoencoder (shared pre-training)",
                                      "DiLED", "LatentOps", "Optimus-DAAE", "DiLED", "ReLSO (AE)", "ReLSO-VAE"]
-    assert list(totals["track"]) == ["image"] * 6 + ["text"] * 5 + ["protein"] * 3 and (totals["train wall (s)"] > 0).all()
+    assert list(totals["track"]) == ["image"] * 7 + ["text"] * 5 + ["protein"] * 3 and (totals["train wall (s)"] > 0).all()
     w = pd.read_csv(out / "tables/w_ablation.csv")
     assert list(w["w"]) == sorted(cfg["w_ablation"]["w"]) and (w["T"] == cfg["w_ablation"]["steps"]).all()
     assert w[["Gen FID", "Rec FID (random)", "Rec FID (inverted)", "Probe accuracy"]].notna().all().all()
@@ -200,7 +202,7 @@ def test_smoke_text_track(smoke_runs):
 def test_training_state_survives_outside_outputs(smoke_runs):
     runs = list((smoke_runs[0] / "runs" / "image").iterdir())
     # DDIM, DiffAE (2 stages), DiffAE + FT, DiLED, LDM (2), CM-CD, one w variant
-    assert len(runs) == 9 and all(list(r.glob("ckpt-*.pt")) for r in runs)
+    assert len(runs) == 10 and all(list(r.glob("ckpt-*.pt")) for r in runs)
     assert len(list((smoke_runs[0] / "runs" / "protein").iterdir())) == 3
     assert len(list((smoke_runs[0] / "runs" / "text").iterdir())) == 8  # gpt2 (2), ae, diled, latentops (2), daae, the judges' LM
 
