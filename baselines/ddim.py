@@ -58,7 +58,7 @@ def build(cfg: dict) -> DDIM:
 def train(ctx):
     """Stage ``train``: the simple eps loss on pixels (or, with ``models.ddim.released``, DiffAE's released ``*_ddpm``)."""
     if ctx.cfg["models"]["ddim"].get("released"):
-        from diled import released
+        from baselines import released
 
         return released.stage_from_release(ctx, "ddim", released.load_ddpm)
     return ctx.train(ctx.build().to(ctx.device), lambda m, x: m.loss(x), ctx.data, "train")

@@ -49,7 +49,7 @@ def train_autoencoder(ctx):
     """Stage ``autoencoder``: encoder and z-conditioned decoder on the decoder loss alone (or, with
     ``models.diffae.released``, DiffAE's released checkpoint: both stages' weights and its latent statistics)."""
     if ctx.cfg["models"]["diffae"].get("released"):
-        from diled import released
+        from baselines import released
 
         return released.stage_from_release(ctx, "diffae", released.load_diffae)
     model = ctx.build().to(ctx.device)

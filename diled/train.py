@@ -138,7 +138,7 @@ class TrainResult:
     wall_s: float  # the whole run's training time, summed over resumed fragments
     s_per_step: float | None  # None when no step was ever timed
     final_loss: float | None  # loss of the last step (None: no step ran)
-    source: str | None = None  # a released checkpoint the weights came from instead of training (diled.released)
+    source: str | None = None  # a released checkpoint the weights came from instead of training (baselines.released)
     precision: str | None = None  # the autocast the steps ran under (TrainSpec.precision, ``auto`` resolved)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from diled import released
+from baselines import released
 from diled.diffusion import timestep_subsequence
 from diled.nets import beatgans
 

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from diled import checkpoint, released
+from baselines import released
+from diled import checkpoint
 from diled.files import ReadFailure
 
 TORCH_SHAPES = ("raw-pickle", "legacy", "zip")

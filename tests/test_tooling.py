@@ -65,3 +65,16 @@ def test_jobs_are_niced_and_inherit_the_allocator_settings():
     out = subprocess.run([sys.executable, "-c", code], env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=True)
     start = os.nice(0)
     assert out.stdout.split() == [str(max(4, start)), str(max(4, start)), cfg.JOB_ENV["MALLOC_MMAP_THRESHOLD_"]]
+
+
+def test_the_library_never_imports_the_baselines():
+    """diled/ is the mechanism; models live in baselines/ (and diled/modalities) and are named by the registry as
+    strings: an import of baselines from diled would bring back the diled <-> baselines cycle."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "diled").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}" for n in names if n.split(".")[0] == "baselines"]
+    assert found == []

@@ -47,7 +47,7 @@ def _diffae_shape(net: dict) -> dict:
 def latent_parts(cfg: dict) -> tuple[nn.Module, nn.Module, Schedule]:
     """Semantic encoder, latent MLP skip denoiser and the latent schedule (DiffAE's and DiLED's).
 
-    ``net.arch: diffae`` gives DiffAE's encoder and latent MLP, in the layout ``diled.released`` loads into.
+    ``net.arch: diffae`` gives DiffAE's encoder and latent MLP, in the layout ``baselines.released`` loads into.
     """
     net, lat = cfg["net"], cfg["latent"]
     if net.get("arch", "suite") == "diffae":

@@ -3,7 +3,7 @@
 The paper initialises DiLED from DiffAE's checkpoints, so the paper-scale configs use these modules.
 Parameter names reproduce DiffAE's ``state_dict`` keys (``input_blocks.1.0.in_layers.2.weight``,
 ``time_embed.time_embed.0.weight``, ``latent_net.layers.3.cond_layers.1.weight``, ...); the computation is
-described in ``../shared/notes/paper-scale.md`` and the class docstrings. ``diled.released`` converts the
+described in ``../shared/notes/paper-scale.md`` and the class docstrings. ``baselines.released`` converts the
 checkpoint files. Conventions these modules keep, because the released weights were trained with them:
 
 - the networks take DiffAE's 0-indexed integer timestep (0..T-1); ``ShiftedTime`` adapts them to this
