@@ -1,111 +1,15 @@
-"""The configuration: per-track views, the checks the schema cannot express, and run-directory keys.
-
-The config has global keys (``outdir``, ``seed``, ``device``, ``threads``, ``plugins``, ``model_dirs``)
-and one section per track (``image``, ``text``, ``protein``). A track section names the models that run
-(``models: [ddim, diled]``; absent: every model of the catalogue) and overrides their settings under
-``model_settings.<name>``; ``resolve_models`` turns the two into ``models: {name: section}``, each
-section the model's file defaults (``config/models/<track>/<name>.yaml``) with the user's values merged
-over. Code that runs one track reads a *track view*: the resolved section with the global keys merged
-in. No torch here: Snakemake imports this module when it parses the DAG.
-"""
+"""The checks the schema cannot express: per track, per model (torch-free hooks the registry names), the device."""
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from diled import registry
-
-GLOBAL_KEYS = ("outdir", "seed", "device", "threads")  # merged into every track view ("tracks", "plugins" are not)
-
-# glibc's malloc hands every block over 32 MiB (and, below that, freed heap tops) back to the kernel, so each CPU
-# forward pass page-faults freshly zeroed memory: 22% of FID extraction's CPU time was system time. Keeping freed
-# memory in the process removes it (150 digits, stock + ours, one thread: sys 28.8 s -> 1.7 s, wall 135 -> 103 s).
-# The Snakefile sets these for every job it starts; a value already in the environment wins. Other allocators ignore them.
-JOB_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**32), "MALLOC_TRIM_THRESHOLD_": str(2**36), "MALLOC_TOP_PAD_": str(2**28)}
-
-
-def set_job_env(environ: dict | None = None) -> dict[str, str]:
-    """Put ``JOB_ENV`` into ``environ`` (``os.environ``) where not already set; what the jobs will see."""
-    environ = os.environ if environ is None else environ
-    for key, value in JOB_ENV.items():
-        environ.setdefault(key, value)
-    return {key: environ[key] for key in JOB_ENV}
-
-
-def niceness(table: dict[str, int] | None, track: str | None, model: str | None = None, stage: str | None = None) -> int:
-    """The niceness of one job: the most specific of ``track/model/stage``, ``track/model``, ``track``, ``default``.
-
-    Why: ``snakemake --cores 8`` on a 2-core machine runs eight jobs on two cores, and the kernel shares them
-    equally, so the image track's longest chain (the DiffAE autoencoder stage, then everything fine-tuned
-    from it) ran at a quarter of a core while short jobs that nothing waits for ran beside it. Niceness lets
-    the long chain take the cores first; the total work is unchanged. On a cluster (one job per allocation)
-    it changes nothing.
-    """
-    table = table or {}
-    return most_specific(table, track, model, stage, int(table.get("default", 0)))
-
-
-def most_specific(table: dict[str, int] | None, track: str | None, model: str | None, stage: str | None, default: int) -> int:
-    """The value of the most specific key of ``track/model/stage``, ``track/model``, ``track`` in ``table``, else ``default``."""
-    table = table or {}
-    parts = list(itertools.takewhile(lambda part: part is not None, (track, model, stage)))
-    for n in range(len(parts), 0, -1):  # most specific first
-        key = "/".join(parts[:n])
-        if key in table:
-            return int(table[key])
-    return default
-
-
-def job_threads(config: dict, track: str, model: str | None = None, stage: str | None = None) -> int:
-    """Torch threads (and Snakemake cores) of one training job: ``threads``, or the most specific ``stage_threads`` entry.
-
-    Why: a chain that nothing runs beside (the text track's shared autoencoder) would leave a core idle at one thread."""
-    return most_specific(config.get("stage_threads"), track, model, stage, int(config["threads"]))
-
-
-def track_view(config: dict, track: str) -> dict:
-    """The track's section with the global keys merged in (what builders, trainers and scripts read)."""
-    if track not in config:
-        raise KeyError(f"the config has no {track!r} section")
-    return {**config[track], **{k: config[k] for k in GLOBAL_KEYS}}
-
-
-def tracks(config: dict) -> list[str]:
-    """The tracks the config runs, in the registry's order: those with a section, narrowed by ``tracks`` when set."""
-    wanted = config.get("tracks") or registry.TRACKS
-    return [t for t in registry.TRACKS if t in config and t in wanted]
-
-
-def stage_config(view: dict, track: str, name: str) -> dict:
-    """The part of a track view that shapes a model's training, and nothing else.
-
-    The workflow keys each run directory (and so Snakemake's rerun decision) by this: changing
-    ``models.cmcd`` re-distills CM-CD but leaves the DDIM teacher, DiffAE, DiLED and LDM runs alone.
-    """
-    spec = registry.resolve(track, name, view).spec
-    keys = {k: view[k] for k in ("seed", "device", *spec.reads)}
-    keys["models"] = {m: view["models"][m] for m in registry.trained_from(spec)}
-    return keys
-
-
-def run_key(view: dict, track: str, name: str, stage: str) -> str:
-    """A short digest of (model, stage, the config that shapes it): the run directory's name suffix."""
-    blob = json.dumps([name, stage, stage_config(view, track, name)], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def text_judges_key(view: dict) -> str:
-    """The text judges' run-directory key: the data and judge sections that shape the reference LM."""
-    blob = json.dumps([view["seed"], view["data"], view["net"]["encoder"], view["judges"]], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-# ----------------------------------------------------------------------------- checks
+from diled.config.resolve import full_schema, resolve_models
+from diled.config.views import analyses, track_view, tracks
 
 
 def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
@@ -129,150 +33,6 @@ def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
         else:
             out.append(f"{where} = {json.dumps(err.instance, default=str)[:80]}: {err.message}")
     return out
-
-
-def merge(base: Mapping, over: Mapping) -> dict:
-    """``over`` merged into ``base`` recursively (mappings merge, anything else replaces), as Snakemake does."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
-    return out
-
-
-def defaulted(config: Mapping, user: Mapping, default_name: str = "config/config.yaml") -> list[str]:
-    """Which values of a merged config the user never set: one line per section they did set.
-
-    Snakemake merges ``--configfile`` files over the workflow's default, so a key left out silently
-    takes the default's value. For every mapping the user wrote, the keys it lacks are listed, with the
-    file they come from (a model's settings: its own ``config/models/<track>/<name>.yaml``); a top-level
-    key the user never wrote at all is listed once.
-    """
-    lines = []
-
-    preset = user.get("model_preset")
-
-    def source(path: list[str]) -> str:
-        if len(path) >= 3 and path[0] in registry.TRACKS and path[1] == "models":
-            try:
-                spec = registry.get(path[0], path[2])
-            except KeyError:
-                return default_name
-            return _relative(spec.source) + (f" (presets.{preset})" if preset in (spec.presets or {}) else "")
-        if len(path) == 2 and path[0] in registry.TRACKS and path[1] == "models":
-            return f"{_relative(registry.CATALOGUE)}/{path[0]}/<name>.yaml" + (f" (presets.{preset})" if preset else "")
-        return default_name
-
-    def walk(merged: Mapping, mine: Mapping, path: list[str]) -> None:
-        missing = [k for k in merged if k not in mine]
-        if missing:
-            shown = [p if (i != 1 or p != "models" or path[0] not in registry.TRACKS) else "model_settings"
-                     for i, p in enumerate(path)]
-            where = f"{'.'.join(shown)}: " if path else ""
-            lines.append(f"{where}{', '.join(map(str, missing))} not set, using the default from {source(path)}")
-        for k in merged:
-            if k in mine and isinstance(merged[k], Mapping) and isinstance(mine[k], Mapping):
-                walk(merged[k], mine[k], [*path, str(k)])
-
-    mine = {k: dict(v) if isinstance(v, Mapping) else v for k, v in user.items()}
-    for track in registry.TRACKS:  # a resolved models section is the user's model_settings over the model's file
-        if isinstance(mine.get(track), dict) and isinstance(config.get(track), Mapping):
-            mine[track]["models"] = dict(mine[track].pop("model_settings", None) or {})
-    walk(config, mine, [])
-    return lines
-
-
-def _relative(path: str | Path) -> str:
-    """A path inside the repository as the README names it (``config/models/image/ldm.yaml``)."""
-    root = registry.CATALOGUE.parent.parent
-    try:
-        return str(Path(path).resolve().relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def user_config(files: Sequence[str | Path], overrides: Mapping) -> dict:
-    """What the user wrote: their ``--configfile`` files merged in order, then ``--config`` overrides."""
-    import yaml
-
-    mine: dict = {}
-    for f in files:
-        mine = merge(mine, yaml.safe_load(Path(f).read_text()) or {})
-    return merge(mine, overrides)
-
-
-def resolve_models(config: dict) -> None:
-    """Turn each track's ``models`` (names) and ``model_settings`` (overrides) into ``models: {name: section}``, in place.
-
-    A section is the model's file defaults, then its ``presets.<model_preset>`` where the config names a
-    preset and the file has it, then its ``model_settings`` entry, each merged over the last (mappings
-    merge, anything else replaces, as Snakemake merges config files). Settings of a model the track does not run
-    are allowed (one file can serve narrowed runs); of a model nobody registered, not. Raises a ValueError
-    naming every problem.
-    """
-    registry.load_plugins(config.get("plugins") or [])
-    for folder in config.get("model_dirs") or []:
-        registry.load_catalogue(folder)
-    preset = config.pop("model_preset", None)  # consumed here, like model_settings: the resolved sections carry it
-    problems = []
-    if preset is not None and not isinstance(preset, str):
-        problems.append(f"model_preset = {json.dumps(preset, default=str)[:60]}: the name of a preset (e.g. smoke) or null")
-    elif preset and not any(preset in (s.presets or {}) for t in registry.TRACKS for s in registry.models(t)):
-        problems.append(f"model_preset: no registered model has a preset {preset!r} "
-                        f"(presets: {sorted({p for t in registry.TRACKS for s in registry.models(t) for p in s.presets or {}})})")
-    for track in registry.TRACKS:
-        section = config.get(track)
-        if not isinstance(section, dict):
-            continue
-        known = registry.names(track)
-        chosen = section.get("models", known)
-        settings = section.pop("model_settings", None) or {}
-        if isinstance(chosen, Mapping):
-            problems.append(f"{track}.models: a list of the models to run (e.g. [{', '.join(known[:3])}]); per-model settings "
-                            f"go under {track}.model_settings.<name> (config/README.md: Models)")
-            continue
-        if not isinstance(chosen, list) or not all(isinstance(n, str) for n in chosen):
-            problems.append(f"{track}.models = {json.dumps(chosen, default=str)[:60]}: a list of model names; registered: {known}")
-            continue
-        if not isinstance(settings, Mapping):
-            problems.append(f"{track}.model_settings: a mapping of model name to its settings, got {type(settings).__name__}")
-            continue
-        for key, names in (("models", chosen), ("model_settings", list(settings))):
-            if unknown := [n for n in names if n not in known]:
-                problems.append(f"{track}.{key}: no registered model {unknown}; registered: {known}")
-        if nulled := [n for n, v in settings.items() if v is None]:
-            problems.append(f"{track}.model_settings: {nulled} set to null; leave a model out of {track}.models instead")
-        if problems:
-            continue
-        section["models"] = {spec.name: merge(merge(spec.defaults or {}, (spec.presets or {}).get(preset) or {}),
-                                              settings.get(spec.name) or {})
-                             for spec in registry.models(track) if spec.name in chosen}
-    if problems:
-        raise ValueError("invalid configuration:\n  - " + "\n  - ".join(problems))
-
-
-def full_schema(schema_path: str | Path) -> dict:
-    """The workflow's schema with each registered model's section schema under ``<track>.models.<name>``."""
-    import yaml
-
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    for track in registry.TRACKS:
-        props = schema["properties"][track]["properties"]["models"].setdefault("properties", {})
-        for spec in registry.models(track):
-            props[spec.name] = spec.schema or {"type": "object"}
-    return schema
-
-
-def load_config(*files: str | Path, overrides: Mapping | None = None, default: str | Path | None = None) -> dict:
-    """A config as the workflow sees it: config/config.yaml, then ``files`` and ``overrides`` merged over, models resolved.
-
-    What tests, benchmarks and notebooks use to read a config file without Snakemake.
-    """
-    import yaml
-
-    default = Path(default) if default else registry.CATALOGUE.parent / "config.yaml"
-    config = merge(yaml.safe_load(default.read_text()), user_config(files, overrides or {}))
-    resolve_models(config)
-    return config
 
 
 def protocol_problems(view: dict) -> list[str]:
@@ -483,14 +243,6 @@ def check_device(config: dict) -> None:
     """Raise a ValueError naming the configured device when this machine cannot run it."""
     if found := device_problems(config):
         raise ValueError("invalid configuration:\n  - " + "\n  - ".join(found))
-
-
-ANALYSES = ("figure3", "probe", "editing", "w_ablation", "latent_health", "fid_settings")
-
-
-def analyses(view: dict) -> list[str]:
-    """The image track's analyses beyond Table 6 that ``all`` builds (``image.analyses``; default every one)."""
-    return list(view.get("analyses", ANALYSES))
 
 
 def check(config: dict, schema_path: str | Path | None = None) -> None:
