@@ -45,6 +45,9 @@ rule text_tables:
         judges=out("text/judges.json"),
         data=dataset_file("text"),
         manifests=training_manifests("text"),
+        reference_numbers=os.path.join(
+            workflow.current_basedir, "..", "report", "reference_numbers.yaml"
+        ),
     output:
         table1=report(out("tables/table1.csv"), caption="../report/text.rst", category="Text"),
         table1_md=out("tables/table1.md"),

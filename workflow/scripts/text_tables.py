@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from diled import codecs, figures, registry, tables
 from diled.files import atomic_path
@@ -116,7 +117,8 @@ for m in manifests:
         seen = n_train + (n_pool if registry.get("text", t["model"]).stage(t["stage"]).pool else 0)  # what the stage trains on
         c["epochs"] += t["steps"] * view["models"][t["model"]][t["stage"]]["batch_size"] / seen
 crow = []
-rebuttal = {"latentops": (13.98, 6.98), "daae": (14.49, 7.02), "diled": (19.35, 7.41)}
+ref = yaml.safe_load(Path(snakemake.input.reference_numbers).read_text())["text_cost"]
+per_epoch_ref, total_ref, anchor = ref["minutes_per_epoch"], ref["total_hours"], ref["reference_model"]
 base = cost.get("latentops")
 for name, c in cost.items():
     per_epoch = c["ae_wall_s"] / c["epochs"] if c["epochs"] else None
@@ -124,14 +126,16 @@ for name, c in cost.items():
                  "s_per_step": round(c["ae_wall_s"] / max(c["ae_steps"], 1), 4), "s_per_epoch": per_epoch and round(per_epoch, 2),
                  "epoch_vs_latentops": base and per_epoch and round(per_epoch / (base["ae_wall_s"] / base["epochs"]), 3),
                  "total_vs_latentops": base and round(c["wall_s"] / base["wall_s"], 3),
-                 "rebuttal_epoch_vs_latentops": round(rebuttal[name][0] / 13.98, 3) if name in rebuttal else None,
-                 "rebuttal_total_vs_latentops": round(rebuttal[name][1] / 6.98, 3) if name in rebuttal else None})
+                 "rebuttal_epoch_vs_latentops": round(per_epoch_ref[name] / per_epoch_ref[anchor], 3) if name in per_epoch_ref else None,
+                 "rebuttal_total_vs_latentops": round(total_ref[name] / total_ref[anchor], 3) if name in total_ref else None})
 cdf = pd.DataFrame(crow)
 tables.write_table(cdf, title="Text training cost (this run) beside the rebuttal's ratios", md=snakemake.output.cost,
                    notes=["Wall time sums a model's own stages (the shared GPT-2 and autoencoder pre-training are their own rows; epochs "
                           "count the pool for those); steps, s/step, epochs and "
                           "s/epoch count the sentence-level stages (LatentOps' latent DDPM trains on cached means and is only in the total). Rebuttal: "
-                          "time/epoch LatentOps 13.98 min, Optimus-DAAE 14.49, DiLED 19.35; total 6.98 / 7.02 / 7.41 h (4 GPUs, Yelp).",
+                          "time/epoch " + ", ".join(f"{tables.display('text', m)} {v:.2f}" + (" min" if i == 0 else "") for i, (m, v) in
+                                                   enumerate(per_epoch_ref.items()))
+                          + "; total " + " / ".join(f"{v:.2f}" for v in total_ref.values()) + " h (4 GPUs, Yelp).",
                           "Jobs ran side by side, so times include contention."])
 
 # loss curves
