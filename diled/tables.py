@@ -104,7 +104,7 @@ def load_records(paths: Sequence[str | Path]) -> list[dict]:
 # Rows of the paper's Table 6 this suite does not (yet) compute: shown, never filled with numbers (a row that ran
 # replaces its entry here: a registered model of that display name makes it a real row).
 NOT_RUN = {
-    "NVAE": "hierarchical VAE baseline: not implemented in this suite",
+    "NVAE": "hierarchical VAE baseline: not in this config's image.models (baselines/nvae.py; the embedded default runs it)",
     "StyleGAN-XL": "GAN baseline (no encoder): not implemented in this suite",
 }
 
