@@ -65,7 +65,7 @@ class Job:
         warnings.showwarning = self._warning
         self.smk = smk
         self.config: dict = smk.config
-        registry.load_plugins(self.config.get("plugins", []))  # models a plugin registers exist in this process too
+        registry.load_extensions(self.config)  # models a plugin or a model_dirs file adds exist in this process too
         self.track: str = track or dict(smk.wildcards.items()).get("track", "image")
         self.view: dict = track_view(self.config, self.track)  # the track's section with the global keys
         self.t0 = time.perf_counter()

@@ -191,6 +191,14 @@ def load_plugins(modules: Iterable[str]) -> None:
             raise ValueError(f"plugins: cannot import {name!r} ({e})") from e
 
 
+def load_extensions(config: Mapping) -> None:
+    """Register what a config adds to the built-in catalogue: its ``plugins`` (modules) and ``model_dirs``
+    (folders of model files). Every process that looks a model up (the DAG's parse, each job) calls this."""
+    load_plugins(config.get("plugins") or [])
+    for folder in config.get("model_dirs") or []:
+        load_catalogue(folder)
+
+
 SPEC_KEYS = frozenset({"display", "module", "order", "build", "stages", "capabilities", "reads", "steps", "representation",
                        "note", "checks", "variants", "bold_per_step", "step_kind", "rec_protocols"})
 STAGE_KEYS = frozenset({"name", "train", "starts_from", "needs_weights", "pool"})

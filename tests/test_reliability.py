@@ -554,7 +554,7 @@ def test_defaulted_sections_are_reported(tmp_path):
     res = _snakemake(tmp_path, _user_config(tmp_path, user), "-n")
     assert res.returncode == 0, res.stderr
     assert "config: image: probe not set, using the default from config/config.yaml" in res.stderr
-    assert ("config: image.model_settings: ddim, diffae, diffae_ft, diled, ldm, cmcd not set, using the default from "
+    assert ("config: image.model_settings: ddim, diffae, diffae_ft, diled, ldm, nvae, cmcd not set, using the default from "
             "config/models/image/<name>.yaml (presets.smoke)") in res.stderr
 
 

@@ -87,9 +87,7 @@ def resolve_models(config: dict) -> None:
     are allowed (one file can serve narrowed runs); of a model nobody registered, not. Raises a ValueError
     naming every problem.
     """
-    registry.load_plugins(config.get("plugins") or [])
-    for folder in config.get("model_dirs") or []:
-        registry.load_catalogue(folder)
+    registry.load_extensions(config)
     preset = config.pop("model_preset", None)  # consumed here, like model_settings: the resolved sections carry it
     problems = []
     if preset is not None and not isinstance(preset, str):

@@ -6,7 +6,7 @@ import sys
 from diled import config as cfg
 from diled import registry
 
-registry.load_plugins(config.get("plugins", []))
+registry.load_extensions(config)
 # Schema and cross-field checks before any job, one short line per problem. The device is looked for in
 # the Snakefile's onstart handler: only when jobs are about to run on this machine (not in a dry run, not
 # on a cluster's head node, which need not have the GPU its jobs ask for).
