@@ -102,6 +102,12 @@ class NVAE(Autoencoding):
         self.kl_warmup, self.spectral_reg, self.temperature = int(kl_warmup), float(spectral_reg), float(temperature)
         self.interpolate_mode = interpolate
         self.top_size = size // 2 ** (scales + 1)
+        # (channels, h, w) of each latent group, top-down, and its number of dimensions
+        self.shapes = [(self.latent_channels, self.top_size * 2**s, self.top_size * 2**s) for s, g in enumerate(self.groups) for _ in range(g)]
+        self.sizes = [c * h * w for c, h, w in self.shapes]
+        per_scale = [count for count in self.groups for _ in range(count)]
+        alpha = torch.tensor([h * w / count for (_, h, w), count in zip(self.shapes, per_scale)])
+        self._alpha = alpha / alpha.min()  # each group's share of its scale's dimensions (NVAE's alpha_i)
         c, lc = channels, self.latent_channels
         self.stem = nn.Conv2d(image_channels, c, 3, padding=1)
         self.pre = nn.Sequential(_down(c), Cell(c))  # full size -> size/2: no latents at the two finest scales
@@ -122,7 +128,7 @@ class NVAE(Autoencoding):
 
     def group_shapes(self) -> list[tuple[int, int, int]]:
         """(channels, h, w) of each latent group, top-down."""
-        return [(self.latent_channels, self.top_size * 2**s, self.top_size * 2**s) for s, g in enumerate(self.groups) for _ in range(g)]
+        return list(self.shapes)
 
     def _bottom_up(self, x0: torch.Tensor) -> list[torch.Tensor]:
         """The encoder's feature for each group, in top-down order."""
@@ -154,7 +160,7 @@ class NVAE(Autoencoding):
                     mu_p, logsig_p = self.prior[i](h).chunk(2, 1)
                     logsig_p = _soft_clamp(logsig_p)
                 else:
-                    mu_p = torch.zeros(n, *self.group_shapes()[0], device=h.device, dtype=h.dtype)
+                    mu_p = torch.zeros(n, *self.shapes[0], device=h.device, dtype=h.dtype)
                     logsig_p = torch.zeros_like(mu_p)
                 if given is not None and given[i] is not None:
                     z = given[i]
@@ -174,23 +180,17 @@ class NVAE(Autoencoding):
 
     def _split(self, z: torch.Tensor) -> list[torch.Tensor]:
         """A flat code (B, D) as the groups' latents."""
-        sizes = [c * h * w for c, h, w in self.group_shapes()]
-        return [part.reshape(len(z), *shape) for part, shape in zip(z.split(sizes, 1), self.group_shapes())]
+        return [part.reshape(len(z), *shape) for part, shape in zip(z.split(self.sizes, 1), self.shapes)]
 
     def _noise(self, seeds: Sequence[int], device: torch.device) -> list[torch.Tensor]:
         """Every group's standard normal for each seed (one generator per sample)."""
-        total = sum(c * h * w for c, h, w in self.group_shapes())
-        return self._split(seeded_normal((total,), seeds, device))
+        return self._split(seeded_normal((sum(self.sizes),), seeds, device))
 
     # ------------------------------------------------------------------ training
 
     def balance_weights(self) -> torch.Tensor:
         """Each group's share of the latent dimensions at its scale, relative to the smallest (NVAE's alpha_i)."""
-        sizes = torch.tensor([h * w / count for (_, h, w), count in zip(self.group_shapes(), self._group_counts())])
-        return sizes / sizes.min()
-
-    def _group_counts(self) -> list[int]:
-        return [count for count in self.groups for _ in range(count)]
+        return self._alpha
 
     def kl_weight(self) -> float:
         """The warm-up's KL weight: ``KL_FLOOR`` at step 0, linear to 1 over ``kl_warmup`` steps."""
@@ -224,7 +224,7 @@ class NVAE(Autoencoding):
     def active_groups(self, x0: torch.Tensor, threshold: float = 0.01) -> list[float]:
         """The mean KL per latent dimension of each group (nats) on ``x0``: a group under ``threshold`` has collapsed."""
         _, kl, _ = self._top_down(len(x0), self._bottom_up(x0))
-        dims = torch.tensor([c * h * w for c, h, w in self.group_shapes()], dtype=kl.dtype, device=kl.device)
+        dims = torch.tensor(self.sizes, dtype=kl.dtype, device=kl.device)
         return (kl.mean(0) / dims).tolist()
 
     # ------------------------------------------------------------------ capabilities

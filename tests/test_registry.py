@@ -84,6 +84,8 @@ def test_a_model_file_declares_the_registry_entry_and_its_section():
     ("spec: {display: X, module: m, stages: [{name: train, train: t}], capabilities: [generate],\n"
      "       variants: {key: models.other.w, over: w_ablation.w, name: x}}", "must be a key of this model's section"),
     ("spec: [", "not valid YAML"),
+    ("spec: !!python/object/apply:os.system ['touch PWNED']", "not valid YAML"),  # safe_load builds no object
+    ("spec:\n  display: Toy\n  module: toy_mod", "spec.stages is required"),  # a truncated copy
 ])
 def test_a_bad_model_file_is_refused_with_its_path(tmp_path, doc, message):
     (tmp_path / "image").mkdir()
@@ -92,6 +94,14 @@ def test_a_bad_model_file_is_refused_with_its_path(tmp_path, doc, message):
         registry.load_catalogue(tmp_path)
     assert "bad.yaml" in str(err.value)
     assert "bad" not in registry.names("image")
+    assert not (Path.cwd() / "PWNED").exists()
+
+
+def test_a_model_file_that_cannot_be_read_now_is_an_io_error_not_a_bad_file(tmp_path):
+    (tmp_path / "image" / "busy.yaml").mkdir(parents=True)  # read_text raises IsADirectoryError, an OSError
+    with pytest.raises(OSError):
+        registry.load_catalogue(tmp_path)
+    assert (tmp_path / "image" / "busy.yaml").exists()  # nothing set aside
 
 
 def test_a_model_from_one_module_and_one_config_file_joins_the_dag(tmp_path):

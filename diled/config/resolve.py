@@ -43,8 +43,7 @@ def defaulted(config: Mapping, user: Mapping, default_name: str = "config/config
     def walk(merged: Mapping, mine: Mapping, path: list[str]) -> None:
         missing = [k for k in merged if k not in mine]
         if missing:
-            shown = [p if (i != 1 or p != "models" or path[0] not in registry.TRACKS) else "model_settings"
-                     for i, p in enumerate(path)]
+            shown = ["model_settings" if i == 1 and p == "models" and path[0] in registry.TRACKS else p for i, p in enumerate(path)]
             where = f"{'.'.join(shown)}: " if path else ""
             lines.append(f"{where}{', '.join(map(str, missing))} not set, using the default from {source(path)}")
         for k in merged:
@@ -92,9 +91,8 @@ def resolve_models(config: dict) -> None:
     problems = []
     if preset is not None and not isinstance(preset, str):
         problems.append(f"model_preset = {json.dumps(preset, default=str)[:60]}: the name of a preset (e.g. smoke) or null")
-    elif preset and not any(preset in (s.presets or {}) for t in registry.TRACKS for s in registry.models(t)):
-        problems.append(f"model_preset: no registered model has a preset {preset!r} "
-                        f"(presets: {sorted({p for t in registry.TRACKS for s in registry.models(t) for p in s.presets or {}})})")
+    elif preset and preset not in (offered := {p for t in registry.TRACKS for s in registry.models(t) for p in s.presets or {}}):
+        problems.append(f"model_preset: no registered model has a preset {preset!r} (presets: {sorted(offered)})")
     for track in registry.TRACKS:
         section = config.get(track)
         if not isinstance(section, dict):

@@ -1,12 +1,11 @@
 # Helpers shared by the rule modules. What runs comes from the model registry (diled/registry.py),
-# the config's cross-field checks from diled/config.py. Neither imports torch, so parsing the DAG is fast.
+# the config's cross-field checks from diled/config/. Neither imports torch, so parsing the DAG is fast.
 import os
 import sys
 
 from diled import config as cfg
 from diled import registry
 
-registry.load_extensions(config)
 # Schema and cross-field checks before any job, one short line per problem. The device is looked for in
 # the Snakefile's onstart handler: only when jobs are about to run on this machine (not in a dry run, not
 # on a cluster's head node, which need not have the GPU its jobs ask for).
