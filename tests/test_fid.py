@@ -33,6 +33,19 @@ def test_rank_deficient_covariances():
     assert np.isfinite(ours) and ours == pytest.approx(ref, rel=1e-4)
 
 
+def test_small_sets_take_the_gram_form_with_the_root_forms_value():
+    """At most d rows: the rows are kept and the Gram form answers; it equals the d x d root form (same moments,
+    rows dropped) and pytorch-fid. More rows than d: no rows kept, the root form answers."""
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(40, 64)) * rng.uniform(0.2, 2, 64), rng.normal(size=(64, 64)) + 0.3
+    sa, sb = _stats(a), _stats(b)
+    assert sa.features is not None and sb.features is not None and _stats(np.vstack([b, b[:1]])).features is None
+    gram = fid.frechet_distance(sa, sb)
+    root = fid.frechet_distance(*(fid.Statistics(s.mu, s.sigma, s.count, s.protocol) for s in (sa, sb)))
+    ref = calculate_frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    assert gram == pytest.approx(root, rel=1e-7) and gram == pytest.approx(ref, rel=1e-6)  # root: ~1e-8 of clipped round-off
+
+
 def test_fid_of_set_against_itself_is_zero():
     a = np.random.default_rng(2).normal(size=(500, 32))
     assert abs(fid.frechet_distance(_stats(a), _stats(a))) < 1e-8
