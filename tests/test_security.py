@@ -151,7 +151,7 @@ def test_pretrained_text_folders_read_safetensors_only(tmp_path, marker):
     """A Hugging Face folder whose weights are a pickled ``pytorch_model.bin`` is refused, not unpickled."""
     from transformers import GPT2Config
 
-    from diled.modalities.text import load_pretrained_gpt2
+    from baselines.gpt2 import load_pretrained_gpt2
 
     GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=8, vocab_size=10).save_pretrained(tmp_path)
     crafted_torch_file(tmp_path / "pytorch_model.bin", "zip", marker, wrap=lambda evil: {"transformer.wte.weight": evil})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import daae, text_vae
+from baselines import daae, gpt2, text_vae
 from diled.data import text as data
 from diled.diffusion import Schedule
 from diled.modalities import text as T
@@ -102,7 +102,7 @@ def test_memory_shifts_positions_by_one_and_greedy_decoding_matches_teacher_forc
 def test_upstream_freezing_trains_only_the_projections_wte_and_the_new_block():
     torch.manual_seed(0)
     c = cfg()
-    lm = T.build_lm(c)
+    lm = gpt2.build_lm(c)
     model = T.from_lm(T.build_diled(c), lm, "upstream")
     frozen = {k: v.clone() for k, v in model.named_parameters() if not v.requires_grad}
     assert any("transformer.h.1." in k for k in frozen) and any("wpe" in k for k in frozen)
@@ -217,7 +217,7 @@ def test_yelp_without_its_folder_is_refused_by_name(tmp_path):
 def test_scorer_attributes_every_predicted_token_to_one_sentence():
     torch.manual_seed(0)
     tok = data.train_tokenizer(["the rock is back", "the film is good", "a good film"] * 5, 300)
-    lm = T.LanguageModel({"block_size": 15, "decoder": cfg()["net"]["decoder"]}, tok.get_vocab_size()).eval()
+    lm = gpt2.LanguageModel({"block_size": 15, "decoder": cfg()["net"]["decoder"]}, tok.get_vocab_size()).eval()
     sentences = ["the rock is back", "a good film", "the film is good the rock"]
     scorer = Scorer(lm, 8, 4)
     sums, counts = scorer.sentences(tok, sentences)
@@ -293,8 +293,8 @@ def test_pretrained_gpt2_weights_load_with_the_shifted_vocabulary(tmp_path):
     c = cfg()
     c["data"]["tokenizer"] = {"kind": "gpt2"}
     c["net"]["decoder"] = {"n_embd": 16, "n_layer": 2, "n_head": 2, "dropout": 0.0, "fix": "none", "pretrained": str(tmp_path / "tiny-gpt2")}
-    ours = T.build_lm(c)
-    T.load_pretrained_gpt2(ours.lm, T.pretrained_folder(c["net"]["decoder"]["pretrained"]))
+    ours = gpt2.build_lm(c)
+    gpt2.load_pretrained_gpt2(ours.lm, gpt2.pretrained_folder(c["net"]["decoder"]["pretrained"]))
     ours.eval()
     ids = torch.randint(0, data.GPT2_VOCAB, (2, BLOCK))
     with torch.no_grad():
@@ -303,9 +303,9 @@ def test_pretrained_gpt2_weights_load_with_the_shifted_vocabulary(tmp_path):
     torch.testing.assert_close(got[..., 3:], want, rtol=1e-5, atol=1e-5)
     c["net"]["decoder"]["n_layer"] = 3
     with pytest.raises(ValueError, match="make them agree"):
-        T.load_pretrained_gpt2(T.build_lm(c).lm, tmp_path / "tiny-gpt2")
+        gpt2.load_pretrained_gpt2(gpt2.build_lm(c).lm, tmp_path / "tiny-gpt2")
     with pytest.raises(FileNotFoundError, match="neither a known artifact"):
-        T.pretrained_folder(str(tmp_path / "nowhere"))
+        gpt2.pretrained_folder(str(tmp_path / "nowhere"))
 
 
 def test_pretrained_decoder_needs_gpt2_token_ids():

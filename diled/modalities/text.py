@@ -10,7 +10,7 @@ Follows the official text code (``guangyliu/EDDPM: Text/code/examples/big_ae``; 
               slot per layer (token positions then start at 1), and a bias-free ``Linear(z, n_embd)`` is
               added to every token embedding
     LM init   every decoder starts from one GPT-2 pre-trained as a language model on the training split
-              (the ``gpt2`` model, which is also the plain-LM baseline); ``fix: upstream`` trains only what
+              (the ``gpt2`` model, ``baselines.gpt2``, which is also the plain-LM baseline); ``fix: upstream`` trains only what
               upstream's ``fix_model 84`` trains (the projections, ``wte``, the new block, the encoder)
 
 Text DiLED is the DiLED core (``diled.model.DiLED``) with the elbo-form objective: L_rec is the token NLL
@@ -194,49 +194,6 @@ def _decode_loop(step_fn, batch: int, caps: torch.Tensor, sampler: TokenSampler,
     return torch.cat(out, 1)
 
 
-class LanguageModel(nn.Module):
-    """A GPT-2 language model over the decoder tokenizer: the plain-LM baseline, the decoders' initialisation and the
-    reference LM of the perplexity judge."""
-
-    def __init__(self, net: dict, vocab: int):
-        super().__init__()
-        self.lm = _lm(gpt2_config(net, vocab))
-        self.block_size = int(net["block_size"])
-
-    def nll(self, ids: torch.Tensor) -> torch.Tensor:
-        """Per-example summed NLL of ids[1:] given the prefix."""
-        ids = trim(ids)
-        logits = self.lm(input_ids=ids[:, :-1], attention_mask=(ids[:, :-1] != PAD).long()).logits
-        return token_nll(logits, ids[:, 1:])
-
-    def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Mean NLL per predicted token (the LM pre-training loss)."""
-        ids = _ids_of(batch)
-        nll = self.nll(ids)
-        loss = nll.sum() / (ids[:, 1:] != PAD).sum()
-        return loss, {"nll_per_token": loss.item()}
-
-    @torch.no_grad()
-    def generate_ids(self, seeds: Sequence[int] | None, n: int, cap: int | None = None) -> torch.Tensor:
-        """``n`` sequences by ancestral sampling (one generator per seed; greedy when ``seeds`` is None)."""
-        device = self.lm.lm_head.weight.device
-        cap = cap or self.block_size - 1
-        cache = None
-
-        def step(cur: torch.Tensor, k: int) -> torch.Tensor:
-            nonlocal cache
-            out = self.lm(input_ids=cur, cache=cache, use_cache=True)
-            cache = out.cache
-            return out.logits[:, -1]
-
-        return _decode_loop(step, n, torch.full((n,), cap), TokenSampler(seeds, device), device)
-
-    @torch.no_grad()
-    def generate(self, seeds: Sequence[int], steps: int | None = None) -> torch.Tensor:
-        """Capability parity with the latent models: one sampled sentence per seed (``steps`` unused)."""
-        return self.generate_ids(list(seeds), len(seeds))
-
-
 class LatentGPT2(nn.Module):
     """p(x | z): GPT-2 with a prepended block, z as one memory slot per layer and added to every token embedding."""
 
@@ -253,8 +210,9 @@ class LatentGPT2(nn.Module):
         self.embed = nn.Linear(z_dim, d, bias=False)
         self.block_size = int(net["block_size"])
 
-    def init_from_lm(self, lm: LanguageModel) -> None:
-        """Copy a pre-trained LM in: its blocks become h.1.., embeddings and final norm as they are; h.0 stays new."""
+    def init_from_lm(self, lm: nn.Module) -> None:
+        """Copy a pre-trained LM (``baselines.gpt2.LanguageModel``) in: its blocks become h.1.., embeddings and final norm
+        as they are; h.0 stays new."""
         src = lm.lm.transformer
         dst = self.lm.transformer
         if len(dst.h) != len(src.h) + 1:
@@ -450,10 +408,6 @@ def latent_mlp(cfg: dict, z_dim: int, section: dict | None = None) -> MLPSkipNet
     return MLPSkipNet(z_dim, m["hidden"], m["layers"], m["time_dim"], time_scale=1.0 / cfg["latent"]["T"])
 
 
-def build_lm(cfg: dict) -> LanguageModel:
-    return LanguageModel(decoder_net(cfg), vocab_size(cfg))
-
-
 def build_diled(cfg: dict) -> TextDiLED:
     net, lat, d = decoder_net(cfg), cfg["latent"], cfg["models"]["diled"]
     z = int(net["z_dim"])
@@ -476,65 +430,6 @@ def from_lm(model: nn.Module, init: nn.Module | None, fix: str) -> nn.Module:
     return model
 
 
-def pretrained_folder(name: str):
-    """A Hugging Face GPT-2 folder: a ``diled.text_weights`` artifact name (``gpt2-xl``) or a local folder path."""
-    from pathlib import Path
-
-    from diled import text_weights
-
-    if name in text_weights.ARTIFACTS:
-        return text_weights.resolve(name)
-    if not (Path(name) / "config.json").is_file():
-        raise FileNotFoundError(f"net.decoder.pretrained = {name!r}: neither a known artifact ({sorted(text_weights.ARTIFACTS)}) "
-                                "nor a folder with a GPT-2 config.json")
-    return Path(name)
-
-
-def load_pretrained_gpt2(lm: nn.Module, folder) -> None:
-    """OpenAI GPT-2 weights into ``lm`` (a ``GPT2LMHeadModel`` over GPT-2's BPE shifted by 3: ``diled.data.text``).
-
-    The blocks and ``ln_f`` are copied as they are; ``wte`` gains three rows in front for ``<pad> <bos> <eos>``
-    (each the mean of GPT-2's embeddings; upstream appends its added tokens the same way); ``wpe`` keeps the first
-    ``n_positions`` rows (the suite's rows are a block plus the memory slot, not 1,024).
-    """
-    from transformers import GPT2LMHeadModel
-
-    from diled.data.text import GPT2_VOCAB, SPECIAL
-
-    src = GPT2LMHeadModel.from_pretrained(folder, use_safetensors=True).transformer  # never a pickled pytorch_model.bin
-    dst = lm.transformer
-    got = (src.config.n_embd, src.config.n_layer, src.config.n_head)
-    want = (dst.config.n_embd, len(dst.h), dst.config.n_head)
-    if got != want or src.wte.weight.shape[0] != GPT2_VOCAB or dst.wte.weight.shape[0] != GPT2_VOCAB + len(SPECIAL):
-        raise ValueError(f"{folder}: pretrained GPT-2 (n_embd, n_layer, n_head) = {got}, vocabulary {src.wte.weight.shape[0]}; "
-                         f"net.decoder asks for {want} over data.tokenizer kind gpt2 ({GPT2_VOCAB + len(SPECIAL)} ids): make them agree")
-    with torch.no_grad():
-        wte = src.wte.weight
-        dst.wte.weight.copy_(torch.cat([wte.mean(0, keepdim=True).expand(len(SPECIAL), -1), wte]))
-        dst.wpe.weight.copy_(src.wpe.weight[: dst.wpe.weight.shape[0]])
-        dst.ln_f.load_state_dict(src.ln_f.state_dict())
-        for mine, theirs in zip(dst.h, src.h):
-            mine.load_state_dict(theirs.state_dict())
-
-
-def train_lm(ctx):
-    """GPT-2 trained as a language model on the training split: from scratch, or fine-tuned from OpenAI's weights
-    (``net.decoder.pretrained``, the paper configuration's gpt2-xl)."""
-    model = ctx.build()
-    name = ctx.cfg["net"]["decoder"].get("pretrained")
-    if name:
-        load_pretrained_gpt2(model.lm, pretrained_folder(name))
-    return ctx.train(model.to(ctx.device), lambda m, batch: m.loss(batch), ctx.data, "pretrain")
-
-
-def finetune_lm(ctx):
-    """The pre-trained LM fine-tuned on the rated training split: Table 1's GPT-2 row (the pool's sentences are other
-    English: wordnet glosses, novels, scripture; generation is judged against movie-review snippets)."""
-    if ctx.init is None:
-        raise ValueError("the LM's train stage starts from gpt2/pretrain")
-    return ctx.train(ctx.init.to(ctx.device).requires_grad_(True), lambda m, batch: m.loss(batch), ctx.data, "train")
-
-
 def train_autoencoder(ctx):
     """The shared autoencoder, its decoder initialised from the LM."""
     model = from_lm(ctx.build(), ctx.init, ctx.cfg["net"]["decoder"]["fix"]).to(ctx.device)
@@ -553,7 +448,5 @@ def parameter_count(model: nn.Module) -> dict[str, int]:
             "total": sum(p.numel() for p in model.parameters())}
 
 
-__all__ = ["TextEncoder", "TokenEncoder", "LatentGPT2", "LanguageModel", "TextDiLED", "TextAutoencoder", "build_diled", "build_lm",
-           "build_autoencoder", "build_encoder", "train_lm", "finetune_lm", "train_autoencoder", "train_diled", "init_from_autoencoder",
-           "load_pretrained_gpt2",
-           "token_nll", "sentence_length"]
+__all__ = ["TextEncoder", "TokenEncoder", "LatentGPT2", "TextDiLED", "TextAutoencoder", "build_diled", "build_autoencoder",
+           "build_encoder", "train_autoencoder", "train_diled", "init_from_autoencoder", "token_nll", "sentence_length"]

@@ -1,11 +1,11 @@
 """One text model's Table 1 record: reconstruction, generation, editing, interpolation, latent health."""
 import numpy as np
 
+from baselines.gpt2 import LanguageModel
 from diled import checkpoint, codecs, pipeline, registry
 from diled.jobs import Job
 from diled.manifest import write_json
 from diled.metrics import text as mt
-from diled.modalities.text import LanguageModel
 from diled.text_eval import Scorer, editing, generate, generation_metrics, interpolations, latent_health, reconstruction, sentiment_judge
 
 job = Job(snakemake, track="text")

@@ -2,10 +2,10 @@
 import numpy as np
 import torch
 
+from baselines.gpt2 import LanguageModel
 from diled import checkpoint, codecs
 from diled.jobs import Job
 from diled.manifest import write_json
-from diled.modalities.text import LanguageModel
 from diled.text_eval import Scorer, sentiment_judge, stream, stream_windows
 from diled.train import TrainSpec, train
 
