@@ -66,15 +66,15 @@ def build_lm(cfg: dict) -> LanguageModel:
 
 
 def pretrained_folder(name: str):
-    """A Hugging Face GPT-2 folder: a ``diled.text_weights`` artifact name (``gpt2-xl``) or a local folder path."""
+    """A Hugging Face GPT-2 folder: a ``diled.weights.FOLDERS`` name (``gpt2-xl``) or a local folder path."""
     from pathlib import Path
 
-    from diled import text_weights
+    from diled import weights
 
-    if name in text_weights.ARTIFACTS:
-        return text_weights.resolve(name)
+    if name in weights.FOLDERS:
+        return weights.resolve(weights.FOLDERS[name])
     if not (Path(name) / "config.json").is_file():
-        raise FileNotFoundError(f"net.decoder.pretrained = {name!r}: neither a known artifact ({sorted(text_weights.ARTIFACTS)}) "
+        raise FileNotFoundError(f"net.decoder.pretrained = {name!r}: neither a known artifact ({sorted(weights.FOLDERS)}) "
                                 "nor a folder with a GPT-2 config.json")
     return Path(name)
 

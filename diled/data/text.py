@@ -28,6 +28,7 @@ here: its masked mean-pooled last hidden state is stored per sentence, so traini
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tarfile
@@ -178,15 +179,28 @@ def train_tokenizer(sentences: Sequence[str], vocab_size: int):
 GPT2_VOCAB = 50257  # GPT-2's own BPE: its ids shift up by len(SPECIAL) so that <pad> <bos> <eos> keep 0 1 2
 
 
+@functools.cache
+def pretrained_encoder(name: str):
+    """(tokenizer, frozen model in eval mode) of a pretrained encoder (``diled.weights.ENCODERS``), loaded from its
+    verified folder."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from diled import weights
+
+    folder = weights.resolve(name)
+    # safetensors only: a folder's pytorch_model.bin would be a pickle
+    return AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder, use_safetensors=True).eval().requires_grad_(False)
+
+
 def gpt2_tokenizer():
-    """GPT-2's byte-level BPE (``vocab.json`` + ``merges.txt``, sha256-pinned: ``diled.text_weights``) with the three
+    """GPT-2's byte-level BPE (``vocab.json`` + ``merges.txt``, sha256-pinned: ``diled.weights.GPT2_BPE``) with the three
     special tokens first: GPT-2 id ``i`` is id ``i + 3`` here, so every row layout and special id stays as with a
     trained BPE, and GPT-2's pretrained embeddings shift by the same 3 rows (``diled.modalities.text``)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-    from diled import text_weights
+    from diled import weights
 
-    folder = text_weights.resolve("gpt2-bpe")
+    folder = weights.resolve(weights.GPT2_BPE)
     vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
     lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
     merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
@@ -280,9 +294,7 @@ def encoder_features(encoder_name: str, sentences: Sequence[str], batch_size: in
     import torch
     from tqdm import tqdm
 
-    from diled import text_weights
-
-    tok, model = text_weights.encoder(encoder_name)
+    tok, model = pretrained_encoder(encoder_name)
     if kind == "wordpieces":
         enc = tok(list(sentences), padding="max_length", truncation=True, max_length=WORDPIECE_LEN, return_tensors="np")
         return enc["input_ids"].astype(np.int64)

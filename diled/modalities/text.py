@@ -64,9 +64,9 @@ class TokenEncoder(nn.Module):
         from safetensors.torch import load_file
         from transformers import BertConfig, BertModel
 
-        from diled import text_weights
+        from diled import weights
 
-        folder = text_weights.resolve(encoder_name)
+        folder = weights.resolve(encoder_name)
         config = BertConfig.from_json_file(folder / "config.json")
         config._attn_implementation = "sdpa"
         top = config.num_hidden_layers if width is None else 64
@@ -74,7 +74,7 @@ class TokenEncoder(nn.Module):
             raise ValueError(f"net.encoder_layers must be in 1..{top} for {encoder_name}, got {layers}")
         config.num_hidden_layers = layers if width is None else 0
         self.bert = BertModel(config, add_pooling_layer=False)
-        pretrained = load_file(folder / "model.safetensors")  # tensors only; pinned by sha256 in diled.text_weights
+        pretrained = load_file(folder / "model.safetensors")  # tensors only; pinned by sha256 in diled.weights
         wanted = self.bert.state_dict()
         missing = sorted(k for k in wanted if k not in pretrained)
         if missing:
@@ -385,7 +385,7 @@ def init_from_autoencoder(model: nn.Module, ae: nn.Module | None, fix: str = "no
 
 def feature_dim(cfg: dict) -> int:
     """The width of the pooled features (doubled for ``encoder_input: first+last``)."""
-    from diled.text_weights import ENCODERS
+    from diled.weights import ENCODERS
 
     name = cfg["net"]["encoder"]
     width = {"minilm": 384, "bert-small": 512}[name] if name in ENCODERS else int(name)
