@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from diled.data.text import PAD
-from diled.modalities.text import TokenSampler, _decode_loop, _ids_of, _lm, decoder_net, gpt2_config, token_nll, trim, vocab_size
+from diled.modalities.text import TokenSampler, decode_loop, decoder_net, gpt2_config, gpt2_lm, ids_of, token_nll, trim, vocab_size
 
 
 class LanguageModel(nn.Module):
@@ -24,7 +24,7 @@ class LanguageModel(nn.Module):
 
     def __init__(self, net: dict, vocab: int):
         super().__init__()
-        self.lm = _lm(gpt2_config(net, vocab))
+        self.lm = gpt2_lm(gpt2_config(net, vocab))
         self.block_size = int(net["block_size"])
 
     def nll(self, ids: torch.Tensor) -> torch.Tensor:
@@ -35,7 +35,7 @@ class LanguageModel(nn.Module):
 
     def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Mean NLL per predicted token (the LM pre-training loss)."""
-        ids = _ids_of(batch)
+        ids = ids_of(batch)
         nll = self.nll(ids)
         loss = nll.sum() / (ids[:, 1:] != PAD).sum()
         return loss, {"nll_per_token": loss.item()}
@@ -53,7 +53,7 @@ class LanguageModel(nn.Module):
             cache = out.cache
             return out.logits[:, -1]
 
-        return _decode_loop(step, n, torch.full((n,), cap), TokenSampler(seeds, device), device)
+        return decode_loop(step, n, torch.full((n,), cap), TokenSampler(seeds, device), device)
 
     @torch.no_grad()
     def generate(self, seeds: Sequence[int], steps: int | None = None) -> torch.Tensor:

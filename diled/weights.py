@@ -451,10 +451,7 @@ def _resolve_folder(art: FolderArtifact, allow_network: bool) -> Path:
 
             path = Path(snapshot_download(art.repo, revision=art.revision, allow_patterns=list(art.files), etag_timeout=10))
             if folder_verified(path, art):
-                with tempfile.TemporaryDirectory() as tmp:
-                    staging = Path(tmp) / "f"
-                    shutil.copytree(path, staging)
-                    _install_folder(staging, dest)
+                _install_folder(path, dest)  # copytree follows the snapshot's symlinks into the hub's blobs
                 return dest
         except WeightsError:
             raise

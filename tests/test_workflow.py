@@ -69,10 +69,11 @@ def smoke_runs(tmp_path_factory, feature_cache) -> list[Path]:
     assert res.returncode == 0, res.stderr[-3000:]
     second = tmp_path_factory.mktemp("second")
     shutil.copytree(first, second, symlinks=True, dirs_exist_ok=True)
-    forced = [f"results/smoke/models/{track}/diled/train.pt" for track in ("image", "text", "protein")]
-    for track in ("image", "text", "protein"):
+    tracks = ("image", "text", "protein")
+    for track in tracks:
         (state,) = (second / "results/smoke/runs" / track).glob("diled-train-*")
         shutil.rmtree(state)  # no checkpoint to resume from: training starts again at step 0
+    forced = [f"results/smoke/models/{track}/diled/train.pt" for track in tracks]
     res = smoke_all(second, feature_cache, "--forcerun", *forced, "--")
     assert res.returncode == 0, res.stderr[-3000:]
     log = res.stdout + res.stderr
@@ -81,7 +82,7 @@ def smoke_runs(tmp_path_factory, feature_cache) -> list[Path]:
                  "probe", "w_ablation", "table6", "latent_health", "text_tables", "protein_tables"):
         assert rule in ran, (rule, ran)  # the forced jobs really ran again (identical tables would prove nothing else)
     assert int(ran["train"]) == 3, ran
-    for track in ("image", "text", "protein"):
+    for track in tracks:
         assert len(list((second / "results/smoke/runs" / track).glob("diled-train-*/ckpt-*.pt"))) > 0
     return [first / "results" / "smoke", second / "results" / "smoke"]
 
@@ -197,7 +198,7 @@ def test_rerun_of_every_diled_job_gives_identical_tables(smoke_runs):
 def test_data_preparation_again_gives_identical_files(smoke_runs, tmp_path):
     """Every track's prepared data (splits, the text pool, tokenizer ids, protein encodings) again from nothing, in
     a fresh directory: the files every model reads are byte-identical (the rerun above starts from the first run's)."""
-    res = snakemake(tmp_path, "--configfile=" + str(SMOKE), "--cores", "2", "--until", "prepare_data", "--", "all")
+    res = smoke_all(tmp_path, tmp_path / "features", "--until", "prepare_data", "--")
     assert res.returncode == 0, res.stderr[-3000:]
     files = sorted(p.relative_to(tmp_path / "results/smoke") for p in (tmp_path / "results/smoke/data").glob("*/*.npz"))
     assert [str(f) for f in files] == ["data/image/mnist32.npz", "data/protein/gifford.npz", "data/text/snippets.npz"]

@@ -130,7 +130,7 @@ def gpt2_config(net: dict, vocab: int, extra_blocks: int = 0):
                       bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, tie_word_embeddings=True)
 
 
-def _lm(config):
+def gpt2_lm(config):
     from transformers import GPT2LMHeadModel
 
     config._attn_implementation = "sdpa"
@@ -157,7 +157,7 @@ def sentence_length(ids: torch.Tensor) -> torch.Tensor:
     return (ids != PAD).sum(1).clamp(min=1).to(torch.float32)
 
 
-def _ids_of(batch: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+def ids_of(batch: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
     return batch[1] if isinstance(batch, (tuple, list)) else batch
 
 
@@ -175,7 +175,7 @@ class TokenSampler:
         return torch.stack([torch.multinomial(p, 1, generator=g)[0] for p, g in zip(probs, self.gens)]).to(self.device)
 
 
-def _decode_loop(step_fn, batch: int, caps: torch.Tensor, sampler: TokenSampler, device: torch.device) -> torch.Tensor:
+def decode_loop(step_fn, batch: int, caps: torch.Tensor, sampler: TokenSampler, device: torch.device) -> torch.Tensor:
     """Autoregressive decoding from ``<bos>``: row i stops at ``<eos>`` or after ``caps[i]`` tokens; (B, 1 + max cap) ids."""
     cur = torch.full((batch, 1), BOS, dtype=torch.long, device=device)
     out = [cur]
@@ -202,7 +202,7 @@ class LatentGPT2(nn.Module):
     def __init__(self, net: dict, vocab: int, z_dim: int):
         super().__init__()
         self.config = gpt2_config(net, vocab, extra_blocks=1)
-        self.lm = _lm(self.config)
+        self.lm = gpt2_lm(self.config)
         d = self.config.n_embd
         self.n_layer, self.n_head = self.config.n_layer, self.config.n_head
         self.slots = int(net["decoder"].get("memory_slots", 1))  # upstream: 1
@@ -255,7 +255,7 @@ class LatentGPT2(nn.Module):
 
     def loss(self, x0, z: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         """L_rec: per-example NLL divided by the sentence length (upstream's normalisation; t unused)."""
-        ids = _ids_of(x0)
+        ids = ids_of(x0)
         return self.nll(ids, z) / sentence_length(ids)
 
     @torch.no_grad()
@@ -275,7 +275,7 @@ class LatentGPT2(nn.Module):
                           attention_mask=torch.ones(n, seen, dtype=torch.long, device=z.device))
             return out.logits[:, -1]
 
-        return _decode_loop(step, n, caps, TokenSampler(seeds, z.device), z.device)
+        return decode_loop(step, n, caps, TokenSampler(seeds, z.device), z.device)
 
     def noise(self, seeds: Sequence[int], device: torch.device | str) -> None:
         return None
@@ -296,7 +296,7 @@ class LatentTextModel:
 
     def nll_given(self, batch, z: torch.Tensor) -> torch.Tensor:
         """Per-example summed NLL of the batch's ids given latents z (in the model's latent space)."""
-        return self.decoder.nll(_ids_of(batch), self._decoder_cond(z))
+        return self.decoder.nll(ids_of(batch), self._decoder_cond(z))
 
     @torch.no_grad()
     def decode_ids(self, z: torch.Tensor, caps: torch.Tensor | None = None) -> torch.Tensor:
