@@ -33,6 +33,7 @@ import torch
 from diled.config import schedule_problems
 from diled.diffusion import GaussianDiffusion, batch_t, ddim_step, derive_seed, seeded_normal, timestep_subsequence
 from diled.model import Autoencoding
+from diled.pipeline import StagePlan
 
 
 class ConsistencyModel(Autoencoding):
@@ -134,4 +135,4 @@ def train(ctx):
     teacher = ctx.init.to(ctx.device).eval().requires_grad_(False).pixel
     model = ctx.build().to(ctx.device)
     model.init_from(teacher)
-    return ctx.train(model, lambda m, x, target: m.distillation_loss(x, teacher, target), ctx.data, "train", ema_target=True)
+    return StagePlan(model, lambda m, x, target: m.distillation_loss(x, teacher, target), ctx.data, ema_target=True)

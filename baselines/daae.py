@@ -22,6 +22,7 @@ from torch.func import functional_call
 from diled.diffusion import derive_seed, seeded_normal
 from diled.modalities import text as T
 from diled.model import LatentAutoencoder
+from diled.pipeline import StagePlan
 
 
 class Discriminator(nn.Module):
@@ -80,4 +81,4 @@ def build(cfg: dict) -> DAAE:
 
 def train(ctx):
     model = T.init_from_autoencoder(ctx.build(), ctx.init, ctx.cfg["net"]["decoder"]["fix"]).to(ctx.device)
-    return ctx.train(model, lambda m, batch: m.loss(batch), ctx.data, "train")
+    return StagePlan(model, lambda m, batch: m.loss(batch), ctx.data)

@@ -8,6 +8,7 @@ import torch
 
 from diled.diffusion import GaussianDiffusion, slerp
 from diled.model import Autoencoding
+from diled.pipeline import StagePlan
 
 
 class DDIM(Autoencoding):
@@ -61,4 +62,4 @@ def train(ctx):
         from baselines import released
 
         return released.stage_from_release(ctx, "ddim", released.load_ddpm)
-    return ctx.train(ctx.build().to(ctx.device), lambda m, x: m.loss(x), ctx.data, "train")
+    return StagePlan(ctx.build().to(ctx.device), lambda m, x: m.loss(x), ctx.data)

@@ -12,6 +12,7 @@ import copy
 import torch
 
 from diled.model import LatentAutoencoder
+from diled.pipeline import StagePlan
 
 
 class DiffAE(LatentAutoencoder):
@@ -54,7 +55,7 @@ def train_autoencoder(ctx):
         return released.stage_from_release(ctx, "diffae", released.load_diffae)
     model = ctx.build().to(ctx.device)
     params = list(model.encoder.parameters()) + list(model.decoder.parameters())
-    return ctx.train(model, lambda m, x: m.autoencoder_loss(x), ctx.data, "autoencoder", params=params)
+    return StagePlan(model, lambda m, x: m.autoencoder_loss(x), ctx.data, params=params)
 
 
 def train_latent(ctx):
@@ -68,7 +69,7 @@ def train_latent(ctx):
     raw = encode_all(model.encoder, ctx.data, ctx.cfg["eval"]["batch_size"], device=ctx.device)
     model.fit_standardization(raw)
     z = (raw - model.z_shift) / model.z_scale
-    return ctx.train(model, lambda m, zb: m.latent_loss(zb), z, "latent", params=model.denoiser.parameters())
+    return StagePlan(model, lambda m, zb: m.latent_loss(zb), z, params=model.denoiser.parameters())
 
 
 def train_more(ctx):
@@ -76,4 +77,4 @@ def train_more(ctx):
     (``models.diffae_ft.train``, which the config check holds equal to ``models.diled.train``) under DiffAE's own losses."""
     model = ctx.build().to(ctx.device)
     model.load_state_dict(ctx.init.state_dict())
-    return ctx.train(model, lambda m, x: m.continued_loss(x), ctx.data, "train")
+    return StagePlan(model, lambda m, x: m.continued_loss(x), ctx.data)

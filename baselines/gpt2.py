@@ -16,6 +16,7 @@ from torch import nn
 
 from diled.data.text import PAD
 from diled.modalities.text import TokenSampler, decode_loop, decoder_net, gpt2_config, gpt2_lm, ids_of, token_nll, trim, vocab_size
+from diled.pipeline import StagePlan
 
 
 class LanguageModel(nn.Module):
@@ -113,7 +114,7 @@ def train_lm(ctx):
     name = ctx.cfg["net"]["decoder"].get("pretrained")
     if name:
         load_pretrained_gpt2(model.lm, pretrained_folder(name))
-    return ctx.train(model.to(ctx.device), lambda m, batch: m.loss(batch), ctx.data, "pretrain")
+    return StagePlan(model.to(ctx.device), lambda m, batch: m.loss(batch), ctx.data)
 
 
 def finetune_lm(ctx):
@@ -121,7 +122,7 @@ def finetune_lm(ctx):
     English: wordnet glosses, novels, scripture; generation is judged against movie-review snippets)."""
     if ctx.init is None:
         raise ValueError("the LM's train stage starts from gpt2/pretrain")
-    return ctx.train(ctx.init.to(ctx.device).requires_grad_(True), lambda m, batch: m.loss(batch), ctx.data, "train")
+    return StagePlan(ctx.init.to(ctx.device).requires_grad_(True), lambda m, batch: m.loss(batch), ctx.data)
 
 
 __all__ = ["LanguageModel", "build_lm", "train_lm", "finetune_lm", "load_pretrained_gpt2", "pretrained_folder"]

@@ -20,6 +20,7 @@ from diled.diffusion import GaussianDiffusion, Schedule
 from diled.metrics.recon import lpips
 from diled.model import Autoencoding
 from diled.nets import ConvDecoder, KLEncoder, UNet
+from diled.pipeline import StagePlan
 
 
 class LDM(Autoencoding):
@@ -94,7 +95,7 @@ def train_autoencoder(ctx):
     net = ctx.cfg["models"]["ldm"]["perceptual"]
     perceptual = load_lpips(net, ctx.device) if net else None
     params = list(model.encoder.parameters()) + list(model.decoder.parameters())
-    return ctx.train(model, lambda m, x: m.autoencoder_loss(x, perceptual), ctx.data, "autoencoder", params=params)
+    return StagePlan(model, lambda m, x: m.autoencoder_loss(x, perceptual), ctx.data, params=params)
 
 
 def train_latent(ctx):
@@ -104,4 +105,4 @@ def train_latent(ctx):
     model = copy.deepcopy(ctx.init).to(ctx.device).requires_grad_(True)
     means = encode_all(lambda b: model.encoder(b)[0], ctx.data, ctx.cfg["eval"]["batch_size"], device=ctx.device)
     model.fit_scale(means)
-    return ctx.train(model, lambda m, z: m.latent_loss(z), means / model.z_scale, "latent", params=model.latent.parameters())
+    return StagePlan(model, lambda m, z: m.latent_loss(z), means / model.z_scale, params=model.latent.parameters())

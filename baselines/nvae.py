@@ -31,6 +31,7 @@ from torch import nn
 
 from diled.diffusion import seeded_normal
 from diled.model import Autoencoding
+from diled.pipeline import StagePlan
 
 KL_FLOOR = 1e-4  # NVAE's kl_const_coeff: the KL weight at step 0
 
@@ -268,4 +269,4 @@ def build(cfg: dict) -> NVAE:
 
 def train(ctx):
     """Stage ``train``: the warmed-up negative ELBO on the training images."""
-    return ctx.train(ctx.build().to(ctx.device), lambda m, x: m.loss(x), ctx.data, "train")
+    return StagePlan(ctx.build().to(ctx.device), lambda m, x: m.loss(x), ctx.data)

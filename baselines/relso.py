@@ -20,6 +20,7 @@ from torch import nn
 from diled.diffusion import derive_seed, seeded_normal
 from diled.modalities.protein import ConvSequenceDecoder, Regressor, SequenceEncoder, relso_networks, weighted_ce
 from diled.model import Autoencoding
+from diled.pipeline import StagePlan
 
 
 class ReLSO(Autoencoding):
@@ -95,4 +96,4 @@ def build_vae(cfg: dict) -> ReLSO:
 
 def train(ctx):
     """Stage ``train`` of either variant: all parts jointly."""
-    return ctx.train(ctx.build().to(ctx.device), lambda m, batch: m.loss(batch), ctx.data, "train")
+    return StagePlan(ctx.build().to(ctx.device), lambda m, batch: m.loss(batch), ctx.data)

@@ -22,7 +22,7 @@ from torch import nn
 from diled.diffusion import Schedule
 from diled.modalities import text as T
 from diled.model import LatentAutoencoder
-from diled.pipeline import encode_all
+from diled.pipeline import StagePlan, encode_all
 
 
 class GaussianTextEncoder(nn.Module):
@@ -96,11 +96,11 @@ def build(cfg: dict) -> LatentOps:
 
 def train_vae(ctx):
     model = T.init_from_autoencoder(ctx.build(), ctx.init, ctx.cfg["net"]["decoder"]["fix"]).to(ctx.device)
-    spec = ctx.spec("vae")
+    spec = ctx.spec
     # upstream: one beta cycle per epoch; a stage shorter than an epoch (the pool makes an epoch ~2,500 steps) gets one
     # cycle over the whole stage, else beta would stay at 0 throughout and the VAE would be an unregularised autoencoder
     model.steps_per_epoch = min(-(-len(ctx.data[0]) // spec.batch_size), spec.steps)
-    return ctx.train(model, lambda m, batch: m.vae_loss(batch), ctx.data, "vae")
+    return StagePlan(model, lambda m, batch: m.vae_loss(batch), ctx.data)
 
 
 def train_latent(ctx):
@@ -108,7 +108,7 @@ def train_latent(ctx):
     model = ctx.init.to(ctx.device)
     means = encode_all(model.encoder, ctx.data[0].to(ctx.device), 512)
     model.denoiser.requires_grad_(True)
-    return ctx.train(model, lambda m, batch: m.latent_loss(batch), means, "latent", params=model.denoiser.parameters())
+    return StagePlan(model, lambda m, batch: m.latent_loss(batch), means, params=model.denoiser.parameters())
 
 
 __all__ = ["LatentOps", "build", "train_vae", "train_latent", "cyclical_beta", "free_bits_kl"]

@@ -1,13 +1,16 @@
 """Build, train, save and load any registered model: the generic half of every training and sampling job.
 
-What a model is lives in ``diled.registry``; how each stage trains lives in the model's own module
-(a ``StageTrainer``: a function of a ``StageContext``). Workflow scripts and the benchmark call
-these functions, so everything here runs (and is tested) without Snakemake.
+What a model is lives in ``diled.registry``; what each stage trains lives in the model's own module: a
+``StageTrainer`` is a function of a ``StageContext`` (the stage's inputs, its ``TrainSpec`` already read from
+``models.<name>.<stage section>``) that returns a ``StagePlan`` (model, loss, rows, parameters). The one
+stage runner here, ``run_stage``, then calls ``diled.train.train``; a trainer never calls back into the runner.
+A step count thus travels config -> ``scripts/train.py`` -> ``run_stage`` -> ``train()``. Workflow scripts and
+the benchmarks call these functions, so everything here runs (and is tested) without Snakemake.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ from tqdm import tqdm
 from diled import checkpoint, registry
 from diled.diffusion import derive_seed
 from diled.runtime import resolve_precision
-from diled.train import TrainResult, TrainSpec, train
+from diled.train import LossFn, TrainResult, TrainSpec, train
 
 
 def build(track: str, name: str, cfg: dict) -> nn.Module:
@@ -27,9 +30,10 @@ def build(track: str, name: str, cfg: dict) -> nn.Module:
     return registry.load_object(registry.get(track, name).build)(cfg)
 
 
-@dataclass
+@dataclass(frozen=True)
 class StageContext:
-    """What a stage trainer gets: the model's name and stage, its track config, data, run directory, device and init.
+    """What a stage trainer gets: the model's name and stage, its track config, data, device, the model it starts
+    from and the stage's ``TrainSpec`` (read by the runner from the stage's config section).
 
     A variant (e.g. DiLED at another w) trains under its base model's name, so its seeds, batches and
     noise equal the main run's and only the overridden config differs.
@@ -39,43 +43,61 @@ class StageContext:
     name: str
     stage: str
     cfg: dict
-    data: torch.Tensor
-    run_dir: Path
+    data: Any
     device: torch.device
+    spec: TrainSpec
     init: nn.Module | None = None
-
-    @property
-    def seed(self) -> int:
-        return derive_seed(self.cfg["seed"], self.name, self.stage)
 
     def build(self) -> nn.Module:
         return build(self.track, self.name, self.cfg)
 
-    def spec(self, section: str) -> TrainSpec:
-        """TrainSpec from ``models.<name>.<section>`` of the track config, ``precision: auto`` resolved for the device."""
-        fields = dict(self.cfg["models"][self.name][section])
-        fields["precision"] = resolve_precision(fields.get("precision", "fp32"), self.device)
-        return TrainSpec(seed=self.seed, **fields)
 
-    def train(self, model: nn.Module, loss_fn: Callable, data: torch.Tensor, section: str, **kw: Any) -> TrainResult:
-        """The one training loop on ``data`` with the spec of ``section``, state in the run directory."""
-        return train(model, loss_fn, data, self.spec(section), self.run_dir, desc=f"{self.name}/{self.stage}", **kw)
+@dataclass
+class StagePlan:
+    """What a stage trains: ``loss(model, batch)`` (``loss(model, batch, ema)`` with ``ema_target``) minimised over
+    ``params`` (default: every parameter that requires grad) on the rows of ``data``."""
+
+    model: nn.Module
+    loss: LossFn
+    data: Any
+    params: Iterable[nn.Parameter] | None = None
+    ema_target: bool = False
 
 
-StageTrainer = Callable[[StageContext], TrainResult]
+# A stage trainer returns the plan the runner trains, or a finished result (weights taken from a release).
+StageTrainer = Callable[[StageContext], StagePlan | TrainResult]
 
 
-def train_stage(track: str, name: str, stage: str, cfg: dict, data: torch.Tensor, run_dir: Path, device: torch.device,
-                init: nn.Module | None = None) -> tuple[nn.Module, TrainResult, dict]:
-    """Run one stage of a registered model or variant; returns (EMA model, result, the config it trained under)."""
-    variant = registry.resolve(track, name, cfg)
+def stage_spec(cfg: dict, name: str, stage: registry.Stage, device: torch.device) -> TrainSpec:
+    """TrainSpec of one stage: ``models.<name>.<stage.section>`` of the track config, ``precision: auto`` resolved
+    for the device, the seed derived from the config's seed, the model and the stage."""
+    fields = dict(cfg["models"][name][stage.section])
+    fields["precision"] = resolve_precision(fields.get("precision", "fp32"), device)
+    return TrainSpec(seed=derive_seed(cfg["seed"], name, stage.name), **fields)
+
+
+def run_stage(variant: registry.Variant, stage: str, cfg: dict, data: Any, run_dir: Path, device: torch.device,
+              init: nn.Module | None = None, progress: bool = True) -> tuple[nn.Module, TrainResult, dict]:
+    """The stage runner: one stage of a resolved model or variant, trained by ``diled.train.train`` with state in
+    ``run_dir``; returns (EMA model, result, the config it trained under)."""
     spec = variant.spec
-    trainer: StageTrainer = registry.load_object(spec.stage(stage).train)
+    st = spec.stage(stage)
+    trainer: StageTrainer = registry.load_object(st.train)
     cfg = registry.apply_overrides(cfg, variant.overrides)
-    ctx = StageContext(track, spec.name, stage, cfg, data, run_dir, device, init)
-    torch.manual_seed(derive_seed(ctx.seed, "init"))  # weight initialisation is part of the run's determinism
-    res = trainer(ctx)
+    ctx = StageContext(variant.spec.track, spec.name, stage, cfg, data, device, stage_spec(cfg, spec.name, st, device), init)
+    torch.manual_seed(derive_seed(ctx.spec.seed, "init"))  # weight initialisation is part of the run's determinism
+    plan = trainer(ctx)
+    if isinstance(plan, TrainResult):
+        return plan.ema, plan, cfg
+    res = train(plan.model, plan.loss, plan.data, ctx.spec, run_dir, params=plan.params, desc=f"{spec.name}/{stage}",
+                progress=progress, ema_target=plan.ema_target)
     return res.ema, res, cfg
+
+
+def train_stage(track: str, name: str, stage: str, cfg: dict, data: Any, run_dir: Path, device: torch.device,
+                init: nn.Module | None = None, progress: bool = True) -> tuple[nn.Module, TrainResult, dict]:
+    """``run_stage`` of a registered model or variant by name (the benchmarks' and tests' entry)."""
+    return run_stage(registry.resolve(track, name, cfg), stage, cfg, data, run_dir, device, init, progress)
 
 
 def train_job(track: str, name: str, stage: str, view: dict, data_path: str, run_dir: str, device: str,
@@ -94,7 +116,7 @@ def train_job(track: str, name: str, stage: str, view: dict, data_path: str, run
     init = load_model(init_path, dev)[0] if init_path else None
     variant = registry.resolve(track, name, view)
     data = codec.training_data(data_path, pool=True) if variant.spec.stage(stage).pool else codec.training_data(data_path)
-    model, res, cfg = train_stage(track, name, stage, view, data, Path(run_dir), dev, init)
+    model, res, cfg = run_stage(variant, stage, view, data, Path(run_dir), dev, init)
     if not world.main:
         return None
     info = {"track": track, "model": variant.spec.name, "variant": name, "stage": stage, "overrides": variant.overrides,

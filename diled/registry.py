@@ -41,17 +41,23 @@ CAPABILITIES = frozenset({"generate", "encode", "reconstruct", "interpolate", "r
 class Stage:
     """One training stage: ``train`` is ``"module:function"`` (a ``diled.pipeline.StageTrainer``).
 
-    ``starts_from`` names the stage whose trained model this one is initialised from, as
-    ``"model/stage"``; ``needs_weights`` marks stages that read pretrained files (e.g. LPIPS); ``pool``
-    stages train on the track's unlabeled pool as well as its training split (the text track's
+    ``section`` is the key of the model's config section holding the stage's ``TrainSpec`` fields (steps, batch
+    size, lr, ...; default: the stage's name); ``starts_from`` names the stage whose trained model this one is
+    initialised from, as ``"model/stage"``; ``needs_weights`` marks stages that read pretrained files (e.g. LPIPS);
+    ``pool`` stages train on the track's unlabeled pool as well as its training split (the text track's
     pre-training), where the data has one.
     """
 
     name: str
     train: str
+    section: str = ""
     starts_from: str | None = None
     needs_weights: bool = False
     pool: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.section:
+            object.__setattr__(self, "section", self.name)
 
 
 def lookup(cfg: Mapping, dotted: str) -> Any:
@@ -201,7 +207,7 @@ def load_extensions(config: Mapping) -> None:
 
 SPEC_KEYS = frozenset({"display", "module", "order", "build", "stages", "capabilities", "reads", "steps", "representation",
                        "note", "checks", "variants", "bold_per_step", "step_kind", "rec_protocols"})
-STAGE_KEYS = frozenset({"name", "train", "starts_from", "needs_weights", "pool"})
+STAGE_KEYS = frozenset({"name", "train", "section", "starts_from", "needs_weights", "pool"})
 
 
 def _ref(module: str, name: str) -> str:
@@ -231,6 +237,12 @@ def spec_from_file(path: str | Path) -> ModelSpec:
         unknown += sorted(f"spec.stages.{k}" for k in set(st) - STAGE_KEYS) if isinstance(st, Mapping) else ["spec.stages: not a mapping"]
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}")
+    defaults = doc.get("defaults") or {}
+    for st in spec.get("stages") or []:  # each stage's TrainSpec section must exist before a job reads it
+        section = st.get("section") or st.get("name")
+        if defaults and section not in defaults:
+            raise ValueError(f"{path}: stage {st.get('name')!r} trains from defaults.{section}, which is missing "
+                             f"(set spec.stages[].section to the key holding its steps, batch_size, lr)")
     presets = doc.get("presets") or {}
     if not isinstance(presets, Mapping) or not all(isinstance(v, Mapping) for v in presets.values()):
         raise ValueError(f"{path}: presets must map a preset name to settings (presets: {{smoke: {{train: ...}}}})")
@@ -249,7 +261,7 @@ def spec_from_file(path: str | Path) -> ModelSpec:
             steps=StepRule(tuple(spec.pop("steps", ()))), variants=VariantRule(**variants) if variants else None,
             rec_protocols=tuple(spec.pop("rec_protocols", ("random",))),
             checks=_ref(module, spec.pop("checks")) if spec.get("checks") else None,
-            defaults=doc.get("defaults") or {}, presets=presets, schema=doc.get("schema") or {"type": "object"}, source=str(path),
+            defaults=defaults, presets=presets, schema=doc.get("schema") or {"type": "object"}, source=str(path),
             **{k: v for k, v in spec.items() if k != "checks"},
         )
     except (TypeError, KeyError, ValueError) as e:

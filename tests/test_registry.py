@@ -86,6 +86,8 @@ def test_a_model_file_declares_the_registry_entry_and_its_section():
     ("spec: [", "not valid YAML"),
     ("spec: !!python/object/apply:os.system ['touch PWNED']", "not valid YAML"),  # safe_load builds no object
     ("spec:\n  display: Toy\n  module: toy_mod", "spec.stages is required"),  # a truncated copy
+    ("spec: {display: X, module: m, stages: [{name: distill, train: t}], capabilities: [generate]}\n"
+     "defaults: {train: {steps: 2}}", "stage 'distill' trains from defaults.distill, which is missing"),
 ])
 def test_a_bad_model_file_is_refused_with_its_path(tmp_path, doc, message):
     (tmp_path / "image").mkdir()
@@ -132,6 +134,7 @@ def test_a_file_model_trains_and_samples_through_the_generic_pipeline(tmp_path, 
     data = torch.rand(8, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     model, res, _ = pipeline.train_stage("image", "toy", "train", view, data, tmp_path / "run", torch.device("cpu"))
     assert res.steps == 2 and model.generate([0, 1], 2).shape == (2, 1, 32, 32)
+    assert res.steps == view["models"]["toy"]["train"]["steps"]  # the runner read the stage's section, not the trainer
     pipeline.save_model(model, "image", "toy", view, tmp_path / "toy.pt", {})
     loaded, ckpt = pipeline.load_model(tmp_path / "toy.pt")
     assert ckpt["track"] == "image" and torch.equal(loaded.generate([3], 2), model.generate([3], 2))

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from diled import checkpoint
+from diled.diffusion import derive_seed
 from diled.train import TrainSpec, train
 
 
@@ -175,15 +176,16 @@ def test_auto_precision_resolves_per_device(monkeypatch):
 
 
 def test_stage_specs_resolve_auto_and_results_record_it(tmp_path, monkeypatch):
-    from diled import runtime
-    from diled.pipeline import StageContext
+    from diled import pipeline, runtime
+    from diled.registry import Stage
 
     monkeypatch.setattr(runtime, "native_bf16_features", lambda: ("amx_bf16",))
     cfg = {"seed": 0, "models": {"m": {"train": {"steps": 4, "batch_size": 8, "lr": 1e-2, "ema_decay": 0.9, "ckpt_every": 2,
                                                   "precision": "auto"}}}}
-    ctx = StageContext("image", "m", "train", cfg, torch.randn(64, 3), tmp_path, torch.device("cpu"))
-    assert ctx.spec("train").precision == "bf16"
-    res = ctx.train(Quadratic(), lambda m, x: m.loss(x), ctx.data, "train", progress=False)
+    spec = pipeline.stage_spec(cfg, "m", Stage("distill", "x:y", section="train"), torch.device("cpu"))
+    assert spec.precision == "bf16" and spec.steps == 4
+    assert spec.seed == derive_seed(0, "m", "distill")  # seeded by the stage, configured by its section
+    res = train(Quadratic(), lambda m, x: m.loss(x), torch.randn(64, 3), spec, tmp_path, progress=False)
     assert res.precision == "bf16"
 
 

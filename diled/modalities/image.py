@@ -17,6 +17,7 @@ from tqdm import tqdm
 from diled.codecs import ImageCodec
 from diled.diffusion import GaussianDiffusion, Schedule, derive_seed
 from diled.nets import ConvEncoder, MLPSkipNet, UNet, beatgans
+from diled.pipeline import StagePlan
 
 # ----------------------------------------------------------------------------- construction
 
@@ -75,7 +76,7 @@ def train_diled(ctx):
     """Fine-tune DiLED jointly from the trained DiffAE (``ctx.init``: its parts and latent standardization)."""
     model = ctx.build().to(ctx.device)
     model.load_state_dict(ctx.init.state_dict())
-    return ctx.train(model, lambda m, x: m.loss(x), ctx.data, "train")
+    return StagePlan(model, lambda m, x: m.loss(x), ctx.data)
 
 
 # ----------------------------------------------------------------------------- evaluation sets

@@ -28,6 +28,7 @@ from diled.data.protein import PAD, VOCAB
 from diled.diffusion import Schedule, derive_seed
 from diled.model import DiLED
 from diled.nets import MLPSkipNet
+from diled.pipeline import StagePlan
 
 MASKS = ("upstream", "none")
 
@@ -227,7 +228,7 @@ def build_diled(cfg: dict) -> ProteinDiLED:
 
 def train_diled(ctx):
     """Joint training of encoder, latent denoiser, decoder and regressor from scratch."""
-    return ctx.train(ctx.build().to(ctx.device), lambda m, batch: m.loss(batch), ctx.data, "train")
+    return StagePlan(ctx.build().to(ctx.device), lambda m, batch: m.loss(batch), ctx.data)
 
 
 # ----------------------------------------------------------------------------- generation sets

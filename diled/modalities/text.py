@@ -30,6 +30,7 @@ from diled.data.text import BOS, EOS, PAD
 from diled.diffusion import Schedule, derive_seed, sample_timesteps
 from diled.model import DiLED, LatentAutoencoder
 from diled.nets import MLPSkipNet
+from diled.pipeline import StagePlan
 
 FIX_MODES = ("none", "upstream")
 
@@ -433,13 +434,13 @@ def from_lm(model: nn.Module, init: nn.Module | None, fix: str) -> nn.Module:
 def train_autoencoder(ctx):
     """The shared autoencoder, its decoder initialised from the LM."""
     model = from_lm(ctx.build(), ctx.init, ctx.cfg["net"]["decoder"]["fix"]).to(ctx.device)
-    return ctx.train(model, lambda m, batch: m.loss(batch), ctx.data, "train")
+    return StagePlan(model, lambda m, batch: m.loss(batch), ctx.data)
 
 
 def train_diled(ctx):
     """Joint training of encoder, latent denoiser and decoder, starting from the pre-trained autoencoder."""
     model = init_from_autoencoder(ctx.build(), ctx.init, ctx.cfg["net"]["decoder"]["fix"]).to(ctx.device)
-    return ctx.train(model, lambda m, batch: m.loss(batch), ctx.data, "train")
+    return StagePlan(model, lambda m, batch: m.loss(batch), ctx.data)
 
 
 def parameter_count(model: nn.Module) -> dict[str, int]:

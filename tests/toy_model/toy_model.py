@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from diled.pipeline import StageContext
-from diled.train import TrainResult
+from diled.pipeline import StageContext, StagePlan
 
 
 def build(cfg: dict) -> nn.Module:
@@ -19,5 +18,5 @@ def build(cfg: dict) -> nn.Module:
     return ddim(cfg)
 
 
-def train(ctx: StageContext) -> TrainResult:
-    return ctx.train(ctx.build().to(ctx.device), lambda m, x: m.loss(x), ctx.data, "train")
+def train(ctx: StageContext) -> StagePlan:
+    return StagePlan(ctx.build().to(ctx.device), lambda m, x: m.loss(x), ctx.data)
