@@ -124,7 +124,7 @@ class ConsistencyModel(Autoencoding):
 
 
 def build(cfg: dict) -> ConsistencyModel:
-    from diled.modalities.image import pixel_diffusion
+    from diled.modalities.image.model import pixel_diffusion
 
     c = cfg["models"]["cmcd"]
     return ConsistencyModel(pixel_diffusion(cfg, 0), c["sigma_data"], c["encode_t"], c["intermediate_ts"], c["grid"])

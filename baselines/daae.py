@@ -20,7 +20,7 @@ from torch import nn
 from torch.func import functional_call
 
 from diled.diffusion import derive_seed, seeded_normal
-from diled.modalities import text as T
+from diled.modalities.text import model as T
 from diled.model import LatentAutoencoder
 from diled.pipeline import StagePlan
 

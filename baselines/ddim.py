@@ -51,7 +51,7 @@ class DDIM(Autoencoding):
 
 
 def build(cfg: dict) -> DDIM:
-    from diled.modalities.image import pixel_diffusion
+    from diled.modalities.image.model import pixel_diffusion
 
     return DDIM(pixel_diffusion(cfg, 0), cfg["models"]["ddim"].get("interpolation", "slerp"))
 

@@ -40,7 +40,7 @@ class DiffAE(LatentAutoencoder):
 
 
 def build(cfg: dict) -> DiffAE:
-    from diled.modalities.image import latent_parts, pixel_diffusion
+    from diled.modalities.image.model import latent_parts, pixel_diffusion
 
     enc, mlp, sched = latent_parts(cfg)
     return DiffAE(enc, mlp, pixel_diffusion(cfg, cfg["net"]["z_dim"]), sched, cfg["net"]["z_dim"])

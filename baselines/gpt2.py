@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from diled.data.text import PAD
-from diled.modalities.text import TokenSampler, decode_loop, decoder_net, gpt2_config, gpt2_lm, ids_of, token_nll, trim, vocab_size
+from diled.modalities.text.data import PAD
+from diled.modalities.text.model import TokenSampler, decode_loop, decoder_net, gpt2_config, gpt2_lm, ids_of, token_nll, trim, vocab_size
 from diled.pipeline import StagePlan
 
 
@@ -81,7 +81,7 @@ def pretrained_folder(name: str):
 
 
 def load_pretrained_gpt2(lm: nn.Module, folder) -> None:
-    """OpenAI GPT-2 weights into ``lm`` (a ``GPT2LMHeadModel`` over GPT-2's BPE shifted by 3: ``diled.data.text``).
+    """OpenAI GPT-2 weights into ``lm`` (a ``GPT2LMHeadModel`` over GPT-2's BPE shifted by 3: ``diled.modalities.text.data``).
 
     The blocks and ``ln_f`` are copied as they are; ``wte`` gains three rows in front for ``<pad> <bos> <eos>``
     (each the mean of GPT-2's embeddings; upstream appends its added tokens the same way); ``wpe`` keeps the first
@@ -89,7 +89,7 @@ def load_pretrained_gpt2(lm: nn.Module, folder) -> None:
     """
     from transformers import GPT2LMHeadModel
 
-    from diled.data.text import GPT2_VOCAB, SPECIAL
+    from diled.modalities.text.data import GPT2_VOCAB, SPECIAL
 
     src = GPT2LMHeadModel.from_pretrained(folder, use_safetensors=True).transformer  # never a pickled pytorch_model.bin
     dst = lm.transformer

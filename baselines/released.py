@@ -208,6 +208,6 @@ def diffae_model(path: str | Path, preset: str | dict, ema: bool = True, spacing
 def ddpm_model(path: str | Path, preset: str | dict, ema: bool = True, spacing: str = "ddim"):
     """A released ``*_ddpm`` checkpoint as the DDIM baseline (``baselines.ddim.DDIM``)."""
     from baselines.ddim import DDIM
-    from diled.modalities.image import pixel_diffusion
+    from diled.modalities.image.model import pixel_diffusion
 
     return load_ddpm(DDIM(pixel_diffusion(preset_config(preset, spacing), 0)), path, ema).eval()

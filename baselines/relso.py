@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from diled.diffusion import derive_seed, seeded_normal
-from diled.modalities.protein import ConvSequenceDecoder, Regressor, SequenceEncoder, relso_networks, weighted_ce
+from diled.modalities.protein.model import ConvSequenceDecoder, Regressor, SequenceEncoder, relso_networks, weighted_ce
 from diled.model import Autoencoding
 from diled.pipeline import StagePlan
 

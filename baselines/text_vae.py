@@ -3,7 +3,7 @@
 Follows ``guangyliu/LatentOps: code/`` (``run_lm_vae_training.py``, ``train_ddpm_latent.py``; notes in
 ``../shared/notes/text-track.md``):
 
-    stage vae     the same encoder and z-conditioned GPT-2 as text DiLED (``diled.modalities.text``), with a
+    stage vae     the same encoder and z-conditioned GPT-2 as text DiLED (``diled.modalities.text.model``), with a
                   diagonal Gaussian posterior; loss = (NLL + beta * KL_fb) / sentence length, per example
                   beta: ``frange_cycle_zero_linear``, one cycle per epoch: 0 for the first half, a linear ramp
                   over the next quarter, then ``beta`` (0.9 upstream)
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from diled.diffusion import Schedule
-from diled.modalities import text as T
+from diled.modalities.text import model as T
 from diled.model import LatentAutoencoder
 from diled.pipeline import StagePlan, encode_all
 

@@ -26,8 +26,8 @@ import torch
 
 def _folders(root: Path, n: int) -> tuple[Path, Path]:
     """n real MNIST digits (the embedded data's source) as PNGs, and n others as the reference."""
-    from diled.data import mnist
     from diled.metrics import images
+    from diled.modalities.image import mnist
 
     x = mnist.pad32(mnist.load_source()[0][: 2 * n])[:, None]
     images.save_folder(x[:n], root / "gen")

@@ -26,7 +26,7 @@ def run(config: dict, data: Path, out: Path, only: list[str] | None = None) -> d
     """Train every stage the wanted models need (the registry's lineage, each stage once), then sample each model."""
     from diled import codecs, manifest, pipeline, registry
     from diled.config import track_view
-    from diled.modalities.image import evaluation_sets
+    from diled.modalities.image.model import evaluation_sets
     from diled.runtime import resolve_device, setup_torch
 
     cfg = track_view(config, "image")
@@ -77,8 +77,8 @@ def run(config: dict, data: Path, out: Path, only: list[str] | None = None) -> d
 
 def fid_table(directory: Path, data: Path, limit: int = 100, device: str = "cpu") -> str:
     """FID of the first ``limit`` images of every returned set against the reference set of ``data``."""
-    from diled.codecs import ImageCodec
     from diled.metrics import fid
+    from diled.modalities.image.codec import ImageCodec
 
     proto = fid.PYTORCH_FID
     ref = fid.statistics(ImageCodec("mnist32").reference_images(data, "held-out"), proto, device, desc="reference", role="reference")

@@ -1,8 +1,8 @@
 """Held-out reconstruction of the text track's shared autoencoder against pool size, encoder option and decoder size.
 
-Which lever moves reconstruction BLEU? For each variant the suite's own pieces run: ``diled.data.text.prepare``
-(the pool of ``diled.data.text_pool`` cut to ``--pool-sizes``, the encoder input of ``--encoders``), the GPT-2 LM
-and then the shared autoencoder (``diled.modalities.text``, ``diled.train.train``, the config's optimiser
+Which lever moves reconstruction BLEU? For each variant the suite's own pieces run: ``diled.modalities.text.data.prepare``
+(the pool of ``diled.modalities.text.pool`` cut to ``--pool-sizes``, the encoder input of ``--encoders``), the GPT-2 LM
+and then the shared autoencoder (``diled.modalities.text.model``, ``diled.train.train``, the config's optimiser
 settings), and the model is scored as Table 1 scores it: reconstruction BLEU (greedy from the mean, each sentence
 capped at its own length) on the test split, on 400 pool sentences it trained on, and the latent health (active
 units above the noise, z gain). DiLED and the baselines all start from this autoencoder, so its BLEU bounds theirs.
@@ -55,8 +55,8 @@ def main() -> None:
 
     from diled import codecs, manifest, pipeline
     from diled import config as cfg
+    from diled.modalities.text.evaluation import latent_health, reconstruction
     from diled.runtime import resolve_device, setup_torch
-    from diled.text_eval import latent_health, reconstruction
 
     device = resolve_device(args.device)
     setup_torch(args.threads, device)

@@ -29,9 +29,10 @@ import numpy as np
 import torch
 import yaml
 
-from diled import checkpoint, codecs, editing, latent_health, pipeline, registry
+from diled import checkpoint, editing, latent_health, pipeline, registry
 from diled.config import load_config
-from diled.modalities.image import eval_indices, eval_seeds
+from diled.modalities.image.codec import ImageCodec
+from diled.modalities.image.model import eval_indices, eval_seeds
 
 
 def _overrides(assignments: str) -> dict:
@@ -40,7 +41,7 @@ def _overrides(assignments: str) -> dict:
 
 
 @torch.no_grad()
-def class_kept_eval(model, codec: codecs.ImageCodec, ref_x: np.ndarray, ref_y: np.ndarray, judge, n: int, steps: int,
+def class_kept_eval(model, codec: ImageCodec, ref_x: np.ndarray, ref_y: np.ndarray, judge, n: int, steps: int,
                     seed: int) -> dict[str, float]:
     """Class preservation of ``random`` reconstructions on the rows and seeds ``evaluation_sets`` uses for Table 6."""
     rows, order = eval_indices(len(ref_x), n, seed)[0], np.arange(n)
@@ -66,7 +67,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     full = load_config(args.config)
     base = {**full["image"], "seed": full["seed"]}
-    codec = codecs.ImageCodec(base["data"]["dataset"])
+    codec = ImageCodec(base["data"]["dataset"])
     data = codec.training_data(args.data)
     train_x, train_y = codec.load(args.data, "train")
     ref_x, ref_y = codec.load(args.data, "reference")

@@ -91,7 +91,7 @@ def _protocols(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from diled.data import mnist
+    from diled.modalities.image import mnist
 
     card = mnist.prepare(args.out, args.reference_size, args.seed)
     mnist.write_card(card, Path(args.out).with_suffix(".card.md"))

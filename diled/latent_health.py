@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from diled.codecs import ImageCodec
 from diled.diffusion import derive_seed, seeded_normal
+from diled.modalities.image.codec import ImageCodec
 
 EPS_GAIN_TS = (20, 300, 500, 900)
 

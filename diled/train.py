@@ -113,7 +113,7 @@ class StepBatches(torch.utils.data.Sampler):
         self.part = world.shard(spec.batch_size)
 
     def indices(self, step: int) -> torch.Tensor:
-        """Row indices of step k (with ``flips``, row i + n_rows stands for row i mirrored: ``diled.data.photos``)."""
+        """Row indices of step k (with ``flips``, row i + n_rows stands for row i mirrored: ``diled.modalities.image.photos``)."""
         g = torch.Generator(device="cpu").manual_seed(derive_seed(self.spec.seed, "batch", step))
         idx = torch.randint(0, self.n_rows, (self.spec.batch_size,), generator=g)
         if self.flips:

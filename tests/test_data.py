@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from diled import codecs
-from diled.codecs import ImageCodec
-from diled.data import mnist
+from diled.modalities.image import mnist
+from diled.modalities.image.codec import ImageCodec
 
 
 def test_prepare_is_deterministic_and_stratified(tmp_path):

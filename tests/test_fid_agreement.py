@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from diled import weights
-from diled.data import mnist
 from diled.metrics import fid, images
+from diled.modalities.image import mnist
 
 TOLERANCE = 1e-3  # absolute, on FID values of ~100
 

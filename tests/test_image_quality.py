@@ -82,7 +82,7 @@ def test_ddim_protocols_are_one_computation_and_its_mix_is_configurable():
 
 
 def test_evaluation_sets_carry_both_protocols_for_a_stochastic_decoder():
-    from diled.modalities.image import evaluation_sets
+    from diled.modalities.image.model import evaluation_sets
 
     model = image_diled().eval()
     ref = np.random.default_rng(0).integers(0, 256, (6, 1, 8, 8), dtype=np.uint8)

@@ -45,7 +45,7 @@ def _released(view: dict, tmp: Path) -> dict:
     """DiffAE-layout last.ckpt files (autoencoder + latent net, and a DDPM) of the config's networks, random weights."""
     from baselines.ddim import DDIM
     from baselines.diffae import build
-    from diled.modalities.image import pixel_diffusion
+    from diled.modalities.image.model import pixel_diffusion
 
     torch.manual_seed(0)
     ae = build(view)

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from diled.codecs import ImageCodec
-from diled.data import photos
+from diled.modalities.image import photos
+from diled.modalities.image.codec import ImageCodec
 from diled.train import StepBatches, TrainSpec, train
 
 

@@ -11,14 +11,20 @@ import torch
 
 from diled import capabilities, codecs, objective, optimize, pipeline
 from diled.config import load_config, track_view
-from diled.data import protein as pdata
 from diled.metrics import protein as pm
-from diled.modalities.protein import SequenceEncoder, attention_bias, weighted_ce
+from diled.modalities.protein import data as pdata
+from diled.modalities.protein.model import SequenceEncoder, attention_bias, weighted_ce
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = track_view(load_config(ROOT / "config/smoke.yaml"), "protein")
-HAVE_DATA = pdata.default_root().is_dir()
+HAVE_DATA = (ROOT.parent / "shared" / "data" / "protein").is_dir()  # where the suite looks, found without the suite's help
 needs_data = pytest.mark.skipif(not HAVE_DATA, reason="../shared/data/protein is not beside the repository")
+
+
+def test_default_data_root_is_the_shared_folder_beside_the_repository(monkeypatch):
+    monkeypatch.delenv("DILED_PROTEIN_DATA", raising=False)
+    assert pdata.default_root() == ROOT.parent / "shared" / "data" / "protein"
+    assert pdata.resolve_root("data/x") == ROOT / "data" / "x"  # a relative root is the repository's
 
 
 # ----------------------------------------------------------------------------- data

@@ -180,11 +180,12 @@ def test_statistics_and_image_npz_refuse_object_arrays(tmp_path, marker):
             load_array_file(path)
 
 
-@pytest.mark.parametrize("module,split", [("mnist", "train"), ("photos", "reference"), ("protein", "train"), ("text", "train")])
+@pytest.mark.parametrize("module,split", [("image.mnist", "train"), ("image.photos", "reference"), ("protein.data", "train"),
+                                          ("text.data", "train")])
 def test_prepared_data_files_refuse_object_arrays(tmp_path, marker, module, split):
     import importlib
 
-    loader = importlib.import_module(f"diled.data.{module}")
+    loader = importlib.import_module(f"diled.modalities.{module}")
     path = tmp_path / "data.npz"
     evil = crafted_npy_object_array(marker)
     np.savez(path, **{f"{split}_{k}": evil for k in ("images", "labels", "tokens", "fitness", "text")})

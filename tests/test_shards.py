@@ -10,7 +10,7 @@ from test_objective import _unzero_output_layers, image_diled
 from diled.metrics import recon
 from diled.metrics.fid import Statistics, frechet_distance
 from diled.metrics.protocols import get_protocol
-from diled.modalities.image import evaluation_sets
+from diled.modalities.image.model import evaluation_sets
 
 
 @pytest.mark.parametrize("interp_protocol", ["random", "inverted"])

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from baselines import daae, gpt2, text_vae
-from diled.data import text as data
 from diled.diffusion import Schedule
-from diled.modalities import text as T
-from diled.text_eval import Scorer, stream
+from diled.modalities.text import data
+from diled.modalities.text import model as T
+from diled.modalities.text.evaluation import Scorer, stream
 from diled.train import TrainSpec, train
 
 VOCAB, BLOCK, Z, FEAT = 40, 10, 6, 12

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,15 +11,20 @@ import torch
 from test_text import BLOCK, VOCAB, Stop, batch, cfg, train_interrupted_and_resumed
 
 from baselines import daae, text_vae
-from diled import codecs
-from diled.data import text as data
-from diled.data import text_pool as P
-from diled.modalities import text as T
-from diled.text_eval import AU_FLOOR, latent_health, noise_variance
+from diled.modalities.text import data
+from diled.modalities.text import model as T
+from diled.modalities.text import pool as P
+from diled.modalities.text.codec import TextCodec
+from diled.modalities.text.evaluation import AU_FLOOR, latent_health, noise_variance
 from diled.train import TrainSpec
 
-SHARED = P.default_root()
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "text"  # found without the suite's help
 needs_shared = pytest.mark.skipif(not (SHARED / "kjv" / "kjv.txt").is_file(), reason="../shared/data/text is not beside the repository")
+
+
+def test_default_pool_root_is_the_shared_folder_beside_the_repository(monkeypatch):
+    monkeypatch.delenv("DILED_TEXT_POOL", raising=False)
+    assert P.default_root() == SHARED
 
 
 def test_sentence_splitting_keeps_titles_and_initials_and_splits_after_quotes():
@@ -77,7 +83,7 @@ def test_prepared_pool_has_no_test_or_judge_sentence_and_trains_with_the_trainin
     pool = data.load(tmp_path / "d.npz", "pool")
     assert len(pool["text"]) == card["split"]["pool"] == 150 and not scored & {P.match_key(s) for s in pool["text"]}
     assert (pool["labels"] == -1).all() and pool["features"].dtype == np.int64 and pool["features_noised0"].shape == pool["features"].shape
-    codec = codecs.TextCodec("snippets")
+    codec = TextCodec("snippets")
     assert len(codec.training_data(tmp_path / "d.npz")[0]) == 100  # the fine-tuning stages: the rated split only
     train_set = codec.training_data(tmp_path / "d.npz", pool=True)  # the pre-training stages: and the pool
     assert len(train_set[0]) == 250 and int((train_set[2] >= 0).sum()) == 100

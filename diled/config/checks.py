@@ -116,7 +116,7 @@ def image_problems(view: dict) -> list[str]:
         problems.append(f"probe.ddim_steps ({view['probe']['ddim_steps']}) exceeds the number of training timesteps ({t_max})")
     data, wanted = view["data"], analyses(view)
     if data["dataset"] == "mnist32":
-        from diled.data import mnist  # numpy only: the size of the embedded set
+        from diled.modalities.image import mnist  # numpy only: the size of the embedded set
 
         if data["reference_size"] > mnist.TOTAL - 10:
             problems.append(f"data.reference_size ({data['reference_size']}) leaves too few of the {mnist.TOTAL} embedded digits to train on")
@@ -178,7 +178,7 @@ def image_problems(view: dict) -> list[str]:
 
 def protein_problems(view: dict) -> list[str]:
     """Cross-field checks of the protein track."""
-    from diled.data import protein
+    from diled.modalities.protein import data as protein
 
     problems = []
     net, data = view["net"], view["data"]

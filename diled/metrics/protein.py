@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from diled.data.protein import PAD, VOCAB
+from diled.modalities.protein.data import PAD, VOCAB
 
 # ----------------------------------------------------------------------------- official metrics
 

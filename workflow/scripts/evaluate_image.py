@@ -7,7 +7,7 @@ from diled import codecs, editing, latent_health, registry
 from diled.jobs import Job
 from diled.manifest import write_json
 from diled.metrics import fid, recon, uncertainty
-from diled.modalities.image import eval_indices
+from diled.modalities.image.model import eval_indices
 
 job = Job(snakemake)
 p = snakemake.params

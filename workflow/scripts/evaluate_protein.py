@@ -5,7 +5,7 @@ from diled import codecs, pipeline
 from diled.files import atomic_path
 from diled.jobs import Job
 from diled.manifest import write_json
-from diled.protein_eval import Judges, evaluate_model
+from diled.modalities.protein.evaluation import Judges, evaluate_model
 
 job = Job(snakemake, track="protein")
 model, ckpt = pipeline.load_model(snakemake.input.model, job.device)

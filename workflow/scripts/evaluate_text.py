@@ -6,7 +6,16 @@ from diled import checkpoint, codecs, pipeline, registry
 from diled.jobs import Job
 from diled.manifest import write_json
 from diled.metrics import text as mt
-from diled.text_eval import Scorer, editing, generate, generation_metrics, interpolations, latent_health, reconstruction, sentiment_judge
+from diled.modalities.text.evaluation import (
+    Scorer,
+    editing,
+    generate,
+    generation_metrics,
+    interpolations,
+    latent_health,
+    reconstruction,
+    sentiment_judge,
+)
 
 job = Job(snakemake, track="text")
 view, name = job.view, snakemake.wildcards.model

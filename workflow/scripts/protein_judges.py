@@ -2,7 +2,7 @@
 from diled import checkpoint, codecs
 from diled.jobs import Job
 from diled.manifest import write_json
-from diled.protein_eval import fit_judges
+from diled.modalities.protein.evaluation import fit_judges
 
 job = Job(snakemake, track="protein")
 arrays, record = fit_judges(codecs.for_track("protein", job.view), snakemake.input.data, job.view, job.config["seed"])

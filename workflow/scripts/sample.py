@@ -22,16 +22,17 @@ precision = resolve_precision(job.view["eval"].get("precision", "fp32"), job.dev
 autocast = torch.autocast(job.device.type, dtype=PRECISIONS[precision], enabled=PRECISIONS[precision] is not None)
 if job.track == "image":
     from diled.latent_health import model_diagnostics
-    from diled.modalities.image import evaluation_sets
+    from diled.modalities.image.model import evaluation_sets
 
-    reference, _ = codecs.for_track("image", job.view).load(snakemake.input.data, "reference")
+    codec = codecs.for_track("image", job.view)
+    reference, _ = codec.load(snakemake.input.data, "reference")
     with autocast:
         sets = evaluation_sets(model, reference, steps, p.num_samples, p.alphas, job.config["seed"], p.batch_size, desc=desc,
                                interp_protocol=p.interp_protocol, lo=rows[0], hi=rows[1])
     # the diagnostics of the evaluated sources: once per (model, T), with the first shard
-    health = model_diagnostics(model, codecs.ImageCodec.to_model(sets["source_a"]), job.config["seed"]) if shard == 0 else None
+    health = model_diagnostics(model, codec.to_model(sets["source_a"]), job.config["seed"]) if shard == 0 else None
 else:
-    from diled.modalities.protein import generate_tokens
+    from diled.modalities.protein.model import generate_tokens
 
     with autocast:
         sets = {"gen": generate_tokens(model, p.num_samples, steps, job.config["seed"], p.batch_size)}

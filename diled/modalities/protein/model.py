@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from diled.data.protein import PAD, VOCAB
 from diled.diffusion import Schedule, derive_seed
+from diled.modalities.protein.data import PAD, VOCAB
 from diled.model import DiLED
 from diled.nets import MLPSkipNet
 from diled.pipeline import StagePlan

@@ -3,7 +3,7 @@
 Follows the official text code (``guangyliu/EDDPM: Text/code/examples/big_ae``; ``../shared/notes/text-track.md``):
 
     encoder   frozen pretrained BERT-family model (MiniLM-L6 offline; bert-small in the paper configuration),
-              masked mean pool of its last layer (computed once with the data: ``diled.data.text``), then
+              masked mean pool of its last layer (computed once with the data: ``diled.modalities.text.data``), then
               a trainable pooler (Linear + tanh) and a bias-free Linear to the latent mean
     decoder   ``transformers``' ``GPT2LMHeadModel`` with one extra, freshly initialised block prepended (h.0)
               and z entering twice: a bias-free ``Linear(z, n_embd * n_layer)`` gives one key = value memory
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from diled.data.text import BOS, EOS, PAD
 from diled.diffusion import Schedule, derive_seed, sample_timesteps
+from diled.modalities.text.data import BOS, EOS, PAD
 from diled.model import DiLED, LatentAutoencoder
 from diled.nets import MLPSkipNet
 from diled.pipeline import StagePlan
@@ -108,7 +108,7 @@ class TokenEncoder(nn.Module):
 
 
 def encoder_input(cfg: dict) -> str:
-    from diled.data.text import encoder_input_kind
+    from diled.modalities.text.data import encoder_input_kind
 
     return encoder_input_kind(cfg["data"])
 
@@ -399,7 +399,7 @@ def decoder_net(cfg: dict) -> dict:
 
 
 def vocab_size(cfg: dict) -> int:
-    from diled.data.text import vocab_size_of
+    from diled.modalities.text.data import vocab_size_of
 
     return vocab_size_of(cfg["data"]["tokenizer"])
 

@@ -1,1 +1,0 @@
-"""Dataset loaders: embedded (offline) and paper-scale."""

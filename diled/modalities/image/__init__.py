@@ -1,0 +1,2 @@
+"""The image modality: DiLED's image parts and trainer (model), the codec, the embedded digits (mnist) and image
+folders / DiffAE LMDBs (photos)."""

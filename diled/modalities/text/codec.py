@@ -1,0 +1,63 @@
+"""The text codec: prepared sentences <-> the model-space tuple <-> strings."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import torch
+
+
+class TextCodec:
+    """Sentences <-> the model-space tuple (frozen encoder features, decoder ids, labels, noised features) <-> strings.
+
+    The prepared ``.npz`` (``diled.modalities.text.data``) holds each split's sentences, labels, decoder token ids, the
+    frozen encoder's pooled features and the decoder tokenizer, so no job but ``prepare_data`` runs the
+    pretrained encoder.
+    """
+
+    track = "text"
+
+    def __init__(self, dataset: str, encoder: str = "minilm"):
+        if dataset not in ("snippets", "yelp"):
+            raise ValueError(f"unknown text dataset {dataset!r}; known: snippets, yelp")
+        self.dataset, self.encoder = dataset, encoder
+
+    @property
+    def data(self) -> ModuleType:
+        return importlib.import_module("diled.modalities.text.data")
+
+    def prepare(self, out: str | Path, data_config: dict) -> dict:
+        return self.data.prepare(out, data_config, data_config.get("encoder", self.encoder))
+
+    def write_card(self, card: dict, path: str | Path) -> None:
+        self.data.write_card(card, path)
+
+    def load(self, path: str | Path, split: str) -> dict[str, np.ndarray]:
+        return self.data.load(path, split)
+
+    def to_model(self, arrays: dict[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
+        """A split's arrays -> (features, ids, labels, noised features (N, K, H); K = 0 where none are stored)."""
+        feats = torch.from_numpy(arrays["features"])
+        noised = sorted(k for k in arrays if k.startswith("features_noised"))
+        stack = torch.from_numpy(np.stack([arrays[k] for k in noised], 1)) if noised else feats.new_zeros(len(feats), 0, feats.shape[1])
+        return feats, torch.from_numpy(arrays["ids"]), torch.from_numpy(arrays["labels"]), stack
+
+    def training_data(self, path: str | Path, pool: bool = False) -> tuple[torch.Tensor, ...]:
+        """The rated training split; with ``pool``, followed by the unlabeled pool (label -1) where the data has one:
+        what the pre-training stages read (the LM's first stage, the shared autoencoder). Labels count only where >= 0."""
+        train = self.to_model(self.load(path, "train"))
+        pool = self.load(path, "pool") if pool else None
+        if not pool:
+            return train
+        return tuple(torch.cat([a, b]) for a, b in zip(train, self.to_model(pool)))
+
+    def tokenizer(self, path: str | Path):
+        return self.data.tokenizer_of(path)
+
+    def to_metric(self, ids: torch.Tensor | np.ndarray, tokenizer) -> list[str]:
+        """Decoder token rows -> sentences (up to ``<eos>``)."""
+        rows = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else ids
+        return self.data.decode_ids(tokenizer, rows)
