@@ -33,7 +33,7 @@ import torch
 from diled.config import schedule_problems
 from diled.diffusion import GaussianDiffusion, batch_t, ddim_step, derive_seed, seeded_normal, timestep_subsequence
 from diled.model import Autoencoding
-from diled.pipeline import StagePlan
+from diled.stages import StagePlan
 
 
 class ConsistencyModel(Autoencoding):

@@ -22,7 +22,7 @@ from torch.func import functional_call
 from diled.diffusion import derive_seed, seeded_normal
 from diled.modalities.text import model as T
 from diled.model import LatentAutoencoder
-from diled.pipeline import StagePlan
+from diled.stages import StagePlan
 
 
 class Discriminator(nn.Module):

@@ -8,7 +8,7 @@ import torch
 
 from diled.diffusion import GaussianDiffusion, slerp
 from diled.model import Autoencoding
-from diled.pipeline import StagePlan
+from diled.stages import StagePlan
 
 
 class DDIM(Autoencoding):

@@ -12,7 +12,7 @@ import copy
 import torch
 
 from diled.model import LatentAutoencoder
-from diled.pipeline import StagePlan
+from diled.stages import StagePlan
 
 
 class DiffAE(LatentAutoencoder):
@@ -60,7 +60,7 @@ def train_autoencoder(ctx):
 
 def train_latent(ctx):
     """Stage ``latent``: standardize the frozen encoder's codes, fit the latent DDPM on them."""
-    from diled.pipeline import encode_all
+    from diled.stages import encode_all
     from diled.train import TrainResult
 
     if ctx.cfg["models"]["diffae"].get("released"):  # the released file holds the latent net and its statistics

@@ -16,7 +16,7 @@ from torch import nn
 
 from diled.modalities.text.data import PAD
 from diled.modalities.text.model import TokenSampler, decode_loop, decoder_net, gpt2_config, gpt2_lm, ids_of, token_nll, trim, vocab_size
-from diled.pipeline import StagePlan
+from diled.stages import StagePlan
 
 
 class LanguageModel(nn.Module):

@@ -20,7 +20,7 @@ from diled.diffusion import GaussianDiffusion, Schedule
 from diled.metrics.recon import lpips
 from diled.model import Autoencoding
 from diled.nets import ConvDecoder, KLEncoder, UNet
-from diled.pipeline import StagePlan
+from diled.stages import StagePlan
 
 
 class LDM(Autoencoding):
@@ -100,7 +100,7 @@ def train_autoencoder(ctx):
 
 def train_latent(ctx):
     """Stage ``latent``: a latent DDPM on the frozen encoder's means, scaled to unit variance."""
-    from diled.pipeline import encode_all
+    from diled.stages import encode_all
 
     model = copy.deepcopy(ctx.init).to(ctx.device).requires_grad_(True)
     means = encode_all(lambda b: model.encoder(b)[0], ctx.data, ctx.cfg["eval"]["batch_size"], device=ctx.device)

@@ -31,7 +31,7 @@ from torch import nn
 
 from diled.diffusion import seeded_normal
 from diled.model import Autoencoding
-from diled.pipeline import StagePlan
+from diled.stages import StagePlan
 
 KL_FLOOR = 1e-4  # NVAE's kl_const_coeff: the KL weight at step 0
 

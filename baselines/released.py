@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from diled.files import is_out_of_memory, read_bytes, read_failure
+from diled.fileio import is_out_of_memory, read_bytes, read_failure
 from diled.nets import beatgans
 from diled.train import TrainResult
 

@@ -20,7 +20,7 @@ from torch import nn
 from diled.diffusion import derive_seed, seeded_normal
 from diled.modalities.protein.model import ConvSequenceDecoder, Regressor, SequenceEncoder, relso_networks, weighted_ce
 from diled.model import Autoencoding
-from diled.pipeline import StagePlan
+from diled.stages import StagePlan
 
 
 class ReLSO(Autoencoding):

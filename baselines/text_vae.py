@@ -22,7 +22,7 @@ from torch import nn
 from diled.diffusion import Schedule
 from diled.modalities.text import model as T
 from diled.model import LatentAutoencoder
-from diled.pipeline import StagePlan, encode_all
+from diled.stages import StagePlan, encode_all
 
 
 class GaussianTextEncoder(nn.Module):

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from baselines.released_cm import MODEL_ID, TIMESTEPS, ReleasedConsistency  # noqa: E402
 from diled import manifest  # noqa: E402
 from diled.diffusion import derive_seed  # noqa: E402
-from diled.files import atomic_path  # noqa: E402
+from diled.fileio import atomic_path  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@
     python benchmarks/cpu_precision.py --config config/config.yaml --data results/data --out /tmp/precision.json
 
 For every training stage of every model the config runs (the registry's lineage, each stage once) it trains
-``--steps`` steps through the workflow's own stage trainers (``diled.pipeline.train_stage``) under ``precision: fp32``
+``--steps`` steps through the workflow's own stage trainers (``diled.stages.train_stage``) under ``precision: fp32``
 and ``precision: bf16``, alternating the two in one process, ``--repeats`` times, on the same threads, and reports the
 median seconds per step and their ratio. A stage that starts from another gets that stage's benchmark model (trained
 ``--steps`` steps, not to convergence: speed does not depend on the weights). Then, for every generating model, it
@@ -46,7 +46,7 @@ for dt in (torch.bfloat16, torch.float32):
 def kernels() -> dict:
     """Which kernels a linear layer and a convolution run under bf16 autocast and in fp32, as oneDNN reports them
     (fp32 matmuls go to MKL, which oneDNN does not report)."""
-    from diled.runtime import native_bf16_features
+    from diled.hardware import native_bf16_features
 
     res = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env={**os.environ, "ONEDNN_VERBOSE": "1"})
     ran = set()
@@ -80,7 +80,7 @@ def _timed_generate(model: torch.nn.Module, samples: int, steps: int | None, pre
 
 def bench_track(config: dict, track: str, data: Path, steps: int, repeats: int, samples: int, device: torch.device) -> dict:
     """Training s/step per stage and sampling s per call, fp32 and bf16, for one track's models."""
-    from diled import codecs, pipeline, registry
+    from diled import codecs, registry, stages
     from diled.config import track_view
 
     view = track_view(config, track)
@@ -101,7 +101,7 @@ def bench_track(config: dict, track: str, data: Path, steps: int, repeats: int, 
             for r in range(repeats + 1):  # the first round warms both paths up (oneDNN builds its kernels on first use)
                 for precision in PRECISIONS:
                     run_dir = Path(tmp) / f"{track}-{name}-{stage}-{precision}-{r}"
-                    model, res, _ = pipeline.train_stage(track, name, stage, _with(view, name, steps, precision), train_data, run_dir,
+                    model, res, _ = stages.train_stage(track, name, stage, _with(view, name, steps, precision), train_data, run_dir,
                                                          device, init)
                     if r:
                         times[precision].append(res.wall_s / steps)
@@ -142,7 +142,7 @@ def markdown(result: dict) -> str:
 def main() -> None:
     from diled import config as cfgmod
     from diled import manifest
-    from diled.runtime import resolve_device, setup_torch
+    from diled.hardware import resolve_device, setup_torch
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", type=Path, default=Path("config/config.yaml"))

@@ -3,7 +3,7 @@
     python benchmarks/image_track.py --config config/gpu.yaml --data mnist32.npz --out DIR
 
 Trains the stages the registry's lineage gives for the wanted models (``--only``) with the same
-``diled.pipeline`` functions the workflow's rules call, on ``device`` from the
+``diled.stages`` functions the workflow's rules call, on ``device`` from the
 config, and writes DIR/timings.json (seconds per training step, images per second of sampling,
 wall times), DIR/models/*.pt and DIR/samples_<model>.npz (every T's sets, keys ``T<steps>/<set>``).
 Meant for a GPU machine without the workflow's dependencies; FID of the returned sets is computed
@@ -24,10 +24,10 @@ import yaml
 
 def run(config: dict, data: Path, out: Path, only: list[str] | None = None) -> dict:
     """Train every stage the wanted models need (the registry's lineage, each stage once), then sample each model."""
-    from diled import codecs, manifest, pipeline, registry
+    from diled import codecs, manifest, registry, stages
     from diled.config import track_view
+    from diled.hardware import resolve_device, setup_torch
     from diled.modalities.image.model import evaluation_sets
-    from diled.runtime import resolve_device, setup_torch
 
     cfg = track_view(config, "image")
     device = resolve_device(cfg["device"])
@@ -45,14 +45,14 @@ def run(config: dict, data: Path, out: Path, only: list[str] | None = None) -> d
     for name, stage in plan:
         starts = registry.get("image", name).stage(stage).starts_from
         init = trained[tuple(starts.split("/"))] if starts else None
-        model, res, _ = pipeline.train_stage("image", name, stage, cfg, x, out / "runs" / f"{name}-{stage}", device, init)
+        model, res, _ = stages.train_stage("image", name, stage, cfg, x, out / "runs" / f"{name}-{stage}", device, init)
         trained[(name, stage)] = model
         timings["stages"][f"{name}/{stage}"] = {"steps": res.steps, "s_per_step": res.s_per_step, "wall_s": res.wall_s,
                                                  "final_loss": res.final_loss}
         print(f"{name}/{stage}: {res.steps} steps, {res.wall_s:.1f} s", flush=True)
     for spec in wanted:
         model = trained[(spec.name, spec.final_stage.name)]
-        pipeline.save_model(model, "image", spec.name, cfg, out / "models" / f"{spec.name}.pt", timings["stages"])
+        stages.save_model(model, "image", spec.name, cfg, out / "models" / f"{spec.name}.pt", timings["stages"])
         sets = {}
         for steps in spec.steps(cfg):
             if device.type == "cuda":

@@ -53,10 +53,10 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
-    from diled import codecs, manifest, pipeline
+    from diled import codecs, manifest, stages
     from diled import config as cfg
+    from diled.hardware import resolve_device, setup_torch
     from diled.modalities.text.evaluation import latent_health, reconstruction
-    from diled.runtime import resolve_device, setup_torch
 
     device = resolve_device(args.device)
     setup_torch(args.threads, device)
@@ -86,8 +86,8 @@ def main() -> None:
                     section["steps"] = steps or section["steps"]
                 runs = work / f"{key}-{decoder}"
                 # the registry's own stage trainers: gpt2/pretrain, then ae/train from it (pool included)
-                lm, lm_res, _ = pipeline.train_stage("text", "gpt2", "pretrain", view, data, runs / "lm", device)
-                _, ae_res, _ = pipeline.train_stage("text", "ae", "train", view, data, runs / "ae", device, init=lm)
+                lm, lm_res, _ = stages.train_stage("text", "gpt2", "pretrain", view, data, runs / "lm", device)
+                _, ae_res, _ = stages.train_stage("text", "ae", "train", view, data, runs / "ae", device, init=lm)
                 model = ae_res.ema.eval()
                 with torch.no_grad():
                     _, rec = reconstruction(model, test_b, tok, list(test_a["text"]), 200)

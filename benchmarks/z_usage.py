@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import yaml
 
-from diled import checkpoint, editing, latent_health, pipeline, registry
+from diled import checkpoint, editing, latent_health, registry, stages
 from diled.config import load_config
 from diled.modalities.image.codec import ImageCodec
 from diled.modalities.image.model import eval_indices, eval_seeds
@@ -84,24 +84,24 @@ def main() -> None:
         t0 = time.perf_counter()
         root = Path(args.out).parent / f"run-{name}"
         cpu = torch.device("cpu")
-        model, res, _ = pipeline.train_stage("image", "diffae", "autoencoder", cfg, data, root, cpu)
+        model, res, _ = stages.train_stage("image", "diffae", "autoencoder", cfg, data, root, cpu)
         train_s = round(time.perf_counter() - t0, 1)
         states = ([(ck["step"], ck["ema"]) for ck in map(checkpoint.load, sorted(root.glob("ckpt-*.pt")))] if args.every
                   else [(res.steps, model.state_dict())])
         for step, state in states:
             model.load_state_dict(state)
             model.eval()
-            model.fit_standardization(pipeline.encode_all(model.encoder, data, 500))
+            model.fit_standardization(stages.encode_all(model.encoder, data, 500))
             health = latent_health.diagnose(model, x, ref_y[: args.n], judge, args.steps, seed=0)
             health |= class_kept_eval(model, codec, ref_x, ref_y, judge, n_eval, args.steps, seed)
             key = f"{name}@{step}" if args.every else name
             results[key] = {"overrides": assignments, "train_s": train_s, **health}
             print(key, json.dumps(results[key]), flush=True)
         if args.diled:
-            latent, _, _ = pipeline.train_stage("image", "diffae", "latent", cfg, data, root / "latent", cpu, init=model)
+            latent, _, _ = stages.train_stage("image", "diffae", "latent", cfg, data, root / "latent", cpu, init=model)
             for follow in ("diled", "diffae_ft"):
                 t1 = time.perf_counter()
-                tuned, _, _ = pipeline.train_stage("image", follow, "train", cfg, data, root / follow, cpu, init=latent)
+                tuned, _, _ = stages.train_stage("image", follow, "train", cfg, data, root / follow, cpu, init=latent)
                 h = latent_health.diagnose(tuned.eval(), x, ref_y[: args.n], judge, args.steps, seed=0)
                 results[f"{name}/{follow}"] = {"train_s": round(time.perf_counter() - t1, 1), **h}
                 print(f"{name}/{follow}", json.dumps(results[f"{name}/{follow}"]), flush=True)

@@ -6,7 +6,7 @@ instead. ``save`` wraps the payload as ``{"format", "sha256", "payload"}`` where
 tensor's dtype, shape and bytes and every other value; ``load`` recomputes it, so bytes flipped inside a
 tensor (which torch would load without complaint) are caught, and a truncated file is named. Every
 failure of the file itself is a ``CheckpointError`` whose message starts with the file's path; a file that could not
-be read *now* (an I/O error, memory exhausted, the GPU full) is a ``diled.files.ReadFailure`` instead, which callers
+be read *now* (an I/O error, memory exhausted, the GPU full) is a ``diled.fileio.ReadFailure`` instead, which callers
 never take as a reason to set the file aside.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from diled.files import atomic_path, is_out_of_memory, read_bytes, read_failure
+from diled.fileio import atomic_path, is_out_of_memory, read_bytes, read_failure
 
 FORMAT = "diled-checkpoint/1"
 

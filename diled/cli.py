@@ -50,7 +50,7 @@ def _protocol(args: argparse.Namespace):
 
 
 def _fid(args: argparse.Namespace) -> int:
-    from diled.files import atomic_path
+    from diled.fileio import atomic_path
     from diled.manifest import dumps
     from diled.metrics import fid
 
@@ -78,7 +78,7 @@ def _fid_stats(args: argparse.Namespace) -> int:
 
 def _device(args: argparse.Namespace):
     """The --device, checked before any work (also when every feature would come from the cache)."""
-    from diled.runtime import resolve_device
+    from diled.hardware import resolve_device
 
     return resolve_device(args.device)
 

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from diled import registry  # noqa: E402
-from diled.files import atomic_path  # noqa: E402
+from diled.fileio import atomic_path  # noqa: E402
 
 
 def _strip(images: np.ndarray, count: int) -> np.ndarray:

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from diled.files import atomic_path
-from diled.runtime import native_bf16_features
+from diled.fileio import atomic_path
+from diled.hardware import native_bf16_features
 
 PACKAGES = ("diled", "torch", "torchvision", "numpy", "scipy", "pytorch-fid", "snakemake", "mlxtend", "pandas", "matplotlib")
 

@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 
 def representations(model: torch.nn.Module, x: torch.Tensor, steps: int, batch_size: int, desc: str = "encode") -> np.ndarray:
     """(N, D) float32 representations of images ``x`` in [-1, 1] through ``model.encode``."""
-    from diled.pipeline import encode_all
+    from diled.stages import encode_all
 
     device = next(model.parameters()).device
     return encode_all(lambda b: model.encode(b.to(device), steps).flatten(1).float().cpu(), x, batch_size, desc).numpy()

@@ -39,7 +39,7 @@ CAPABILITIES = frozenset({"generate", "encode", "reconstruct", "interpolate", "r
 
 @dataclass(frozen=True)
 class Stage:
-    """One training stage: ``train`` is ``"module:function"`` (a ``diled.pipeline.StageTrainer``).
+    """One training stage: ``train`` is ``"module:function"`` (a ``diled.stages.StageTrainer``).
 
     ``section`` is the key of the model's config section holding the stage's ``TrainSpec`` fields (steps, batch
     size, lr, ...; default: the stage's name); ``starts_from`` names the stage whose trained model this one is

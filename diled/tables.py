@@ -214,7 +214,7 @@ def write_table(df: pd.DataFrame, *, title: str, notes: Sequence[str] = (), csv:
                 md: str | Path | None = None, tex: str | Path | None = None, shown: pd.DataFrame | None = None,
                 lead: str = "", caption: str = "", source: str = "") -> None:
     """The one table writer: every column to CSV; ``shown`` (default: ``df``) to Markdown and LaTeX, atomically."""
-    from diled.files import atomic_path
+    from diled.fileio import atomic_path
 
     shown = df if shown is None else shown
     if csv is not None:

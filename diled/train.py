@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from diled import checkpoint, distributed
 from diled.diffusion import derive_seed
-from diled.files import atomic_path, remove_stale_partials
+from diled.fileio import atomic_path, remove_stale_partials
 
 LossFn = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from diled.files import atomic_path, read_bytes, sha256_file
+from diled.fileio import atomic_path, read_bytes, sha256_file
 
 if TYPE_CHECKING:
     import torch

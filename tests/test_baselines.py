@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from baselines import LDM, ConsistencyModel
-from diled import pipeline, registry
+from diled import registry, stages
 from diled.config import load_config, track_view
 from diled.diffusion import GaussianDiffusion, Schedule, ddim_sample, ddim_step
 from diled.nets import ConvDecoder, KLEncoder, UNet
@@ -167,7 +167,7 @@ def test_cd_training_with_ema_target_resumes_exactly(tmp_path):
 
 
 def test_pipeline_trains_ldm_and_cmcd_stages(tmp_path):
-    """The smoke config's LDM (two stages) and CM-CD (from a DDIM teacher) through pipeline.train_stage."""
+    """The smoke config's LDM (two stages) and CM-CD (from a DDIM teacher) through stages.train_stage."""
     cfg = track_view(load_config(ROOT / "config/smoke.yaml"), "image")
     for section in ("autoencoder", "latent"):
         cfg["models"]["ldm"][section]["steps"] = 2
@@ -175,14 +175,14 @@ def test_pipeline_trains_ldm_and_cmcd_stages(tmp_path):
     cfg["models"]["ddim"]["train"]["steps"] = 1
     data = torch.rand(16, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     cpu = torch.device("cpu")
-    ae, _, _ = pipeline.train_stage("image", "ldm", "autoencoder", cfg, data, tmp_path / "ae", cpu)
-    ldm, res, _ = pipeline.train_stage("image", "ldm", "latent", cfg, data, tmp_path / "lat", cpu, ae)
+    ae, _, _ = stages.train_stage("image", "ldm", "autoencoder", cfg, data, tmp_path / "ae", cpu)
+    ldm, res, _ = stages.train_stage("image", "ldm", "latent", cfg, data, tmp_path / "lat", cpu, ae)
     assert res.steps == 2 and ldm.z_scale.item() != 1.0
     for name, part in (("encoder", ldm.encoder), ("decoder", ldm.decoder)):  # stage 2 leaves the autoencoder frozen
         for (k, a), b in zip(part.state_dict().items(), getattr(ae, name).state_dict().values()):
             assert torch.equal(a, b), f"{name}.{k}"
-    teacher, _, _ = pipeline.train_stage("image", "ddim", "train", cfg, data, tmp_path / "ddim", cpu)
-    cm, _, _ = pipeline.train_stage("image", "cmcd", "distill", cfg, data, tmp_path / "cm", cpu, teacher)
+    teacher, _, _ = stages.train_stage("image", "ddim", "train", cfg, data, tmp_path / "ddim", cpu)
+    cm, _, _ = stages.train_stage("image", "cmcd", "distill", cfg, data, tmp_path / "cm", cpu, teacher)
     assert isinstance(cm, ConsistencyModel) and cm.generate([0, 1], 2).shape == (2, 1, 32, 32)
     w = registry.apply_overrides(cfg, registry.resolve("image", "diled_w0.5", cfg).overrides)
     assert w["models"]["diled"]["w"] == 0.5 and cfg["models"]["diled"]["w"] == 1.0

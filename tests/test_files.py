@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from diled.files import atomic_path
+from diled.fileio import atomic_path
 
 
 def test_success_replaces_target(tmp_path):

@@ -73,7 +73,7 @@ def test_standardization_round_trips_through_decoder_conditioning():
 def test_training_stage_is_deterministic(tmp_path):
     """Two runs of a stage from scratch (fresh process state) give bit-identical weights."""
 
-    from diled import pipeline
+    from diled import stages
     from diled.config import load_config, track_view
     from diled.diffusion import derive_seed
 
@@ -83,7 +83,7 @@ def test_training_stage_is_deterministic(tmp_path):
     weights = []
     for run in ("a", "b"):
         torch.manual_seed(derive_seed(run))  # whatever the global RNG holds before must not matter
-        model, _, _ = pipeline.train_stage("image", "ddim", "train", cfg, data, tmp_path / run, torch.device("cpu"))
+        model, _, _ = stages.train_stage("image", "ddim", "train", cfg, data, tmp_path / run, torch.device("cpu"))
         weights.append(model.state_dict())
     for k in weights[0]:
         assert torch.equal(weights[0][k], weights[1][k]), k

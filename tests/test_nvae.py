@@ -9,7 +9,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from baselines.nvae import KL_FLOOR, NVAE, balanced_kl, build, residual_kl
-from diled import capabilities, pipeline, registry
+from diled import capabilities, registry, stages
 from diled.config import load_config, track_view
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,8 +111,8 @@ def test_the_model_file_builds_and_trains_through_the_pipeline(tmp_path):
     assert spec.display == "NVAE" and spec.steps(view) == [1] and spec.step_kind != "DDIM steps"
     assert isinstance(build(view), NVAE)
     data = images(16)
-    model, res, _ = pipeline.train_stage("image", "nvae", "train", view, data, tmp_path / "run", torch.device("cpu"))
+    model, res, _ = stages.train_stage("image", "nvae", "train", view, data, tmp_path / "run", torch.device("cpu"))
     assert res.steps == view["models"]["nvae"]["train"]["steps"] and int(model.steps_done) == res.steps
-    again, _, _ = pipeline.train_stage("image", "nvae", "train", view, data, tmp_path / "run2", torch.device("cpu"))
+    again, _, _ = stages.train_stage("image", "nvae", "train", view, data, tmp_path / "run2", torch.device("cpu"))
     for k, v in model.state_dict().items():
         assert torch.equal(v, again.state_dict()[k]), k  # deterministic from the config's seed

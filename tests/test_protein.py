@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from diled import capabilities, codecs, objective, optimize, pipeline
+from diled import capabilities, codecs, objective, optimize, stages
 from diled.config import load_config, track_view
 from diled.metrics import protein as pm
 from diled.modalities.protein import data as pdata
@@ -100,7 +100,7 @@ def test_weighted_ce_by_hand():
 
 def test_protein_diled_loss_by_hand():
     """elbo form: CE(pad 0.8)/(T lambda_t) + w l_t + MSE(f(x1), y), with the alignment term at t = 1."""
-    model = pipeline.build("protein", "diled", SMOKE).train()
+    model = stages.build("protein", "diled", SMOKE).train()
     torch.manual_seed(0)
     tokens = torch.randint(0, 22, (4, 20))
     fitness = torch.randn(4)
@@ -131,7 +131,7 @@ def test_protein_diled_loss_by_hand():
 def test_protein_models_keep_the_capability_interface(name):
     from diled import registry
 
-    model = pipeline.build("protein", name, SMOKE).eval()
+    model = stages.build("protein", name, SMOKE).eval()
     spec = registry.get("protein", name)
     assert capabilities.missing(model, sorted(spec.capabilities)) == []
     x = torch.randint(0, 22, (3, 20))
@@ -152,10 +152,10 @@ def test_protein_training_resumes_exactly(tmp_path):
     data = (torch.randint(0, 22, (64, 20), generator=torch.Generator().manual_seed(0)), torch.randn(64))
     cfg = {**SMOKE, "models": {**SMOKE["models"], "diled": {**SMOKE["models"]["diled"],
                                                               "train": {"steps": 4, "batch_size": 8, "lr": 1e-3, "ckpt_every": 2}}}}
-    full, _, _ = pipeline.train_stage("protein", "diled", "train", cfg, data, tmp_path / "a", torch.device("cpu"))
-    pipeline.train_stage("protein", "diled", "train", cfg, data, tmp_path / "b", torch.device("cpu"))
+    full, _, _ = stages.train_stage("protein", "diled", "train", cfg, data, tmp_path / "a", torch.device("cpu"))
+    stages.train_stage("protein", "diled", "train", cfg, data, tmp_path / "b", torch.device("cpu"))
     (tmp_path / "b" / "ckpt-00000004.pt").unlink()  # as if killed after step 2
-    resumed, res, _ = pipeline.train_stage("protein", "diled", "train", cfg, data, tmp_path / "b", torch.device("cpu"))
+    resumed, res, _ = stages.train_stage("protein", "diled", "train", cfg, data, tmp_path / "b", torch.device("cpu"))
     assert res.resumed_from == 2
     for k, v in full.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[k]), k

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from diled import capabilities, pipeline, registry
+from diled import capabilities, registry, stages
 from diled.config import load_config, track_view
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def test_bad_entries_are_refused():
 
 @pytest.mark.parametrize("name", registry.names("image"))
 def test_every_builtin_model_has_the_capabilities_it_declares(name):
-    model = pipeline.build("image", name, track_view(SMOKE, "image"))
+    model = stages.build("image", name, track_view(SMOKE, "image"))
     declared = registry.get("image", name).capabilities
     assert capabilities.missing(model, sorted(declared)) == []
     assert isinstance(model, torch.nn.Module)
@@ -132,11 +132,11 @@ def toy_registered(monkeypatch):
 def test_a_file_model_trains_and_samples_through_the_generic_pipeline(tmp_path, toy_registered):
     view = track_view(load_config(ROOT / "config/smoke.yaml", overrides={"model_dirs": [str(TOY / "models")]}), "image")
     data = torch.rand(8, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    model, res, _ = pipeline.train_stage("image", "toy", "train", view, data, tmp_path / "run", torch.device("cpu"))
+    model, res, _ = stages.train_stage("image", "toy", "train", view, data, tmp_path / "run", torch.device("cpu"))
     assert res.steps == 2 and model.generate([0, 1], 2).shape == (2, 1, 32, 32)
     assert res.steps == view["models"]["toy"]["train"]["steps"]  # the runner read the stage's section, not the trainer
-    pipeline.save_model(model, "image", "toy", view, tmp_path / "toy.pt", {})
-    loaded, ckpt = pipeline.load_model(tmp_path / "toy.pt")
+    stages.save_model(model, "image", "toy", view, tmp_path / "toy.pt", {})
+    loaded, ckpt = stages.load_model(tmp_path / "toy.pt")
     assert ckpt["track"] == "image" and torch.equal(loaded.generate([3], 2), model.generate([3], 2))
     from diled import tables
 

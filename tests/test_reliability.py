@@ -21,7 +21,7 @@ import yaml
 from PIL import Image
 
 from diled import checkpoint, config, manifest
-from diled.files import remove_stale_partials
+from diled.fileio import remove_stale_partials
 from diled.metrics import fid
 from diled.metrics.images import ImageInputError
 from diled.train import TrainSpec, train
@@ -172,7 +172,7 @@ class _Evil:
 
 
 def test_malicious_pickle_is_refused_everywhere(tmp_path):
-    from diled import pipeline
+    from diled import stages
 
     marker = tmp_path / "pwned"
     crafted = tmp_path / "model.pt"
@@ -180,7 +180,7 @@ def test_malicious_pickle_is_refused_everywhere(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match=rf"^{crafted}: refused: it holds objects other than tensors"):
         checkpoint.load(crafted)
     with pytest.raises(checkpoint.CheckpointError, match="refused"):
-        pipeline.load_model(crafted)
+        stages.load_model(crafted)
     # dropped into a run directory as the newest checkpoint: refused, set aside, never executed
     run_dir = tmp_path / "run"
     _run(run_dir, 10)
@@ -488,7 +488,7 @@ def test_rule_log_captures_output_and_traceback(tmp_path):
     stale.write_text("half")
     script = textwrap.dedent(f"""
         import sys, types
-        from diled.jobs import Job
+        from diled.snakemake_job import Job
         smk = types.SimpleNamespace(config={{"outdir": "x", "seed": 0, "device": "cpu", "threads": 1, "image": {{}}}},
                                     log=[{str(log)!r}], threads=1, rule="demo", wildcards={{}}, input=[],
                                     output=[{str(tmp_path / "out" / "table.csv")!r}])

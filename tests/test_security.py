@@ -23,7 +23,7 @@ import torch
 
 from baselines import released
 from diled import checkpoint
-from diled.files import ReadFailure
+from diled.fileio import ReadFailure
 
 TORCH_SHAPES = ("raw-pickle", "legacy", "zip")
 
@@ -79,14 +79,14 @@ def test_released_checkpoint_reader_runs_nothing(tmp_path, marker, shape):
 
 @pytest.mark.parametrize("shape", TORCH_SHAPES)
 def test_training_checkpoints_and_model_files_run_nothing(tmp_path, marker, shape):
-    from diled import pipeline
+    from diled import stages
 
     path = crafted_torch_file(tmp_path / "model.pt", shape, marker,
                               wrap=lambda evil: {"format": checkpoint.FORMAT, "sha256": "x", "payload": {"config": evil}})
     with pytest.raises(checkpoint.CheckpointError, match=rf"^{path}: refused: it holds objects other than tensors"):
         checkpoint.load(path)
     with pytest.raises(checkpoint.CheckpointError, match="refused"):
-        pipeline.load_model(path)
+        stages.load_model(path)
 
 
 @pytest.mark.parametrize("shape", TORCH_SHAPES)

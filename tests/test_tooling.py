@@ -60,7 +60,7 @@ def test_jobs_are_niced_and_inherit_the_allocator_settings():
 
     env = {"MALLOC_TOP_PAD_": "7"}
     assert cfg.set_job_env(env) == {**cfg.JOB_ENV, "MALLOC_TOP_PAD_": "7"}
-    code = ("import os; from diled.runtime import lower_priority as lp; a = lp(4); b = lp(2); "
+    code = ("import os; from diled.hardware import lower_priority as lp; a = lp(4); b = lp(2); "
             "print(a, b, os.environ['MALLOC_MMAP_THRESHOLD_'])")
     out = subprocess.run([sys.executable, "-c", code], env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=True)
     start = os.nice(0)

@@ -156,33 +156,33 @@ CPUINFO = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f {extra} \nprocessor\t
     ("bf16 sve", "aarch64", ("bf16",)),
 ])
 def test_native_bf16_is_read_from_the_cpu_flags(extra, machine, found):
-    from diled.runtime import bf16_flags
+    from diled.hardware import bf16_flags
 
     text = CPUINFO.format(extra=extra).replace("flags\t\t", "Features\t") if machine == "aarch64" else CPUINFO.format(extra=extra)
     assert bf16_flags(text, machine) == found
 
 
 def test_auto_precision_resolves_per_device(monkeypatch):
-    from diled import runtime
+    from diled import hardware
 
-    monkeypatch.setattr(runtime, "native_bf16_features", lambda: ("avx512_bf16",))
-    assert runtime.resolve_precision("auto", "cpu") == "bf16"
-    assert runtime.resolve_precision("auto", torch.device("cuda")) == "fp32"  # a GPU run names its precision itself
-    assert runtime.resolve_precision("fp16", "cpu") == "fp16"
-    monkeypatch.setattr(runtime, "native_bf16_features", lambda: ())
-    assert runtime.resolve_precision("auto", "cpu") == "fp32"
+    monkeypatch.setattr(hardware, "native_bf16_features", lambda: ("avx512_bf16",))
+    assert hardware.resolve_precision("auto", "cpu") == "bf16"
+    assert hardware.resolve_precision("auto", torch.device("cuda")) == "fp32"  # a GPU run names its precision itself
+    assert hardware.resolve_precision("fp16", "cpu") == "fp16"
+    monkeypatch.setattr(hardware, "native_bf16_features", lambda: ())
+    assert hardware.resolve_precision("auto", "cpu") == "fp32"
     with pytest.raises(ValueError, match=r"precision must be one of \['auto', 'fp32', 'bf16', 'fp16'\], got 'tf32'"):
-        runtime.resolve_precision("tf32", "cpu")
+        hardware.resolve_precision("tf32", "cpu")
 
 
 def test_stage_specs_resolve_auto_and_results_record_it(tmp_path, monkeypatch):
-    from diled import pipeline, runtime
+    from diled import hardware, stages
     from diled.registry import Stage
 
-    monkeypatch.setattr(runtime, "native_bf16_features", lambda: ("amx_bf16",))
+    monkeypatch.setattr(hardware, "native_bf16_features", lambda: ("amx_bf16",))
     cfg = {"seed": 0, "models": {"m": {"train": {"steps": 4, "batch_size": 8, "lr": 1e-2, "ema_decay": 0.9, "ckpt_every": 2,
                                                   "precision": "auto"}}}}
-    spec = pipeline.stage_spec(cfg, "m", Stage("distill", "x:y", section="train"), torch.device("cpu"))
+    spec = stages.stage_spec(cfg, "m", Stage("distill", "x:y", section="train"), torch.device("cpu"))
     assert spec.precision == "bf16" and spec.steps == 4
     assert spec.seed == derive_seed(0, "m", "distill")  # seeded by the stage, configured by its section
     res = train(Quadratic(), lambda m, x: m.loss(x), torch.randn(64, 3), spec, tmp_path, progress=False)

@@ -147,7 +147,7 @@ def image_problems(view: dict) -> list[str]:
         if not os.path.isfile(released["path"]):
             problems.append(f"models.{name}.released.path: {released['path']} does not exist (DiffAE's README links each last.ckpt)")
         elif not released.get("sha256"):
-            from diled.files import sha256_file
+            from diled.fileio import sha256_file
 
             problems.append(f"models.{name}.released.sha256: not pinned. The sha256 of {released['path']} is "
                             f"{sha256_file(released['path'])}; once you trust the file, set it, so every result names the exact weights")
@@ -233,7 +233,7 @@ def device_problems(config: dict) -> list[str]:
     """Whether this machine has the configured device (imports torch only when one must be looked for)."""
     if config.get("device", "auto") in ("auto", "cpu"):
         return []
-    from diled.runtime import device_problem
+    from diled.hardware import device_problem
 
     found = device_problem(config["device"])
     return [f"device: {found}"] if found else []

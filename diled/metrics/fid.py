@@ -37,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from diled import weights
-from diled.files import atomic_path, npz_header, read_failure, remove_stale_partials
+from diled.fileio import atomic_path, npz_header, read_failure, remove_stale_partials
 from diled.metrics import uncertainty
 from diled.metrics.images import ImageInputError, ImageSource, downscale, open_source
 from diled.metrics.protocols import ADM, CLEAN_FID, PRESETS, PYTORCH_FID, FIDProtocol, get_protocol

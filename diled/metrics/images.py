@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from diled.files import memory_limit_bytes, npz_header
+from diled.fileio import memory_limit_bytes, npz_header
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 ARRAY_EXTENSIONS = {".npy", ".npz", ".pt"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from diled.pipeline import StageContext, StagePlan
+from diled.stages import StageContext, StagePlan
 
 
 def build(cfg: dict) -> nn.Module:

@@ -1,7 +1,7 @@
 """A guided-diffusion-style reference batch (arr_0, mu, sigma) of the held-out set under the adm pipeline."""
 from diled import codecs
-from diled.jobs import Job
 from diled.metrics import fid
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
 images = codecs.for_track("image", job.view).reference_images(snakemake.input.data, "held-out")

@@ -2,12 +2,12 @@
 import numpy as np
 import pandas as pd
 
-from diled import codecs, editing, figures, pipeline, probe, tables
+from diled import codecs, editing, figures, probe, stages, tables
 from diled.diffusion import derive_seed
-from diled.jobs import Job
 from diled.manifest import write_json
 from diled.metrics import recon
 from diled.registry import resolve
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
 p, seed = snakemake.params, job.config["seed"]
@@ -26,7 +26,7 @@ seeds = [derive_seed(seed, "edit", i) for i in range(len(pick))]
 shown = editing.figure_examples(src_y, p.figure_rows)  # one row per source class, not the first few zeros
 rows, strips = [], {}
 for path, latents in zip(list(snakemake.input.models), list(snakemake.input.latents)):
-    model, ckpt = pipeline.load_model(path, job.device)
+    model, ckpt = stages.load_model(path, job.device)
     name = resolve("image", ckpt["name"], job.view).spec.display
     with np.load(latents) as f:
         dirs = editing.class_directions(f["train_z"], f["train_y"], seed)

@@ -4,10 +4,10 @@ import json
 import numpy as np
 
 from diled import codecs, editing, latent_health, registry
-from diled.jobs import Job
 from diled.manifest import write_json
 from diled.metrics import fid, recon, uncertainty
 from diled.modalities.image.model import eval_indices
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
 p = snakemake.params

@@ -1,14 +1,14 @@
 """Every protein metric of one model: fitness prediction, reconstruction, generation, latent optimisation."""
 import numpy as np
 
-from diled import codecs, pipeline
-from diled.files import atomic_path
-from diled.jobs import Job
+from diled import codecs, stages
+from diled.fileio import atomic_path
 from diled.manifest import write_json
 from diled.modalities.protein.evaluation import Judges, evaluate_model
+from diled.snakemake_job import Job
 
 job = Job(snakemake, track="protein")
-model, ckpt = pipeline.load_model(snakemake.input.model, job.device)
+model, ckpt = stages.load_model(snakemake.input.model, job.device)
 codec = codecs.for_track("protein", job.view)
 generated = None
 if hasattr(snakemake.input, "generated"):

@@ -2,8 +2,7 @@
 import numpy as np
 
 from baselines.gpt2 import LanguageModel
-from diled import checkpoint, codecs, pipeline, registry
-from diled.jobs import Job
+from diled import checkpoint, codecs, registry, stages
 from diled.manifest import write_json
 from diled.metrics import text as mt
 from diled.modalities.text.evaluation import (
@@ -16,6 +15,7 @@ from diled.modalities.text.evaluation import (
     reconstruction,
     sentiment_judge,
 )
+from diled.snakemake_job import Job
 
 job = Job(snakemake, track="text")
 view, name = job.view, snakemake.wildcards.model
@@ -26,7 +26,7 @@ tok = codec.tokenizer(snakemake.input.data)
 train_a, test_a, judge_a = (codec.load(snakemake.input.data, s) for s in ("train", "test", "judge"))
 train_b = tuple(x.to(job.device) for x in codec.to_model(train_a))
 test_b = tuple(x.to(job.device) for x in codec.to_model(test_a))
-model, ckpt = pipeline.load_model(snakemake.input.model, job.device)
+model, ckpt = stages.load_model(snakemake.input.model, job.device)
 j = checkpoint.load(snakemake.input.judges)
 ref = LanguageModel(j["net"], j["vocab"])
 ref.load_state_dict(j["state_dict"])

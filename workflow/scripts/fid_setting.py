@@ -1,8 +1,8 @@
 """One row of the FID-settings comparison: the fixed generated set under one protocol."""
 from diled import codecs
-from diled.jobs import Job
 from diled.manifest import write_json
 from diled.metrics import fid, settings
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
 p = snakemake.params

@@ -2,8 +2,8 @@
 import os
 
 from diled import figures, tables
-from diled.jobs import Job
 from diled.metrics import settings
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
 rows = tables.load_records(snakemake.input)

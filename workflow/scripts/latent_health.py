@@ -1,6 +1,6 @@
 """The latent-health table: code spread, z's effect on the decoder, class preservation, one row per model."""
 from diled import tables
-from diled.jobs import Job
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
 records = tables.load_records(snakemake.input)

@@ -1,6 +1,6 @@
 """Prepare a track's dataset (through its codec) and write the dataset card."""
 from diled import codecs
-from diled.jobs import Job
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
 codec = codecs.for_track(job.track, job.view)

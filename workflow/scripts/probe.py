@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 
 from diled import figures, probe, tables
-from diled.jobs import Job
 from diled.manifest import write_json
 from diled.registry import resolve
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
 

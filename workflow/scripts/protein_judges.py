@@ -1,8 +1,8 @@
 """The protein track's judges: the plausibility LM and PSSM (test split), and the shared fitness oracle (train split)."""
 from diled import checkpoint, codecs
-from diled.jobs import Job
 from diled.manifest import write_json
 from diled.modalities.protein.evaluation import fit_judges
+from diled.snakemake_job import Job
 
 job = Job(snakemake, track="protein")
 arrays, record = fit_judges(codecs.for_track("protein", job.view), snakemake.input.data, job.view, job.config["seed"])

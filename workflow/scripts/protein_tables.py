@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from diled import figures, optimize, registry, tables
-from diled.jobs import Job
+from diled.snakemake_job import Job
 
 job = Job(snakemake, track="protein")
 cfg = job.view

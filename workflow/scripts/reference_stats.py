@@ -1,7 +1,7 @@
 """Inception statistics of the held-out reference set, tagged with the protocol digest (features cached)."""
 from diled import codecs
-from diled.jobs import Job
 from diled.metrics import fid
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
 protocol = fid.get_protocol(snakemake.params.protocol)

@@ -1,14 +1,14 @@
 """Representations of the probe's training subset and the held-out split through model.encode."""
 import numpy as np
 
-from diled import codecs, pipeline, probe, registry
-from diled.files import atomic_path
-from diled.jobs import Job
+from diled import codecs, probe, registry, stages
+from diled.fileio import atomic_path
 from diled.manifest import write_json
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
 p = snakemake.params
-model, ckpt = pipeline.load_model(snakemake.input.model, job.device)
+model, ckpt = stages.load_model(snakemake.input.model, job.device)
 codec = codecs.for_track("image", job.view)
 train_x, train_y = codec.load(snakemake.input.data, "train")
 pick = probe.subset(len(train_x), p.train_size, job.config["seed"])

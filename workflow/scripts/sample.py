@@ -2,16 +2,16 @@
 import numpy as np
 import torch
 
-from diled import codecs, pipeline
-from diled.files import atomic_path
-from diled.jobs import Job
+from diled import codecs, stages
+from diled.fileio import atomic_path
+from diled.hardware import resolve_precision
 from diled.manifest import write_json
-from diled.runtime import resolve_precision
+from diled.snakemake_job import Job
 from diled.train import PRECISIONS
 
 job = Job(snakemake)
 steps, p = int(snakemake.wildcards.steps), snakemake.params
-model, ckpt = pipeline.load_model(snakemake.input.model, job.device)
+model, ckpt = stages.load_model(snakemake.input.model, job.device)
 desc = f"{snakemake.wildcards.track}/{snakemake.wildcards.model}/T{steps}"
 sharded = "shard" in snakemake.wildcards.keys()  # rule sample_shard: rows shard*size .. of every set
 shard = int(snakemake.wildcards.shard) if sharded else 0

@@ -2,7 +2,7 @@
 import numpy as np
 
 from diled import figures
-from diled.jobs import Job
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
 sets = {int(t): dict(np.load(p, allow_pickle=False)) for t, p in zip(snakemake.params.steps, snakemake.input)}

@@ -1,13 +1,13 @@
 """The fixed generated set of the FID-settings comparison: float32 outputs in [-1, 1], not yet quantized."""
 import torch
 
-from diled import pipeline
+from diled import stages
 from diled.diffusion import derive_seed
-from diled.files import atomic_path
-from diled.jobs import Job
+from diled.fileio import atomic_path
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
-model, ckpt = pipeline.load_model(snakemake.input.model, job.device)
+model, ckpt = stages.load_model(snakemake.input.model, job.device)
 n, steps, bs = snakemake.params.num_samples, snakemake.params.steps, snakemake.params.batch_size
 seeds = [derive_seed(job.config["seed"], "fid-settings", i) for i in range(n)]
 with torch.no_grad():

@@ -1,6 +1,6 @@
 """Assemble Table 6 (CSV, Markdown, LaTeX) and Figure 3 from the per-(model, T) metric records."""
 from diled import figures, registry, tables
-from diled.jobs import Job
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
 cfg = job.view

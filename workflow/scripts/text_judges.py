@@ -4,9 +4,9 @@ import torch
 
 from baselines.gpt2 import LanguageModel
 from diled import checkpoint, codecs
-from diled.jobs import Job
 from diled.manifest import write_json
 from diled.modalities.text.evaluation import Scorer, sentiment_judge, stream, stream_windows
+from diled.snakemake_job import Job
 from diled.train import TrainSpec, train
 
 job = Job(snakemake, track="text")

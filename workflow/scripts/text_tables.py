@@ -7,8 +7,8 @@ import pandas as pd
 import yaml
 
 from diled import codecs, figures, registry, tables
-from diled.files import atomic_path
-from diled.jobs import Job
+from diled.fileio import atomic_path
+from diled.snakemake_job import Job
 
 job = Job(snakemake, track="text")
 view = job.view

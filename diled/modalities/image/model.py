@@ -17,7 +17,7 @@ from tqdm import tqdm
 from diled.diffusion import GaussianDiffusion, Schedule, derive_seed
 from diled.modalities.image.codec import ImageCodec
 from diled.nets import ConvEncoder, MLPSkipNet, UNet, beatgans
-from diled.pipeline import StagePlan
+from diled.stages import StagePlan
 
 # ----------------------------------------------------------------------------- construction
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from diled.files import atomic_path
+from diled.fileio import atomic_path
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 LAYOUTS = {"ffhq": ("256", 5), "lsun": ("256", 7), "celeba": ("None", 7)}  # (key prefix, zero padding)

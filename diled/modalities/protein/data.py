@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diled.files import atomic_path
+from diled.fileio import atomic_path
 
 VOCAB = "ILVFMCAGPTSYWQNHEDKRXJ"
 PAD = VOCAB.index("J")  # 21

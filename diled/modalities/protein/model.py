@@ -28,7 +28,7 @@ from diled.diffusion import Schedule, derive_seed
 from diled.modalities.protein.data import PAD, VOCAB
 from diled.model import DiLED
 from diled.nets import MLPSkipNet
-from diled.pipeline import StagePlan
+from diled.stages import StagePlan
 
 MASKS = ("upstream", "none")
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diled.files import atomic_path
+from diled.fileio import atomic_path
 
 SPECIAL = ("<pad>", "<bos>", "<eos>")
 PAD, BOS, EOS = 0, 1, 2

@@ -30,7 +30,7 @@ from diled.diffusion import Schedule, derive_seed, sample_timesteps
 from diled.modalities.text.data import BOS, EOS, PAD
 from diled.model import DiLED, LatentAutoencoder
 from diled.nets import MLPSkipNet
-from diled.pipeline import StagePlan
+from diled.stages import StagePlan
 
 FIX_MODES = ("none", "upstream")
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from diled import checkpoint, registry
 from diled.diffusion import derive_seed
-from diled.runtime import resolve_precision
+from diled.hardware import resolve_precision
 from diled.train import LossFn, TrainResult, TrainSpec, train
 
 

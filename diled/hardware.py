@@ -1,4 +1,4 @@
-"""Device choice and torch settings shared by every job and the benchmark."""
+"""The hardware a job runs on: device choice, torch threads, process priority, and native-bf16 detection (``precision: auto``)."""
 
 from __future__ import annotations
 

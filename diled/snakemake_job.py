@@ -1,4 +1,6 @@
-"""What every workflow script needs: config, device and threads, a log, and the job's manifest."""
+"""The Snakemake glue of every workflow script (``Job``): config and track view, device and threads, a log, and the job's manifest.
+
+The only library module that knows the ``snakemake`` object; everything else runs without Snakemake."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from typing import Any, TextIO
 
 from diled import manifest, registry
 from diled.config import niceness, track_view
-from diled.files import remove_stale_partials
-from diled.runtime import lower_priority, resolve_device, setup_torch
+from diled.fileio import remove_stale_partials
+from diled.hardware import lower_priority, resolve_device, setup_torch
 
 
 class _Tee:
