@@ -9,10 +9,11 @@ import torch
 from test_objective import _unzero_output_layers, image_diled
 
 from baselines import DDIM
-from diled import latent_health, tables
+from diled import latent_health
 from diled.diffusion import GaussianDiffusion, Schedule, derive_seed, loss_weight
 from diled.metrics import uncertainty
 from diled.nets import UNet
+from diled.report import tables
 
 SEEDS = [3, 4, 5, 6]
 

@@ -138,7 +138,7 @@ def test_a_file_model_trains_and_samples_through_the_generic_pipeline(tmp_path, 
     stages.save_model(model, "image", "toy", view, tmp_path / "toy.pt", {})
     loaded, ckpt = stages.load_model(tmp_path / "toy.pt")
     assert ckpt["track"] == "image" and torch.equal(loaded.generate([3], 2), model.generate([3], 2))
-    from diled import tables
+    from diled.report import tables
 
     assert tables.display("image", "toy") == "Toy"
 

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diled import figures, probe, tables
+from diled import probe
+from diled.report import figures, tables
 
 
 def _df(rows):

@@ -2,11 +2,12 @@
 import numpy as np
 import pandas as pd
 
-from diled import codecs, editing, figures, probe, stages, tables
+from diled import codecs, editing, probe, stages
 from diled.diffusion import derive_seed
 from diled.manifest import write_json
 from diled.metrics import recon
 from diled.registry import resolve
+from diled.report import figures, tables
 from diled.snakemake_job import Job
 
 job = Job(snakemake)

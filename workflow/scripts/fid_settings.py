@@ -1,8 +1,8 @@
 """The FID-settings table (CSV, Markdown) and bar chart from the per-setting records."""
 import os
 
-from diled import figures, tables
 from diled.metrics import settings
+from diled.report import figures, tables
 from diled.snakemake_job import Job
 
 job = Job(snakemake)

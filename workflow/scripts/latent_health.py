@@ -1,5 +1,5 @@
 """The latent-health table: code spread, z's effect on the decoder, class preservation, one row per model."""
-from diled import tables
+from diled.report import tables
 from diled.snakemake_job import Job
 
 job = Job(snakemake)

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import numpy as np
 
-from diled import figures, probe, tables
+from diled import probe
 from diled.manifest import write_json
 from diled.registry import resolve
+from diled.report import figures, tables
 from diled.snakemake_job import Job
 
 job = Job(snakemake)

@@ -1,7 +1,7 @@
 """One PNG per model: samples, reconstructions and interpolations at every T."""
 import numpy as np
 
-from diled import figures
+from diled.report import figures
 from diled.snakemake_job import Job
 
 job = Job(snakemake)

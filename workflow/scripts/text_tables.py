@@ -1,169 +1,19 @@
-"""Table 1 (text), the editing table, the text training-cost table, the loss-curve figure and examples."""
+"""Table 1 (text), the editing table, the text training-cost table, the loss-curve figure and examples (diled.report.text)."""
 import json
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import yaml
 
-from diled import codecs, figures, registry, tables
-from diled.fileio import atomic_path
+from diled import codecs
+from diled.report import text
 from diled.snakemake_job import Job
 
 job = Job(snakemake, track="text")
-view = job.view
 records = [json.loads(Path(p).read_text()) for p in snakemake.input.records]
-judges = json.loads(Path(snakemake.input.judges).read_text())
-scale = float(view["eval"]["table_edit_scale"])
-rows = []
-for r in records:
-    health, rec = r.get("health", {}), r.get("reconstruction")
-    edit = next((e for e in r.get("editing", {}).get("rows", []) if abs(e["scale"] - scale) < 1e-9), None)
-    no_edit = next((e for e in r.get("editing", {}).get("rows", []) if e["scale"] == 0), None)
-    gens = sorted(r["generation"].items(), key=lambda kv: -int(kv[0])) or [(None, {})]  # the ancestral chain (T) first; none: one row
-    for steps, g in gens:
-        g = {k: g.get(k) for k in ("ppl", "ppl_lo", "ppl_hi", "self_bleu", "distinct_1", "distinct_2", "copy_rate", "mean_words")}
-        rows.append({
-            "model": r["display"], "T": None if steps is None else int(steps),
-            "rec_bleu": rec and rec["bleu"], "train_rec_bleu": r.get("reconstruction_train", {}).get("bleu"), "rec_bleu_lo": rec and rec["bleu_lo"], "rec_bleu_hi": rec and rec["bleu_hi"],
-            "ppl": g["ppl"], "ppl_lo": g["ppl_lo"], "ppl_hi": g["ppl_hi"], "self_bleu": g["self_bleu"],
-            "distinct_1": g["distinct_1"], "distinct_2": g["distinct_2"], "copy_rate": g["copy_rate"], "mean_words": g["mean_words"],
-            "edit_success": edit and edit["success"], "edit_lo": edit and edit["success_lo"], "edit_hi": edit and edit["success_hi"],
-            "no_edit_success": no_edit and no_edit["success"], "edit_input_bleu": edit and edit["input_bleu"], "edit_ppl": edit and edit["ppl"],
-            "active_units": health.get("active_units"), "active_units_001": health.get("active_units_0.01"), "z_dim": health.get("z_dim"),
-            "z_gain": health.get("z_gain"),
-            "code_spread": health.get("code_spread"),
-        })
-df = pd.DataFrame(rows)
-
-
-def pm(v, lo, hi, fmt="{:.1f}"):
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return "–"
-    return (fmt + " [" + fmt + ", " + fmt + "]").format(v, lo, hi)
-
-
-def num(v, fmt="{:.2f}"):
-    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else fmt.format(v)
-
-
-shown = pd.DataFrame({
-    "Model": df["model"], "T": [num(v, "{:.0f}") for v in df["T"]],
-    "Rec BLEU ↑": [pm(*x) for x in zip(df["rec_bleu"], df["rec_bleu_lo"], df["rec_bleu_hi"])],
-    "train BLEU": [num(v, "{:.1f}") for v in df["train_rec_bleu"]],
-    "PPL ↓": [pm(*x) for x in zip(df["ppl"], df["ppl_lo"], df["ppl_hi"])],
-    "self-BLEU ↓": [num(v, "{:.1f}") for v in df["self_bleu"]],
-    "Dist-1/2 ↑": [f"{a:.3f} / {b:.3f}" if a is not None and not np.isnan(a) else "–" for a, b in zip(df["distinct_1"], df["distinct_2"])],
-    "copy %": [num(None if v is None else 100 * v, "{:.1f}") for v in df["copy_rate"]],
-    f"Edit acc (s={scale:g}) ↑": [pm(*(None if v is None else 100 * x for x in (v, lo, hi)), fmt="{:.0f}") if v is not None else "–"
-                                  for v, lo, hi in zip(df["edit_success"], df["edit_lo"], df["edit_hi"])],
-    "no-edit %": [num(None if v is None else 100 * v, "{:.0f}") for v in df["no_edit_success"]],
-    "Edit in-BLEU": [num(v, "{:.1f}") for v in df["edit_input_bleu"]],
-    "AU": [f"{int(a)}/{int(z)}" if a is not None and not np.isnan(a) else "–" for a, z in zip(df["active_units"], df["z_dim"])],
-    "AU>0.01": [f"{int(a)}" if a is not None and not np.isnan(a) else "–" for a in df["active_units_001"]],
-    "z gain (nats/tok)": [num(v) for v in df["z_gain"]],
-})
-ref = judges["reference_lm"]
-notes = [
-    "Rec BLEU: nltk corpus_bleu x 100 of the test split, greedy from the encoder mean, each sentence capped at its own length "
-    "(upstream's calc_rec_lgy caps a batch at its first sentence's length: fixed, named 'per-sentence cap'); [95% bootstrap "
-    "interval over sentences]. train BLEU: the same on as many training sentences (memorised vs generalised).",
-    f"PPL: reference GPT-2 trained on the judge split only (its test-split perplexity, real sentences: {ref['test_ppl']:.1f}); "
-    f"samples joined as one stream, sliding window {ref['window']} / stride {ref['stride']}; divided by the tokens actually predicted "
-    "(upstream divides by end_loc: fixed, named 'predicted-token count'); [95% interval from resampling sentences].",
-    "self-BLEU: each sample against all others, 4-gram, smoothing method1, x 100 (LatentOps). Dist-n: distinct n-grams / all n-grams. "
-    "copy %: samples identical to a training sentence.",
-    f"Edit acc: test sentences moved toward the other sentiment by {scale:g} standard deviations along the training codes' class-mean "
-    f"direction, decoded greedily and scored by a TF-IDF + logistic-regression judge fit on the judge split (test accuracy "
-    f"{judges['sentiment_judge']['test_accuracy']:.3f}); [Wilson 95% interval]. no-edit %: the same judge on the unedited "
-    "reconstructions (the rate an edit must beat). Upstream picks, among candidates, one its judge accepts: here the judge never "
-    "selects (named 'judge-free editing'). Edit in-BLEU: sentence BLEU of the edit against its source.",
-    "AU: active units, dimensions whose variance of the test means exceeds the variance of the noise the decoder's z carries in "
-    "training (DiLED and the autoencoder: the fixed encoder variance; LatentOps: its mean posterior variance; DAAE: none), and "
-    "at least 0.01. AU>0.01: Burda et al.'s fixed threshold alone. z gain: NLL per token with a shuffled z minus with the true z "
-    "(0: the decoder ignores z).",
-    "T –: the autoencoder has no prior, so no generation.",
-    *[spec.note.format(**view) for spec in registry.models("text", config=view) if spec.note],
-]
-tables.write_table(df, title="Table 1 (text, embedded reproduction)" if view["data"]["dataset"] == "snippets" else "Table 1 (text, yelp)",
-                   notes=[n for n in notes if n], csv=snakemake.output.table1, md=snakemake.output.table1_md,
-                   tex=snakemake.output.table1_tex, shown=shown, caption="Text generation and reconstruction (Table 1)",
-                   source="diled text track")
-
-# editing at every scale
-erows = []
-for r in records:
-    for e in r.get("editing", {}).get("rows", []):
-        erows.append({"model": r["display"], "scale": e["scale"], "success": e["success"], "lo": e["success_lo"], "hi": e["success_hi"],
-                      "input_bleu": e["input_bleu"], "ppl": e["ppl"]})
-edf = pd.DataFrame(erows)
-tables.write_table(edf, title="Sentiment editing at every scale (scale 0: unedited reconstructions)", md=snakemake.output.editing,
-                   notes=["success: share the judge assigns the target sentiment, [Wilson 95% interval]."])
-
-# training cost beside the rebuttal's ratios
 manifests = [json.loads(Path(p).read_text()) for p in snakemake.input.manifests]
-codec = codecs.for_track("text", view)
+codec = codecs.for_track("text", job.view)
 n_train = len(codec.load(snakemake.input.data, "train")["labels"])
 n_pool = len(codec.load(snakemake.input.data, "pool").get("labels", []))
-cost = {}
-for m in manifests:
-    t = m["training"]
-    c = cost.setdefault(t["model"], {"wall_s": 0.0, "steps": 0, "ae_wall_s": 0.0, "ae_steps": 0, "epochs": 0.0})
-    c["wall_s"] += t["train_wall_s"]
-    c["steps"] += t["steps"]
-    if t["stage"] != "latent":  # epochs of the sentence-level stages (LatentOps' latent DDPM runs on cached means)
-        c["ae_wall_s"] += t["train_wall_s"]
-        c["ae_steps"] += t["steps"]
-        seen = n_train + (n_pool if registry.get("text", t["model"]).stage(t["stage"]).pool else 0)  # what the stage trains on
-        c["epochs"] += t["steps"] * view["models"][t["model"]][t["stage"]]["batch_size"] / seen
-crow = []
-ref = yaml.safe_load(Path(snakemake.input.reference_numbers).read_text())["text_cost"]
-per_epoch_ref, total_ref, anchor = ref["minutes_per_epoch"], ref["total_hours"], ref["reference_model"]
-base = cost.get("latentops")
-for name, c in cost.items():
-    per_epoch = c["ae_wall_s"] / c["epochs"] if c["epochs"] else None
-    crow.append({"model": name, "steps": c["steps"], "epochs": round(c["epochs"], 2), "wall_s": round(c["wall_s"], 1),
-                 "s_per_step": round(c["ae_wall_s"] / max(c["ae_steps"], 1), 4), "s_per_epoch": per_epoch and round(per_epoch, 2),
-                 "epoch_vs_latentops": base and per_epoch and round(per_epoch / (base["ae_wall_s"] / base["epochs"]), 3),
-                 "total_vs_latentops": base and round(c["wall_s"] / base["wall_s"], 3),
-                 "rebuttal_epoch_vs_latentops": round(per_epoch_ref[name] / per_epoch_ref[anchor], 3) if name in per_epoch_ref else None,
-                 "rebuttal_total_vs_latentops": round(total_ref[name] / total_ref[anchor], 3) if name in total_ref else None})
-cdf = pd.DataFrame(crow)
-tables.write_table(cdf, title="Text training cost (this run) beside the rebuttal's ratios", md=snakemake.output.cost,
-                   notes=["Wall time sums a model's own stages (the shared GPT-2 and autoencoder pre-training are their own rows; epochs "
-                          "count the pool for those); steps, s/step, epochs and "
-                          "s/epoch count the sentence-level stages (LatentOps' latent DDPM trains on cached means and is only in the total). Rebuttal: "
-                          "time/epoch " + ", ".join(f"{tables.display('text', m)} {v:.2f}" + (" min" if i == 0 else "") for i, (m, v) in
-                                                   enumerate(per_epoch_ref.items()))
-                          + "; total " + " / ".join(f"{v:.2f}" for v in total_ref.values()) + " h (4 GPUs, Yelp).",
-                          "Jobs ran side by side, so times include contention."])
-
-# loss curves
-curves = {}
-for m in manifests:
-    t = m["training"]
-    log = Path(t["run_dir"]) / "log.csv"
-    if log.exists():
-        c = pd.read_csv(log)
-        curves[f"{t['model']}/{t['stage']}"] = (c["step"].to_numpy(), c["loss"].to_numpy())
-figures.loss_curves(curves, snakemake.output.curves, "Text track: training losses (each model's own objective)")
-
-# examples
-lines = ["# Text examples", ""]
-for r in records:
-    lines += [f"## {r['display']}", ""]
-    if "reconstruction" in r:
-        lines += ["Reconstructions (source -> output):", ""] + [f"- {e['source']}  \n  -> {e['output']}" for e in r["reconstruction"]["examples"]]
-        lines.append("")
-    for steps, g in r["generation"].items():
-        lines += [f"Samples (T = {steps}):", ""] + [f"- {s}" for s in g["samples"][:8]] + [""]
-    for it in r.get("interpolation", [])[:2]:
-        lines += [f"Interpolation: \"{it['source_a']}\" -> \"{it['source_b']}\"", ""]
-        lines += [f"- alpha {a:g}: {t}" for a, t in zip(it["alphas"], it["texts"])] + [""]
-    for e in r.get("editing", {}).get("rows", []):
-        if abs(e["scale"] - scale) < 1e-9:
-            lines += [f"Edits (scale {scale:g}):", ""] + [f"- ({'pos' if x['label'] else 'neg'}) {x['source']}  \n  -> {x['output']}"
-                                                         for x in e["examples"]] + [""]
-with atomic_path(snakemake.output.examples) as tmp:
-    tmp.write_text("\n".join(lines))
+shown = text.write_all(records, json.loads(Path(snakemake.input.judges).read_text()), manifests, job.view, n_train, n_pool,
+                       yaml.safe_load(Path(snakemake.input.reference_numbers).read_text()), dict(snakemake.output.items()))
 job.log("\n" + shown.to_string(index=False))

@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from diled import tables
+from diled.report import tables
 from diled.snakemake_job import Job
 
 job = Job(snakemake)

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from diled import figures, probe, tables
+from diled import probe
+from diled.report import figures, tables
 from diled.snakemake_job import Job
 
 job = Job(snakemake)
