@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
+from baselines import released
 from diled.diffusion import GaussianDiffusion, slerp
 from diled.model import Autoencoding
 from diled.stages import StagePlan
@@ -59,7 +61,12 @@ def build(cfg: dict) -> DDIM:
 def train(ctx):
     """Stage ``train``: the simple eps loss on pixels (or, with ``models.ddim.released``, DiffAE's released ``*_ddpm``)."""
     if ctx.cfg["models"]["ddim"].get("released"):
-        from baselines import released
-
         return released.stage_from_release(ctx, "ddim", released.load_ddpm)
     return StagePlan(ctx.build().to(ctx.device), lambda m, x: m.loss(x), ctx.data)
+
+
+def from_release(path: str | Path, preset: str | dict, ema: bool = True, spacing: str = "ddim") -> DDIM:
+    """A released ``*_ddpm`` checkpoint as the DDIM baseline."""
+    from diled.modalities.image.model import pixel_diffusion
+
+    return released.load_ddpm(DDIM(pixel_diffusion(released.preset_config(preset, spacing), 0)), path, ema).eval()

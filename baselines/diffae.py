@@ -8,9 +8,11 @@ Inference is DiLED's own (latent chain, then decode), so the two differ only in 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import torch
 
+from baselines import released
 from diled.model import LatentAutoencoder
 from diled.stages import StagePlan
 
@@ -50,8 +52,6 @@ def train_autoencoder(ctx):
     """Stage ``autoencoder``: encoder and z-conditioned decoder on the decoder loss alone (or, with
     ``models.diffae.released``, DiffAE's released checkpoint: both stages' weights and its latent statistics)."""
     if ctx.cfg["models"]["diffae"].get("released"):
-        from baselines import released
-
         return released.stage_from_release(ctx, "diffae", released.load_diffae)
     model = ctx.build().to(ctx.device)
     params = list(model.encoder.parameters()) + list(model.decoder.parameters())
@@ -78,3 +78,8 @@ def train_more(ctx):
     model = ctx.build().to(ctx.device)
     model.load_state_dict(ctx.init.state_dict())
     return StagePlan(model, lambda m, x: m.continued_loss(x), ctx.data)
+
+
+def from_release(path: str | Path, preset: str | dict, ema: bool = True, spacing: str = "ddim") -> DiffAE:
+    """A released ``*_autoenc_latent`` checkpoint as a ``DiffAE`` (generate, reconstruct, represent)."""
+    return released.load_diffae(build(released.preset_config(preset, spacing)), path, ema).eval()

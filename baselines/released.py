@@ -7,9 +7,9 @@ pickle holds Lightning objects (callbacks keyed by their class, hyper-parameter 
 never imports or runs any of those: its unpickler builds tensors and plain containers and turns every other
 global into an inert placeholder, so a file from anywhere is safe to read and Lightning need not be installed.
 
-``diffae_model`` puts the weights into ``baselines.diffae.DiffAE`` (so the workflow's sampling, reconstruction
+``baselines.diffae.from_release`` puts the weights into ``baselines.diffae.DiffAE`` (so the workflow's sampling, reconstruction
 and evaluation run on them unchanged), with DiffAE's schedules (linear betas on pixels, constant 0.008 on
-latents, T = 1000) and its ``ddim`` timestep spacing; ``ddpm_model`` does the same for the ``*_ddpm`` baselines.
+latents, T = 1000) and its ``ddim`` timestep spacing; ``baselines.ddim.from_release`` does the same for the ``*_ddpm`` baselines.
 """
 
 from __future__ import annotations
@@ -196,18 +196,3 @@ def load_ddpm(model, path: str | Path, ema: bool = True):
     """Load a released ``*_ddpm`` checkpoint into a ``baselines.ddim.DDIM`` built with ``net.arch: diffae``."""
     _load(model.pixel.unet.net, split(read_checkpoint(path), ema)["unet"], f"{path} (DDPM)")
     return model
-
-
-def diffae_model(path: str | Path, preset: str | dict, ema: bool = True, spacing: str = "ddim"):
-    """A released ``*_autoenc_latent`` checkpoint as ``baselines.diffae.DiffAE`` (generate, reconstruct, represent)."""
-    from baselines.diffae import build
-
-    return load_diffae(build(preset_config(preset, spacing)), path, ema).eval()
-
-
-def ddpm_model(path: str | Path, preset: str | dict, ema: bool = True, spacing: str = "ddim"):
-    """A released ``*_ddpm`` checkpoint as the DDIM baseline (``baselines.ddim.DDIM``)."""
-    from baselines.ddim import DDIM
-    from diled.modalities.image.model import pixel_diffusion
-
-    return load_ddpm(DDIM(pixel_diffusion(preset_config(preset, spacing), 0)), path, ema).eval()

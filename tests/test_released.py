@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from baselines import released
+from baselines import ddim, diffae, released
 from diled.diffusion import timestep_subsequence
 from diled.nets import beatgans
 
@@ -91,7 +91,7 @@ def test_reading_never_runs_code_or_needs_lightning(small_ckpt):
 
 def test_converted_model_holds_the_ema_weights_and_samples(small_ckpt):
     d, written = small_ckpt
-    model = released.diffae_model(d / "last.ckpt", SMALL)
+    model = diffae.from_release(d / "last.ckpt", SMALL)
     unet, latent = model.decoder.unet.net, model.denoiser.net
     for k, v in unet.state_dict().items():
         assert torch.equal(v, written["ema"][k]), k
@@ -102,14 +102,14 @@ def test_converted_model_holds_the_ema_weights_and_samples(small_ckpt):
         assert torch.equal(v, written["ema"][f"encoder.{k}"]), k
     x = model.generate([0, 1], steps=2)
     assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all() and x.abs().max() <= 1
-    raw = released.diffae_model(d / "last.ckpt", SMALL, ema=False)
+    raw = diffae.from_release(d / "last.ckpt", SMALL, ema=False)
     assert torch.equal(raw.decoder.unet.net.out[2].weight, written["sd"]["model.out.2.weight"])
 
 
 def test_released_time_convention_is_an_exact_relabelling(small_ckpt):
     """Our t = DiffAE's 0-indexed i + 1, and ddim spacing feeds the network DiffAE's {0, 100, ..., 900}."""
     d, _ = small_ckpt
-    model = released.diffae_model(d / "last.ckpt", SMALL)
+    model = diffae.from_release(d / "last.ckpt", SMALL)
     seen = []
     net = model.decoder.unet.net
     hook = net.register_forward_pre_hook(lambda m, args: seen.append(args[1][0].item()))
@@ -124,7 +124,7 @@ def test_wrong_preset_or_file_is_named(small_ckpt, tmp_path):
     d, _ = small_ckpt
     wrong = dict(SMALL, ch=64)
     with pytest.raises(released.CheckpointFormatError, match="shape mismatch"):
-        released.diffae_model(d / "last.ckpt", wrong)
+        diffae.from_release(d / "last.ckpt", wrong)
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(released.CheckpointFormatError, match="not a readable"):
@@ -135,10 +135,10 @@ def test_wrong_preset_or_file_is_named(small_ckpt, tmp_path):
     tampered["ema_model.latent_net.layers.0.cond_layers.1.bias"] = tampered["ema_model.latent_net.layers.0.cond_layers.1.bias"] + 1
     torch.save({"state_dict": tampered}, tmp_path / "tampered.ckpt")
     with pytest.raises(released.CheckpointFormatError, match="linear_emb"):
-        released.diffae_model(tmp_path / "tampered.ckpt", SMALL)
+        diffae.from_release(tmp_path / "tampered.ckpt", SMALL)
     write_released(tmp_path / "ae.ckpt", SMALL, tmp_path / "pwned", latent=False)
     with pytest.raises(released.CheckpointFormatError, match="autoenc_latent"):
-        released.diffae_model(tmp_path / "ae.ckpt", SMALL)
+        diffae.from_release(tmp_path / "ae.ckpt", SMALL)
 
 
 def test_ddpm_baseline_loads_its_layout(tmp_path):
@@ -146,7 +146,7 @@ def test_ddpm_baseline_loads_its_layout(tmp_path):
     unet = beatgans.ddpm(SMALL)
     sd = {f"ema_model.{k}": v for k, v in unet.state_dict().items()} | {f"model.{k}": v for k, v in unet.state_dict().items()}
     torch.save({"state_dict": sd}, tmp_path / "ddpm.ckpt")
-    model = released.ddpm_model(tmp_path / "ddpm.ckpt", SMALL)
+    model = ddim.from_release(tmp_path / "ddpm.ckpt", SMALL)
     assert model.generate([0], steps=2).shape == (1, 3, 32, 32)
 
 
@@ -167,7 +167,7 @@ def test_preset_sizes_match_diffae(name, keys, params):
 def test_full_ffhq128_checkpoint_loads(tmp_path):
     """The released FFHQ128 autoencoder + latent net shape end to end (fp16 file to keep it at ~0.7 GB)."""
     written = write_released(tmp_path / "last.ckpt", beatgans.PRESETS["ffhq128"], tmp_path / "pwned", half=True)
-    model = released.diffae_model(tmp_path / "last.ckpt", "ffhq128")
+    model = diffae.from_release(tmp_path / "last.ckpt", "ffhq128")
     assert not (tmp_path / "pwned").exists()
     assert torch.equal(model.encoder.state_dict()["out.3.weight"], written["ema"]["encoder.out.3.weight"].half().float())
     with torch.no_grad():

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import released
+from baselines import diffae, released
 from diled import checkpoint
 from diled.fileio import ReadFailure
 
@@ -74,7 +74,7 @@ def test_released_checkpoint_reader_runs_nothing(tmp_path, marker, shape):
     else:  # the Lightning objects become inert placeholders; the tensors are read
         assert torch.equal(released.read_checkpoint(path)["w"], torch.zeros(2))
     with pytest.raises(released.CheckpointFormatError):
-        released.diffae_model(path, {"image_size": 32, "ch": 32, "mults": (1, 2), "encoder_mults": (1, 2, 2), "latent_layers": 2})
+        diffae.from_release(path, {"image_size": 32, "ch": 32, "mults": (1, 2), "encoder_mults": (1, 2, 2), "latent_layers": 2})
 
 
 @pytest.mark.parametrize("shape", TORCH_SHAPES)
