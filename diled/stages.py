@@ -84,7 +84,7 @@ def run_stage(variant: registry.Variant, stage: str, cfg: dict, data: Any, run_d
     st = spec.stage(stage)
     trainer: StageTrainer = registry.load_object(st.train)
     cfg = registry.apply_overrides(cfg, variant.overrides)
-    ctx = StageContext(variant.spec.track, spec.name, stage, cfg, data, device, stage_spec(cfg, spec.name, st, device), init)
+    ctx = StageContext(spec.track, spec.name, stage, cfg, data, device, stage_spec(cfg, spec.name, st, device), init)
     torch.manual_seed(derive_seed(ctx.spec.seed, "init"))  # weight initialisation is part of the run's determinism
     plan = trainer(ctx)
     if isinstance(plan, TrainResult):
