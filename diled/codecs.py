@@ -8,9 +8,30 @@ dataset (``<track>.data.dataset``); the codec loads that dataset's module on fir
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 CODECS = {"image": "ImageCodec", "protein": "ProteinCodec", "text": "TextCodec"}  # track -> class in its codec module
+
+
+class DatasetCodec:
+    """What every codec shares: its dataset module (``data_module``, imported on first use) writes the dataset card and
+    loads a split; each track's codec adds preparation and the conversions to and from model space."""
+
+    track: str
+    data_module: str
+
+    @property
+    def data(self) -> ModuleType:
+        return importlib.import_module(self.data_module)
+
+    def write_card(self, card: dict, path: str | Path) -> None:
+        self.data.write_card(card, path)
+
+    def load(self, path: str | Path, split: str) -> Any:
+        """A split as the dataset module stores it (each codec's docstring says what that is)."""
+        return self.data.load(path, split)
 
 
 def for_track(track: str, track_config: dict) -> Any:

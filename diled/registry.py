@@ -238,11 +238,6 @@ def spec_from_file(path: str | Path) -> ModelSpec:
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}")
     defaults = doc.get("defaults") or {}
-    for st in spec.get("stages") or []:  # each stage's TrainSpec section must exist before a job reads it
-        section = st.get("section") or st.get("name")
-        if defaults and section not in defaults:
-            raise ValueError(f"{path}: stage {st.get('name')!r} trains from defaults.{section}, which is missing "
-                             f"(set spec.stages[].section to the key holding its steps, batch_size, lr)")
     presets = doc.get("presets") or {}
     if not isinstance(presets, Mapping) or not all(isinstance(v, Mapping) for v in presets.values()):
         raise ValueError(f"{path}: presets must map a preset name to settings (presets: {{smoke: {{train: ...}}}})")
@@ -254,9 +249,13 @@ def spec_from_file(path: str | Path) -> ModelSpec:
     if variants and not str(variants.get("key", "")).startswith(f"models.{name}."):
         raise ValueError(f"{path}: spec.variants.key must be a key of this model's section (models.{name}.*)")
     try:
+        stages = tuple(Stage(**{**st, "train": _ref(module, st["train"])}) for st in spec.pop("stages"))
+        for st in stages:  # each stage's TrainSpec section must exist before a job reads it
+            if defaults and st.section not in defaults:
+                raise ValueError(f"stage {st.name!r} trains from defaults.{st.section}, which is missing "
+                                 f"(set spec.stages[].section to the key holding its steps, batch_size, lr)")
         return ModelSpec(
-            name=name, track=track, build=_ref(module, spec.pop("build", "build")),
-            stages=tuple(Stage(**{**st, "train": _ref(module, st["train"])}) for st in spec.pop("stages")),
+            name=name, track=track, build=_ref(module, spec.pop("build", "build")), stages=stages,
             capabilities=frozenset(spec.pop("capabilities")), reads=tuple(spec.pop("reads", ())),
             steps=StepRule(tuple(spec.pop("steps", ()))), variants=VariantRule(**variants) if variants else None,
             rec_protocols=tuple(spec.pop("rec_protocols", ("random",))),

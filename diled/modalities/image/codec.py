@@ -5,12 +5,12 @@ A config names its dataset (``image.data.dataset``); the codec loads that datase
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import torch
+
+from diled.codecs import DatasetCodec
 
 # Dataset name -> module with prepare(out, reference_size, split_seed) -> card, write_card(card, path),
 # load(path, split), reference_images(path, which, seed) and TOTAL (images before the split).
@@ -18,8 +18,9 @@ DATASETS = {"mnist32": "diled.modalities.image.mnist", "folder": "diled.modaliti
 STREAMED = ("folder", "lmdb")  # paper-scale sets: the reference split in the .npz, training images streamed from the source
 
 
-class ImageCodec:
-    """uint8 images (N, C, H, W) <-> float tensors in [-1, 1] <-> uint8 images (what FID, LPIPS and PNGs read)."""
+class ImageCodec(DatasetCodec):
+    """uint8 images (N, C, H, W) <-> float tensors in [-1, 1] <-> uint8 images (what FID, LPIPS and PNGs read);
+    ``load`` gives (uint8 images, labels) of a split."""
 
     track = "image"
 
@@ -39,8 +40,8 @@ class ImageCodec:
         return not self.streamed
 
     @property
-    def data(self) -> ModuleType:
-        return importlib.import_module(DATASETS[self.dataset])
+    def data_module(self) -> str:
+        return DATASETS[self.dataset]
 
     # stored data
     def prepare(self, out: str | Path, data_config: dict) -> dict:
@@ -54,13 +55,6 @@ class ImageCodec:
         if self.streamed:
             return len(self.data.source_of(data_config, self.size))
         return self.data.TOTAL - data_config["reference_size"]
-
-    def write_card(self, card: dict, path: str | Path) -> None:
-        self.data.write_card(card, path)
-
-    def load(self, path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """(uint8 images, labels) of a split."""
-        return self.data.load(path, split)
 
     def training_data(self, path: str | Path) -> torch.Tensor | torch.utils.data.Dataset:
         """What the image models train on: the training split's images in model space (a streamed Dataset for photos)."""

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import torch
 
+from diled.codecs import DatasetCodec
 
-class ProteinCodec:
+
+class ProteinCodec(DatasetCodec):
     """int token ids (N, L) over ``ILVFMCAGPTSYWQNHEDKRXJ`` <-> LongTensors <-> residue strings (what the metrics read).
 
     Stored data pairs each sequence with its fitness: ``load`` returns (tokens, fitness) and
-    ``to_model`` turns them into the (tokens, fitness) batch the protein models train on.
+    ``to_model`` turns them into the (tokens, fitness) batch the protein models train on: ``load`` gives
+    (int64 tokens (N, L), float32 fitness) of a split.
     """
 
     track = "protein"
+    data_module = "diled.modalities.protein.data"
 
     def __init__(self, dataset: str, root: str | None = None):
         from diled.modalities.protein import data as protein
@@ -26,19 +28,8 @@ class ProteinCodec:
             raise ValueError(f"unknown protein dataset {dataset!r}; known: {sorted(protein.LENGTHS)}")
         self.dataset, self.root = dataset, root
 
-    @property
-    def data(self) -> ModuleType:
-        return importlib.import_module("diled.modalities.protein.data")
-
     def prepare(self, out: str | Path, data_config: dict) -> dict:
         return self.data.prepare(out, self.dataset, data_config.get("root", self.root))
-
-    def write_card(self, card: dict, path: str | Path) -> None:
-        self.data.write_card(card, path)
-
-    def load(self, path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """(int64 tokens (N, L), float32 fitness) of a split."""
-        return self.data.load(path, split)
 
     def training_data(self, path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
         """What the protein models train on: (tokens, fitness) of the training split."""

@@ -2,41 +2,32 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import torch
 
+from diled.codecs import DatasetCodec
 
-class TextCodec:
+
+class TextCodec(DatasetCodec):
     """Sentences <-> the model-space tuple (frozen encoder features, decoder ids, labels, noised features) <-> strings.
 
     The prepared ``.npz`` (``diled.modalities.text.data``) holds each split's sentences, labels, decoder token ids, the
     frozen encoder's pooled features and the decoder tokenizer, so no job but ``prepare_data`` runs the
-    pretrained encoder.
+    pretrained encoder; ``load`` gives a split's arrays by name.
     """
 
     track = "text"
+    data_module = "diled.modalities.text.data"
 
     def __init__(self, dataset: str, encoder: str = "minilm"):
         if dataset not in ("snippets", "yelp"):
             raise ValueError(f"unknown text dataset {dataset!r}; known: snippets, yelp")
         self.dataset, self.encoder = dataset, encoder
 
-    @property
-    def data(self) -> ModuleType:
-        return importlib.import_module("diled.modalities.text.data")
-
     def prepare(self, out: str | Path, data_config: dict) -> dict:
         return self.data.prepare(out, data_config, data_config.get("encoder", self.encoder))
-
-    def write_card(self, card: dict, path: str | Path) -> None:
-        self.data.write_card(card, path)
-
-    def load(self, path: str | Path, split: str) -> dict[str, np.ndarray]:
-        return self.data.load(path, split)
 
     def to_model(self, arrays: dict[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
         """A split's arrays -> (features, ids, labels, noised features (N, K, H); K = 0 where none are stored)."""
