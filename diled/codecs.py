@@ -8,6 +8,7 @@ dataset (``<track>.data.dataset``); the codec loads that dataset's module on fir
 from __future__ import annotations
 
 import importlib
+import zipfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -30,8 +31,16 @@ class DatasetCodec:
         self.data.write_card(card, path)
 
     def load(self, path: str | Path, split: str) -> Any:
-        """A split as the dataset module stores it (each codec's docstring says what that is)."""
-        return self.data.load(path, split)
+        """A split as the dataset module stores it (each codec's docstring says what that is).
+
+        A file that is not a prepared dataset (truncated, foreign, holding pickled objects or lacking the split) is a
+        ``ValueError`` naming it; an ``OSError`` or ``MemoryError`` (the file cannot be read *now*) passes unchanged,
+        and nothing is deleted either way."""
+        try:
+            return self.data.load(path, split)
+        except (zipfile.BadZipFile, EOFError, KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: not a prepared {self.track} dataset with a {split!r} split ({type(exc).__name__}: "
+                             f"{exc}); delete it and rerun: the prepare_data job rebuilds it") from exc
 
 
 def for_track(track: str, track_config: dict) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +192,36 @@ def test_prepared_data_files_refuse_object_arrays(tmp_path, marker, module, spli
     np.savez(path, **{f"{split}_{k}": evil for k in ("images", "labels", "tokens", "fitness", "text")})
     with pytest.raises(ValueError, match="allow_pickle=False"):
         loader.load(path, split)
+
+
+TRACK_VIEWS = {"image": {"data": {"dataset": "mnist32"}, "net": {"size": 32}},
+               "protein": {"data": {"dataset": "gifford", "root": None}},
+               "text": {"data": {"dataset": "snippets"}, "net": {"encoder": "minilm"}}}
+
+
+@pytest.mark.parametrize("track", sorted(TRACK_VIEWS))
+def test_a_codec_names_a_crafted_or_truncated_dataset_and_passes_io_errors_through(tmp_path, marker, track, monkeypatch):
+    from diled import codecs
+
+    codec = codecs.for_track(track, TRACK_VIEWS[track])
+    crafted = tmp_path / "crafted.npz"
+    np.savez(crafted, **{f"train_{k}": crafted_npy_object_array(marker) for k in ("images", "labels", "tokens", "fitness")},
+             ids=crafted_npy_object_array(marker))
+    truncated = tmp_path / "truncated.npz"
+    np.savez(tmp_path / "good.npz", train_images=np.zeros((2, 1, 32, 32), np.uint8))
+    truncated.write_bytes((tmp_path / "good.npz").read_bytes()[:200])
+    for path in (crafted, truncated):
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: not a prepared {track} dataset .*the prepare_data job rebuilds it"):
+            codec.load(path, "train")
+        assert path.exists()  # named, never deleted
+
+    def unreadable(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(np, "load", unreadable)
+    with pytest.raises(OSError, match="Input/output error"):  # cannot be read now: not called corrupt
+        codec.load(tmp_path / "good.npz", "train")
+    assert (tmp_path / "good.npz").exists()
 
 
 def test_feature_cache_refuses_object_arrays(tmp_path, marker):
