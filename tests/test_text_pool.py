@@ -134,6 +134,24 @@ def test_token_encoder_holds_the_folders_tensors_and_keeps_its_embeddings_frozen
     assert enc.head.weight.grad is not None and enc.bert.embeddings.word_embeddings.weight.grad is None
 
 
+def test_attention_pool_reads_every_token_ignores_pads_and_rejects_a_bad_spec():
+    torch.manual_seed(0)
+    enc = T.build_encoder(token_cfg(16, encoder_pool="attention:3"), 8).eval()
+    assert enc.queries.shape == (3, 16) and enc.merge.in_features == 3 * 16
+    x = wordpiece_batch()
+    out = enc(x)
+    padded = torch.cat([x[0], torch.zeros(5, 20, dtype=torch.long)], 1)
+    torch.testing.assert_close(enc(padded), out)  # pads are masked keys: more of them change nothing
+    swapped = x[0].clone()
+    swapped[:, [0, 1]] = swapped[:, [1, 0]]  # word order reaches z (the position embeddings)
+    assert not torch.allclose(enc((swapped,)), out, atol=1e-5)
+    out.sum().backward()
+    assert enc.queries.grad is not None and (enc.queries.grad.abs().sum(1) > 0).all()  # every query is read
+    for bad in ("attention", "attention:0", "max"):
+        with pytest.raises(ValueError, match="net.encoder_pool"):
+            T.build_encoder(token_cfg(16, encoder_pool=bad), 8)
+
+
 def test_more_memory_slots_carry_z_and_trailing_pads_do_not_change_the_nll():
     torch.manual_seed(0)
     dec_cfg = {**cfg()["net"]["decoder"], "memory_slots": 3}
@@ -217,3 +235,78 @@ def test_active_units_count_only_dimensions_above_the_decoders_noise():
     mean, logvar = vae.encoder.stats(x)
     torch.testing.assert_close(noise_variance(vae, x, 6), logvar.exp().mean(0))
     assert float(noise_variance(daae.build(c), x, 6).max()) == 0.0
+
+
+def minilm_decoder(frozen: int = 0, slots: int = 1) -> tuple[T.LatentBert, torch.Tensor, torch.Tensor]:
+    wp = wordpiece_batch()[0]
+    wp[:, 0] = 101
+    for i in range(len(wp)):  # [CLS] w.. [SEP] [PAD]..: the encoder's own rows
+        wp[i, int((wp[i] != 0).sum())] = 102
+    vocab_ids, lookup = T.restricted_vocabulary(wp)
+    torch.manual_seed(0)
+    return T.LatentBert("minilm", vocab_ids, 6, 16, frozen, memory_slots=slots, dropout=0.0).eval(), wp, lookup
+
+
+def test_minilm_decoder_holds_the_folders_tensors_and_its_vocabulary_round_trips_every_piece():
+    from safetensors.torch import load_file
+
+    from diled import weights
+
+    dec, wp, lookup = minilm_decoder(frozen=2)
+    ref = load_file(weights.resolve(weights.MINILM) / "model.safetensors")
+    state = dec.bert.state_dict()
+    assert len(state) == 100 and all(torch.equal(v, ref[k]) for k, v in state.items())  # all but the word embeddings
+    torch.testing.assert_close(dec.wte.weight, ref["embeddings.word_embeddings.weight"][dec.vocab_ids])  # tied rows
+    assert dec.vocab_ids[:4].tolist() == [0, 101, 102, 100] and len(dec.vocab_ids) == len(set(dec.vocab_ids.tolist()))
+    rows = T.decoder_rows(wp, lookup)
+    assert (rows[:, 0] == data.BOS).all() and ((rows == data.EOS).sum(1) == 1).all() and ((wp == 0) == (rows == data.PAD)).all()
+    assert torch.equal(dec.vocab_ids[rows], wp)  # every piece of the rows comes back
+    unseen = T.decoder_rows(torch.tensor([[101, 29999, 102]]), lookup)  # 29999: in no row above
+    assert unseen[0, 1].item() == 3  # a piece outside the vocabulary is [UNK]'s row
+    assert not any(p.requires_grad for p in dec.bert.embeddings.parameters())
+    assert not any(p.requires_grad for p in dec.bert.encoder.layer[1].parameters())
+    assert all(p.requires_grad for p in dec.bert.encoder.layer[2].parameters())
+    with pytest.raises(ValueError, match="vocab_ids"):
+        T.LatentBert("minilm", torch.tensor([0, 1, 2, 3]), 6, 16)
+
+
+def test_minilm_decoder_reads_z_through_both_paths_and_decodes_from_it():
+    dec, wp, lookup = minilm_decoder(slots=2)
+    ids = T.decoder_rows(wp, lookup)
+    z1, z2 = torch.randn(5, 6, generator=torch.Generator().manual_seed(1)), torch.randn(5, 6, generator=torch.Generator().manual_seed(2))
+    base = dec.logits(ids[:, :-1], z1)
+    assert base.shape == (5, ids.shape[1] - 1, len(dec.vocab_ids))
+    for path in ("memory", "embed"):  # z through the memory slots alone, then through the embeddings alone
+        other = "embed" if path == "memory" else "memory"
+        saved = getattr(dec, other).weight.detach().clone()
+        with torch.no_grad():
+            getattr(dec, other).weight.zero_()
+        assert not torch.allclose(dec.logits(ids[:, :-1], z1), dec.logits(ids[:, :-1], z2), atol=1e-4), path
+        with torch.no_grad():
+            getattr(dec, other).weight.copy_(saved)
+    causal = dec.logits(torch.cat([ids[:, :3], torch.full((5, 2), 7)], 1), z1)  # later tokens never reach earlier logits
+    torch.testing.assert_close(causal[:, :3], dec.logits(ids[:, :3], z1))
+    caps = (ids != data.PAD).sum(1) - 1
+    out = dec.decode_ids(z1, caps)
+    assert (out[:, 0] == data.BOS).all() and out.shape[1] <= int(caps.max()) + 1
+    greedy = dec.logits(out[:1, :1], z1[:1])[0, -1].argmax()  # the first decoded token is the logits' argmax
+    assert out[0, 1].item() == (greedy.item() if caps[0] > 1 or greedy.item() == data.EOS else data.EOS)
+
+
+def test_a_restricted_vocabulary_keeps_the_most_frequent_pieces():
+    rows = torch.tensor([[101, 7, 7, 7, 9, 9, 5, 102, 0], [101, 9, 11, 11, 102, 0, 0, 0, 0]])
+    vocab_ids, lookup = T.restricted_vocabulary(rows, size=6)
+    assert vocab_ids.tolist() == [0, 101, 102, 100, 7, 9]  # 7 (3x) and 9 (3x) beat 11 (2x) and 5 (1x)
+    assert T.decoder_rows(rows, lookup)[1].tolist() == [1, 5, 3, 3, 2, 0, 0, 0, 0]
+    with pytest.raises(ValueError, match="special"):
+        T.restricted_vocabulary(rows, size=4)
+
+
+def test_wordpiece_text_respaces_what_bert_splits_off():
+    tok, _ = data.pretrained_encoder("minilm")
+    for sentence in ["this is the best american movie about troubled teens since 1998's whatever.",
+                     'post 9/11 the philosophical message of "personal freedom first" might not be as palatable as intended.',
+                     "its familiar subject matter (a remake), it's 100% amusing: really; isn't it?"]:
+        pieces = tok(sentence, add_special_tokens=False)["input_ids"]
+        assert " ".join(tok.convert_ids_to_tokens(pieces)) != sentence  # BERT did split it
+        assert data.wordpiece_text(tok, pieces) == sentence

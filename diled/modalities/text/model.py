@@ -58,9 +58,14 @@ class TokenEncoder(nn.Module):
     ``width`` None: the first ``layers`` pretrained transformer layers, fine-tuned. ``width`` w: a small encoder
     over the frozen layer-0 token states instead (a Linear to w, ``layers`` fresh pre-norm transformer layers of
     width w): far cheaper per step on a CPU.
+
+    ``pool`` ``mean``: the masked mean of the token states (order survives only through the position embeddings'
+    mixing). ``attention:K``: K learned queries attend over the token states (one multi-head attention), their K
+    outputs concatenated and projected back to the state width: each query can read its own part of the sentence,
+    which is what reconstructing the exact wording asks of a single vector.
     """
 
-    def __init__(self, encoder_name: str, layers: int, out_dim: int, width: int | None = None):
+    def __init__(self, encoder_name: str, layers: int, out_dim: int, width: int | None = None, pool: str = "mean"):
         super().__init__()
         from safetensors.torch import load_file
         from transformers import BertConfig, BertModel
@@ -89,6 +94,12 @@ class TokenEncoder(nn.Module):
             self.small = nn.ModuleDict({"proj": nn.Linear(h, width), "layers": nn.TransformerEncoder(layer, layers, enable_nested_tensor=False),
                                         "norm": nn.LayerNorm(width)})
             h = width
+        self.queries = self.attend = self.merge = None
+        queries = pool_queries(pool)
+        if queries:
+            self.queries = nn.Parameter(torch.randn(queries, h) * h ** -0.5)
+            self.attend = nn.MultiheadAttention(h, max(1, h // 64), batch_first=True)
+            self.merge = nn.Linear(queries * h, h)
         self.pooler = nn.Linear(h, h)
         self.head = nn.Linear(h, out_dim, bias=False)
 
@@ -103,8 +114,24 @@ class TokenEncoder(nn.Module):
         ids = trim(ids)  # BERT's [PAD] is 0 as ours: drop the all-pad columns of the fixed-width rows
         mask = (ids != 0).long()
         h = self.token_states(ids, mask)
-        m = mask.unsqueeze(-1).to(h.dtype)
-        return self.head(torch.tanh(self.pooler((h * m).sum(1) / m.sum(1).clamp(min=1))))
+        if self.queries is None:
+            m = mask.unsqueeze(-1).to(h.dtype)
+            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1)
+        else:
+            q = self.queries.to(h.dtype).expand(h.shape[0], -1, -1)
+            read, _ = self.attend(q, h, h, key_padding_mask=mask == 0, need_weights=False)
+            pooled = self.merge(read.flatten(1))
+        return self.head(torch.tanh(self.pooler(pooled)))
+
+
+def pool_queries(pool: str) -> int:
+    """The number of attention queries of ``net.encoder_pool`` (``mean``: 0; ``attention:K``: K >= 1)."""
+    if pool == "mean":
+        return 0
+    kind, _, k = pool.partition(":")
+    if kind != "attention" or not k.isdigit() or int(k) < 1:
+        raise ValueError(f"net.encoder_pool must be 'mean' or 'attention:K' with K >= 1, got {pool!r}")
+    return int(k)
 
 
 def encoder_input(cfg: dict) -> str:
@@ -117,7 +144,8 @@ def build_encoder(cfg: dict, out_dim: int) -> nn.Module:
     """The encoder every text model uses (so Table 1's rows share it): ``data.encoder_input`` picks it."""
     if encoder_input(cfg) == "wordpieces":
         net = cfg["net"]
-        return TokenEncoder(net["encoder"], int(net.get("encoder_layers", 2)), out_dim, net.get("encoder_width"))
+        return TokenEncoder(net["encoder"], int(net.get("encoder_layers", 2)), out_dim, net.get("encoder_width"),
+                            net.get("encoder_pool", "mean"))
     return TextEncoder(feature_dim(cfg), out_dim)
 
 
@@ -195,21 +223,87 @@ def decode_loop(step_fn, batch: int, caps: torch.Tensor, sampler: TokenSampler, 
     return torch.cat(out, 1)
 
 
-class LatentGPT2(nn.Module):
-    """p(x | z): GPT-2 with a prepended block, z as one memory slot per layer and added to every token embedding."""
+class ZMemoryDecoder(nn.Module):
+    """p(x | z) of a causal transformer with z entering twice (Optimus): a bias-free ``Linear(z, width * layers *
+    slots)`` gives ``slots`` key = value memory slots per layer (token positions then start after them), and a
+    bias-free ``Linear(z, width)`` is added to every token embedding. A subclass builds its network, calls
+    ``_z_paths`` and implements ``_token_embeddings`` and ``_run``; teacher-forced NLL and decoding are shared."""
 
     objective = "elbo"
+
+    def _z_paths(self, z_dim: int, width: int, n_layer: int, n_head: int, slots: int, block_size: int) -> None:
+        self.n_layer, self.n_head, self.slots, self.width = n_layer, n_head, int(slots), width
+        self.memory = nn.Linear(z_dim, width * n_layer * self.slots, bias=False)
+        self.embed = nn.Linear(z_dim, width, bias=False)
+        self.block_size = int(block_size)
+
+    def _token_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _run(self, emb: torch.Tensor, cache, mask: torch.Tensor, use_cache: bool) -> torch.Tensor:
+        """Logits of every position of ``emb`` given the memory ``cache`` (updated in place when ``use_cache``)."""
+        raise NotImplementedError
+
+    def _cache(self, z: torch.Tensor):
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.config)
+        mem = self.memory(z).view(z.shape[0], self.n_layer, self.slots, self.n_head, self.width // self.n_head).transpose(2, 3)
+        for i in range(self.n_layer):
+            cache.update(mem[:, i], mem[:, i], i)  # (B, heads, slots, head_dim): key = value
+        return cache
+
+    def logits(self, ids: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Next-token logits for every position of ``ids`` given z (teacher forcing)."""
+        emb = self._token_embeddings(ids) + self.embed(z)[:, None]
+        mask = torch.cat([torch.ones_like(ids[:, :1]).expand(-1, self.slots), (ids != PAD).long()], 1)
+        return self._run(emb, self._cache(z), mask, use_cache=False)
+
+    def nll(self, ids: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Per-example summed NLL of ids[1:] given z."""
+        ids = trim(ids)
+        return token_nll(self.logits(ids[:, :-1], z), ids[:, 1:])
+
+    def loss(self, x0, z: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        """L_rec: per-example NLL divided by the sentence length (upstream's normalisation; t unused)."""
+        ids = ids_of(x0)
+        return self.nll(ids, z) / sentence_length(ids)
+
+    @torch.no_grad()
+    def decode_ids(self, z: torch.Tensor, caps: torch.Tensor | None = None, seeds: Sequence[int] | None = None) -> torch.Tensor:
+        """Greedy (or seeded ancestral) decoding given z; row i is capped at ``caps[i]`` tokens (default: the block)."""
+        n = z.shape[0]
+        caps = torch.full((n,), self.block_size - 1) if caps is None else caps
+        cache = self._cache(z)
+        zemb = self.embed(z)[:, None]
+        seen = self.slots
+
+        def step(cur: torch.Tensor, k: int) -> torch.Tensor:
+            nonlocal seen
+            seen += cur.shape[1]
+            mask = torch.ones(n, seen, dtype=torch.long, device=z.device)
+            return self._run(self._token_embeddings(cur) + zemb, cache, mask, use_cache=True)[:, -1]
+
+        return decode_loop(step, n, caps, TokenSampler(seeds, z.device), z.device)
+
+    def noise(self, seeds: Sequence[int], device: torch.device | str) -> None:
+        return None
+
+    @torch.no_grad()
+    def sample(self, x_T: None, steps: int, z: torch.Tensor) -> torch.Tensor:
+        """Greedy decoding (``steps`` is irrelevant for a one-step decoder)."""
+        return self.decode_ids(z)
+
+
+class LatentGPT2(ZMemoryDecoder):
+    """p(x | z): GPT-2 with a prepended block, z as one memory slot per layer and added to every token embedding."""
 
     def __init__(self, net: dict, vocab: int, z_dim: int):
         super().__init__()
         self.config = gpt2_config(net, vocab, extra_blocks=1)
         self.lm = gpt2_lm(self.config)
-        d = self.config.n_embd
-        self.n_layer, self.n_head = self.config.n_layer, self.config.n_head
-        self.slots = int(net["decoder"].get("memory_slots", 1))  # upstream: 1
-        self.memory = nn.Linear(z_dim, d * self.n_layer * self.slots, bias=False)
-        self.embed = nn.Linear(z_dim, d, bias=False)
-        self.block_size = int(net["block_size"])
+        slots = int(net["decoder"].get("memory_slots", 1))  # upstream: 1
+        self._z_paths(z_dim, self.config.n_embd, self.config.n_layer, self.config.n_head, slots, net["block_size"])
 
     def init_from_lm(self, lm: nn.Module) -> None:
         """Copy a pre-trained LM (``baselines.gpt2.LanguageModel``) in: its blocks become h.1.., embeddings and final norm
@@ -233,58 +327,100 @@ class LatentGPT2(nn.Module):
         for name, p in self.named_parameters():
             p.requires_grad_(any(k in name for k in ("memory", "embed.", "wte", "transformer.h.0.")))
 
-    def _cache(self, z: torch.Tensor):
-        from transformers import DynamicCache
+    def _token_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.lm.transformer.wte(ids)
 
-        cache = DynamicCache(config=self.config)
-        head_dim = self.config.n_embd // self.n_head
-        mem = self.memory(z).view(z.shape[0], self.n_layer, self.slots, self.n_head, head_dim).transpose(2, 3)
-        for i in range(self.n_layer):
-            cache.update(mem[:, i], mem[:, i], i)  # (B, heads, slots, head_dim): key = value
-        return cache
+    def _run(self, emb: torch.Tensor, cache, mask: torch.Tensor, use_cache: bool) -> torch.Tensor:
+        return self.lm(inputs_embeds=emb, cache=cache, attention_mask=mask, use_cache=use_cache).logits
 
-    def logits(self, ids: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Next-token logits for every position of ``ids`` given z (teacher forcing)."""
-        emb = self.lm.transformer.wte(ids) + self.embed(z)[:, None]
-        mask = torch.cat([torch.ones_like(ids[:, :1]).expand(-1, self.slots), (ids != PAD).long()], 1)
-        return self.lm(inputs_embeds=emb, cache=self._cache(z), attention_mask=mask, use_cache=False).logits
 
-    def nll(self, ids: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Per-example summed NLL of ids[1:] given z."""
-        ids = trim(ids)
-        return token_nll(self.logits(ids[:, :-1], z), ids[:, 1:])
+SPECIAL_WORDPIECES = (0, 101, 102, 100)  # [PAD] [CLS] [SEP] [UNK]: <pad> <bos> <eos> and the unseen-piece row
 
-    def loss(self, x0, z: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        """L_rec: per-example NLL divided by the sentence length (upstream's normalisation; t unused)."""
-        ids = ids_of(x0)
-        return self.nll(ids, z) / sentence_length(ids)
 
-    @torch.no_grad()
-    def decode_ids(self, z: torch.Tensor, caps: torch.Tensor | None = None, seeds: Sequence[int] | None = None) -> torch.Tensor:
-        """Greedy (or seeded ancestral) decoding given z; row i is capped at ``caps[i]`` tokens (default: the block)."""
-        n = z.shape[0]
-        caps = torch.full((n,), self.block_size - 1) if caps is None else caps
-        cache = self._cache(z)
-        zemb = self.embed(z)[:, None]
-        seen = self.slots
+class LatentBert(ZMemoryDecoder):
+    """p(x | z) from a pretrained BERT-family encoder loaded as a causal decoder: "a decoder that knows English".
 
-        def step(cur: torch.Tensor, k: int) -> torch.Tensor:
-            nonlocal seen
-            emb = self.lm.transformer.wte(cur) + zemb
-            seen += cur.shape[1]
-            out = self.lm(inputs_embeds=emb, cache=cache, use_cache=True,
-                          attention_mask=torch.ones(n, seen, dtype=torch.long, device=z.device))
-            return out.logits[:, -1]
+    Every pretrained tensor of the encoder folder loads (``BertModel`` with ``is_decoder``: the same weights, a causal
+    mask); z enters as in ``LatentGPT2`` (``ZMemoryDecoder``). The output vocabulary is restricted to ``vocab_ids``
+    (the WordPiece ids a dataset uses, ``restricted_vocabulary``; row i is WordPiece ``vocab_ids[i]``, with ``<pad>``
+    ``<bos>`` ``<eos>`` = [PAD] [CLS] [SEP], then [UNK], first): its embedding rows start as the pretrained ones and
+    the head is tied to them, so the softmax costs |vocab_ids| columns instead of 30,522. The LM-head transform
+    (Linear + GELU + LayerNorm, as BERT's) is new. ``frozen_layers`` keeps the embedding layer and the first layers
+    fixed (no weight gradients). Not yet a workflow option: ``benchmarks/minilm_decoder.py`` measures it.
+    """
 
-        return decode_loop(step, n, caps, TokenSampler(seeds, z.device), z.device)
+    def __init__(self, encoder_name: str, vocab_ids: torch.Tensor, z_dim: int, block_size: int, frozen_layers: int = 0,
+                 memory_slots: int = 1, dropout: float | None = None):
+        super().__init__()
+        from safetensors.torch import load_file
+        from transformers import BertConfig, BertModel
 
-    def noise(self, seeds: Sequence[int], device: torch.device | str) -> None:
-        return None
+        from diled import weights
 
-    @torch.no_grad()
-    def sample(self, x_T: None, steps: int, z: torch.Tensor) -> torch.Tensor:
-        """Greedy decoding (``steps`` is irrelevant for a one-step decoder)."""
-        return self.decode_ids(z)
+        folder = weights.resolve(encoder_name)
+        config = BertConfig.from_json_file(folder / "config.json")
+        config.is_decoder, config._attn_implementation = True, "sdpa"
+        if dropout is not None:
+            config.hidden_dropout_prob = config.attention_probs_dropout_prob = float(dropout)
+        vocab_ids = torch.as_tensor(vocab_ids, dtype=torch.long)
+        if vocab_ids.ndim != 1 or vocab_ids[:4].tolist() != list(SPECIAL_WORDPIECES) or len(set(vocab_ids.tolist())) != len(vocab_ids):
+            raise ValueError(f"vocab_ids must be distinct WordPiece ids starting with [PAD] [CLS] [SEP] [UNK] {SPECIAL_WORDPIECES}")
+        if not 0 <= frozen_layers <= config.num_hidden_layers:
+            raise ValueError(f"frozen_layers must be in 0..{config.num_hidden_layers}, got {frozen_layers}")
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        pretrained = load_file(folder / "model.safetensors")  # tensors only; pinned by sha256 in diled.weights
+        wanted = self.bert.state_dict()
+        missing = sorted(k for k in wanted if k not in pretrained)
+        if missing:
+            raise ValueError(f"{folder}/model.safetensors lacks {missing[:3]}")
+        self.bert.load_state_dict({k: pretrained[k] for k in wanted})
+        h, n_layer = config.hidden_size, config.num_hidden_layers
+        self.register_buffer("vocab_ids", vocab_ids.clone())
+        self.wte = nn.Embedding(len(vocab_ids), h, padding_idx=PAD)
+        with torch.no_grad():
+            self.wte.weight.copy_(pretrained["embeddings.word_embeddings.weight"][vocab_ids])
+        self.bert.embeddings.word_embeddings = None  # the restricted copy replaces the 30,522 rows
+        self.transform = nn.Sequential(nn.Linear(h, h), nn.GELU(), nn.LayerNorm(h, eps=config.layer_norm_eps))
+        self.out_bias = nn.Parameter(torch.zeros(len(vocab_ids)))
+        self._z_paths(z_dim, h, n_layer, config.num_attention_heads, memory_slots, block_size)
+        self.bert.embeddings.requires_grad_(frozen_layers == 0)
+        for layer in self.bert.encoder.layer[:frozen_layers]:
+            layer.requires_grad_(False)
+
+    def _token_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.wte(ids)  # BertEmbeddings then adds positions (after the slots), token type and its LayerNorm
+
+    def _run(self, emb: torch.Tensor, cache, mask: torch.Tensor, use_cache: bool) -> torch.Tensor:
+        states = self.bert(inputs_embeds=emb, cache=cache, attention_mask=mask, use_cache=use_cache).last_hidden_state
+        return self.transform(states) @ self.wte.weight.t().to(states.dtype) + self.out_bias.to(states.dtype)
+
+
+def restricted_vocabulary(*wordpiece_rows: torch.Tensor, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(vocab_ids, lookup) of the WordPiece ids the rows use: ``vocab_ids`` lists [PAD] [CLS] [SEP] [UNK] first,
+    then the used ids (with ``size``: the ``size - 4`` most frequent, ties to the smaller id) in increasing order;
+    ``lookup[wordpiece]`` is its decoder row (-1 where unused: ``decoder_rows`` turns those into [UNK])."""
+    used, counts = torch.unique(torch.cat([r.reshape(-1) for r in wordpiece_rows]), return_counts=True)
+    special = torch.tensor(SPECIAL_WORDPIECES)
+    keep = ~torch.isin(used, special)
+    used, counts = used[keep], counts[keep]
+    if size is not None:
+        if size <= len(special):
+            raise ValueError(f"the restricted vocabulary needs more than the {len(special)} special rows, got {size}")
+        order = sorted(range(len(used)), key=lambda i: (-int(counts[i]), int(used[i])))[: size - len(special)]
+        used = used[torch.tensor(sorted(order), dtype=torch.long)] if order else used[:0]
+    vocab_ids = torch.cat([special, used])
+    lookup = torch.full((max(int(vocab_ids.max()) + 1, 103),), -1, dtype=torch.long)
+    lookup[vocab_ids] = torch.arange(len(vocab_ids))
+    return vocab_ids, lookup
+
+
+def decoder_rows(wordpieces: torch.Tensor, lookup: torch.Tensor) -> torch.Tensor:
+    """Encoder rows ``[CLS] w.. [SEP] [PAD]..`` -> decoder rows ``<bos> w.. <eos> <pad>..`` of the restricted
+    vocabulary; a piece outside it becomes [UNK]'s row (3)."""
+    inside = wordpieces < len(lookup)
+    rows = lookup[torch.where(inside, wordpieces, torch.zeros_like(wordpieces))]
+    return torch.where(inside & (rows >= 0), rows, torch.full_like(rows, 3))
 
 
 # ----------------------------------------------------------------------------- latent-variable text models
@@ -449,5 +585,5 @@ def parameter_count(model: nn.Module) -> dict[str, int]:
             "total": sum(p.numel() for p in model.parameters())}
 
 
-__all__ = ["TextEncoder", "TokenEncoder", "LatentGPT2", "TextDiLED", "TextAutoencoder", "build_diled", "build_autoencoder",
-           "build_encoder", "train_autoencoder", "train_diled", "init_from_autoencoder", "token_nll", "sentence_length"]
+__all__ = ["TextEncoder", "TokenEncoder", "ZMemoryDecoder", "LatentGPT2", "LatentBert", "restricted_vocabulary", "decoder_rows",
+           "TextDiLED", "TextAutoencoder", "build_diled", "build_autoencoder", "build_encoder", "train_autoencoder", "train_diled", "init_from_autoencoder", "token_nll", "sentence_length"]
