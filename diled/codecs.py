@@ -52,5 +52,5 @@ def for_track(track: str, track_config: dict) -> Any:
     if track == "protein":
         return cls(data["dataset"], data["root"])
     if track == "text":
-        return cls(data["dataset"], track_config["net"]["encoder"])
+        return cls(data["dataset"], track_config["net"]["encoder"], (data.get("pool") or {}).get("rated_copies", 1))
     return cls(data["dataset"], track_config.get("net", {}).get("size"))

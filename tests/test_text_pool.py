@@ -87,6 +87,12 @@ def test_prepared_pool_has_no_test_or_judge_sentence_and_trains_with_the_trainin
     assert len(codec.training_data(tmp_path / "d.npz")[0]) == 100  # the fine-tuning stages: the rated split only
     train_set = codec.training_data(tmp_path / "d.npz", pool=True)  # the pre-training stages: and the pool
     assert len(train_set[0]) == 250 and int((train_set[2] >= 0).sum()) == 100
+    over = TextCodec("snippets", rated_copies=3).training_data(tmp_path / "d.npz", pool=True)  # in-domain oversampling
+    assert len(over[0]) == 450 and int((over[2] >= 0).sum()) == 300
+    assert torch.equal(over[1][:100], over[1][200:300]) and torch.equal(over[1][300:], train_set[1][100:])
+    assert len(TextCodec("snippets", rated_copies=3).training_data(tmp_path / "d.npz")[0]) == 100  # fine-tuning: once
+    with pytest.raises(ValueError, match="rated_copies"):
+        TextCodec("snippets", rated_copies=0)
     tok = data.tokenizer_of(tmp_path / "d.npz")
     whole = [i for i, s in enumerate(pool["text"]) if len(tok.encode(str(s)).ids) <= 48 - 2]  # rows the block did not cut
     assert len(whole) > 120

@@ -21,10 +21,12 @@ class TextCodec(DatasetCodec):
     track = "text"
     data_module = "diled.modalities.text.data"
 
-    def __init__(self, dataset: str, encoder: str = "minilm"):
+    def __init__(self, dataset: str, encoder: str = "minilm", rated_copies: int = 1):
         if dataset not in ("snippets", "yelp"):
             raise ValueError(f"unknown text dataset {dataset!r}; known: snippets, yelp")
-        self.dataset, self.encoder = dataset, encoder
+        if int(rated_copies) < 1:
+            raise ValueError(f"text.data.pool.rated_copies must be at least 1, got {rated_copies}")
+        self.dataset, self.encoder, self.rated_copies = dataset, encoder, int(rated_copies)
 
     def prepare(self, out: str | Path, data_config: dict) -> dict:
         return self.data.prepare(out, data_config, data_config.get("encoder", self.encoder))
@@ -38,12 +40,15 @@ class TextCodec(DatasetCodec):
 
     def training_data(self, path: str | Path, pool: bool = False) -> tuple[torch.Tensor, ...]:
         """The rated training split; with ``pool``, followed by the unlabeled pool (label -1) where the data has one:
-        what the pre-training stages read (the LM's first stage, the shared autoencoder). Labels count only where >= 0."""
+        what the pre-training stages read (the LM's first stage, the shared autoencoder). Labels count only where >= 0.
+
+        Beside a pool the rated rows come ``rated_copies`` times (``text.data.pool.rated_copies``): in-domain
+        oversampling, since the rated snippets are 2% of the embedded pool and the test split is drawn from them."""
         train = self.to_model(self.load(path, "train"))
         pool = self.load(path, "pool") if pool else None
         if not pool:
             return train
-        return tuple(torch.cat([a, b]) for a, b in zip(train, self.to_model(pool)))
+        return tuple(torch.cat([a] * self.rated_copies + [b]) for a, b in zip(train, self.to_model(pool)))
 
     def tokenizer(self, path: str | Path):
         return self.data.tokenizer_of(path)
