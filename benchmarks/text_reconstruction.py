@@ -26,10 +26,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def variant_view(base: dict, pool: int, encoder: str, decoder: str) -> dict:
-    """The text view of one variant: pool size (-1: no pool), encoder input, decoder ``<width>x<layers>``."""
+def variant_view(base: dict, pool: int, encoder: str, decoder: str, encoder_pool: str = "mean", slots: int = 1) -> dict:
+    """The text view of one variant: pool size (-1: no pool), encoder input, decoder ``<width>x<layers>``, the token
+    encoder's pooling (``net.encoder_pool``) and the decoder's memory slots."""
     view = copy.deepcopy(base)
     view["data"]["encoder_input"] = encoder
+    view["net"]["encoder_pool"] = encoder_pool
+    view["net"]["decoder"]["memory_slots"] = slots
     if pool < 0:
         view["data"]["pool"] = None
     else:
@@ -45,6 +48,11 @@ def main() -> None:
     ap.add_argument("--pool-sizes", type=int, nargs="+", default=[0])
     ap.add_argument("--encoders", nargs="+", default=["wordpieces"], help="data.encoder_input values: last, first+last, wordpieces")
     ap.add_argument("--decoders", nargs="+", default=["128x2"], help="decoder <n_embd>x<n_layer>")
+    ap.add_argument("--encoder-pools", nargs="+", default=["mean"], help="net.encoder_pool values: mean, attention:K")
+    ap.add_argument("--memory-slots", type=int, nargs="+", default=[1], help="the decoder's memory slots from z")
+    ap.add_argument("--examples", type=int, default=5, help="held-out (source, reconstruction) pairs kept per variant")
+    ap.add_argument("--rated-copies", type=int, default=1,
+                    help="the rated training rows repeated this often beside the pool (in-domain oversampling)")
     ap.add_argument("--lm-steps", type=int, default=None, help="default: the config's models.gpt2 steps")
     ap.add_argument("--ae-steps", type=int, default=None, help="default: the config's models.ae steps")
     ap.add_argument("--device", default="auto")
@@ -64,45 +72,51 @@ def main() -> None:
     base = cfg.track_view(config, "text")
     work = Path(args.work)
     rows = []
-    for pool in args.pool_sizes:
-        for encoder in args.encoders:
-            for decoder in args.decoders:
-                view = variant_view(base, pool, encoder, decoder)
-                codec = codecs.for_track("text", view)
-                key = f"pool{pool}-{encoder.replace('+', '_')}"
-                data_path = work / f"{key}.npz"
-                t0 = time.perf_counter()
-                if not data_path.exists():
-                    work.mkdir(parents=True, exist_ok=True)
-                    codec.prepare(data_path, dict(view["data"]))
-                prep_s = time.perf_counter() - t0
-                data = codec.training_data(data_path, pool=True)  # the pre-training stages read the pool too
-                tok = codec.tokenizer(data_path)
-                test_a = codec.load(data_path, "test")
-                test_b = tuple(x.to(device) for x in codec.to_model(test_a))
-                seen = tuple(x[-400:].to(device) for x in data)
+    variants = [(p, e, d, ep, m) for p in args.pool_sizes for e in args.encoders for d in args.decoders
+                for ep in args.encoder_pools for m in args.memory_slots]
+    for pool, encoder, decoder, encoder_pool, slots in variants:
+        view = variant_view(base, pool, encoder, decoder, encoder_pool, slots)
+        codec = codecs.for_track("text", view)
+        key = f"pool{pool}-{encoder.replace('+', '_')}"
+        data_path = work / f"{key}.npz"
+        t0 = time.perf_counter()
+        if not data_path.exists():
+            work.mkdir(parents=True, exist_ok=True)
+            codec.prepare(data_path, dict(view["data"]))
+        prep_s = time.perf_counter() - t0
+        data = codec.training_data(data_path, pool=True)  # the pre-training stages read the pool too
+        if args.rated_copies > 1:  # the rated rows (label >= 0) come first: repeat them, then the pool
+            rated = int((data[2] >= 0).sum())
+            data = tuple(torch.cat([x[:rated]] * args.rated_copies + [x[rated:]]) for x in data)
+        tok = codec.tokenizer(data_path)
+        test_a = codec.load(data_path, "test")
+        test_b = tuple(x.to(device) for x in codec.to_model(test_a))
+        seen = tuple(x[-400:].to(device) for x in data)
 
-                for section, steps in ((view["models"]["gpt2"]["pretrain"], args.lm_steps), (view["models"]["ae"]["train"], args.ae_steps)):
-                    section["steps"] = steps or section["steps"]
-                runs = work / f"{key}-{decoder}"
-                # the registry's own stage trainers: gpt2/pretrain, then ae/train from it (pool included)
-                lm, lm_res, _ = stages.train_stage("text", "gpt2", "pretrain", view, data, runs / "lm", device)
-                _, ae_res, _ = stages.train_stage("text", "ae", "train", view, data, runs / "ae", device, init=lm)
-                model = ae_res.ema.eval()
-                with torch.no_grad():
-                    _, rec = reconstruction(model, test_b, tok, list(test_a["text"]), 200)
-                    _, rec_seen = reconstruction(model, seen, tok, codec.to_metric(seen[1], tok), 200)
-                    health = latent_health(model, test_b, view["seed"])
-                row = {"pool": len(data[0]) - int((data[2] >= 0).sum()), "encoder_input": encoder, "decoder": decoder,
-                       "lm_steps": lm_res.steps, "ae_steps": ae_res.steps, "test BLEU": round(rec["bleu"], 2),
-                       "test BLEU CI": [round(rec["bleu_lo"], 2), round(rec["bleu_hi"], 2)], "trained-on BLEU": round(rec_seen["bleu"], 2),
-                       "active units": health["active_units"], "z gain": round(health["z_gain"], 3), "prepare s": round(prep_s, 1),
-                       "lm s": round(lm_res.wall_s, 1), "ae s": round(ae_res.wall_s, 1), "ae s/step": ae_res.s_per_step}
-                print(json.dumps(row), flush=True)
-                rows.append(row)
-                out = {"rows": rows, "args": vars(args), "hardware": manifest.hardware(), "git": manifest.git_state(),
-                       "packages": manifest.package_versions()}
-                Path(args.out).write_text(json.dumps(out, indent=1, default=str))  # after every variant: a cut-off run keeps its rows
+        for section, steps in ((view["models"]["gpt2"]["pretrain"], args.lm_steps), (view["models"]["ae"]["train"], args.ae_steps)):
+            section["steps"] = steps or section["steps"]
+        runs = work / f"{key}-{decoder}-m{slots}"
+        # the registry's own stage trainers: gpt2/pretrain (shared by the encoder poolings), then ae/train from it
+        lm, lm_res, _ = stages.train_stage("text", "gpt2", "pretrain", view, data, runs / "lm", device)
+        ae_dir = runs / f"ae-{encoder_pool.replace(':', '')}"
+        _, ae_res, _ = stages.train_stage("text", "ae", "train", view, data, ae_dir, device, init=lm)
+        model = ae_res.ema.eval()
+        with torch.no_grad():
+            outs, rec = reconstruction(model, test_b, tok, list(test_a["text"]), 200)
+            _, rec_seen = reconstruction(model, seen, tok, codec.to_metric(seen[1], tok), 200)
+            health = latent_health(model, test_b, view["seed"])
+        row = {"pool": len(data[0]) - int((data[2] >= 0).sum()), "encoder_input": encoder, "decoder": decoder,
+               "encoder_pool": encoder_pool, "memory_slots": slots, "rated copies": args.rated_copies,
+               "lm_steps": lm_res.steps, "ae_steps": ae_res.steps, "test BLEU": round(rec["bleu"], 2),
+               "test BLEU CI": [round(rec["bleu_lo"], 2), round(rec["bleu_hi"], 2)], "trained-on BLEU": round(rec_seen["bleu"], 2),
+               "active units": health["active_units"], "z gain": round(health["z_gain"], 3), "prepare s": round(prep_s, 1),
+               "lm s": round(lm_res.wall_s, 1), "ae s": round(ae_res.wall_s, 1), "ae s/step": ae_res.s_per_step,
+               "examples": list(zip(list(test_a["text"])[: args.examples], outs[: args.examples]))}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+        out = {"rows": rows, "args": vars(args), "hardware": manifest.hardware(), "git": manifest.git_state(),
+               "packages": manifest.package_versions()}
+        Path(args.out).write_text(json.dumps(out, indent=1, default=str))  # after every variant: a cut-off run keeps its rows
 
 
 if __name__ == "__main__":
