@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--frozen-layers", type=int, default=0, help="MiniLM's embedding layer and first layers kept fixed")
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--vocab-size", type=int, default=8000, help="the most frequent WordPiece rows kept (the rest: [UNK])")
-    ap.add_argument("--rated-copies", type=int, default=1, help="the rated training rows repeated beside the pool")
+    ap.add_argument("--rated-copies", type=int, default=1, help="data.pool.rated_copies: the rated rows repeated beside the pool")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", default="/tmp/minilm_decoder")
     ap.add_argument("--out", required=True)
@@ -56,14 +56,13 @@ def main() -> None:
     view = cfg.track_view(cfg.load_config(*([args.config] if args.config else [])), "text")
     if T.encoder_input(view) != "wordpieces":
         raise SystemExit("the MiniLM decoder shares the encoder's WordPiece rows: set text.data.encoder_input: wordpieces")
+    if view["data"].get("pool") is not None:
+        view["data"]["pool"]["rated_copies"] = args.rated_copies
     codec = codecs.for_track("text", view)
     data = list(codec.training_data(args.data, pool=True))
     test = list(codec.to_model(codec.load(args.data, "test")))
     if data[0].dtype != torch.long:
         raise SystemExit(f"{args.data} holds pooled features, not WordPiece ids: prepare it with encoder_input wordpieces")
-    if args.rated_copies > 1:
-        rated = int((data[2] >= 0).sum())
-        data = [torch.cat([x[:rated]] * args.rated_copies + [x[rated:]]) for x in data]
     vocab_ids, lookup = T.restricted_vocabulary(data[0], size=args.vocab_size)
     block = int(view["data"]["block_size"])
     data[1] = T.decoder_rows(data[0][:, :block], lookup)

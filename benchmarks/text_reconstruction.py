@@ -26,9 +26,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def variant_view(base: dict, pool: int, encoder: str, decoder: str, encoder_pool: str = "mean", slots: int = 1) -> dict:
+def variant_view(base: dict, pool: int, encoder: str, decoder: str, encoder_pool: str = "mean", slots: int = 1,
+                 rated_copies: int = 1) -> dict:
     """The text view of one variant: pool size (-1: no pool), encoder input, decoder ``<width>x<layers>``, the token
-    encoder's pooling (``net.encoder_pool``) and the decoder's memory slots."""
+    encoder's pooling (``net.encoder_pool``), the decoder's memory slots and ``data.pool.rated_copies``."""
     view = copy.deepcopy(base)
     view["data"]["encoder_input"] = encoder
     view["net"]["encoder_pool"] = encoder_pool
@@ -36,7 +37,7 @@ def variant_view(base: dict, pool: int, encoder: str, decoder: str, encoder_pool
     if pool < 0:
         view["data"]["pool"] = None
     else:
-        view["data"]["pool"] = {**(view["data"].get("pool") or {}), "size": pool}
+        view["data"]["pool"] = {**(view["data"].get("pool") or {}), "size": pool, "rated_copies": rated_copies}
     width, layers = (int(v) for v in decoder.lower().split("x"))
     view["net"]["decoder"].update(n_embd=width, n_layer=layers, n_head=max(1, width // 64))
     return view
@@ -52,7 +53,7 @@ def main() -> None:
     ap.add_argument("--memory-slots", type=int, nargs="+", default=[1], help="the decoder's memory slots from z")
     ap.add_argument("--examples", type=int, default=5, help="held-out (source, reconstruction) pairs kept per variant")
     ap.add_argument("--rated-copies", type=int, default=1,
-                    help="the rated training rows repeated this often beside the pool (in-domain oversampling)")
+                    help="data.pool.rated_copies: the rated training rows repeated beside the pool (in-domain oversampling)")
     ap.add_argument("--lm-steps", type=int, default=None, help="default: the config's models.gpt2 steps")
     ap.add_argument("--ae-steps", type=int, default=None, help="default: the config's models.ae steps")
     ap.add_argument("--device", default="auto")
@@ -75,7 +76,7 @@ def main() -> None:
     variants = [(p, e, d, ep, m) for p in args.pool_sizes for e in args.encoders for d in args.decoders
                 for ep in args.encoder_pools for m in args.memory_slots]
     for pool, encoder, decoder, encoder_pool, slots in variants:
-        view = variant_view(base, pool, encoder, decoder, encoder_pool, slots)
+        view = variant_view(base, pool, encoder, decoder, encoder_pool, slots, args.rated_copies)
         codec = codecs.for_track("text", view)
         key = f"pool{pool}-{encoder.replace('+', '_')}"
         data_path = work / f"{key}.npz"
@@ -85,9 +86,6 @@ def main() -> None:
             codec.prepare(data_path, dict(view["data"]))
         prep_s = time.perf_counter() - t0
         data = codec.training_data(data_path, pool=True)  # the pre-training stages read the pool too
-        if args.rated_copies > 1:  # the rated rows (label >= 0) come first: repeat them, then the pool
-            rated = int((data[2] >= 0).sum())
-            data = tuple(torch.cat([x[:rated]] * args.rated_copies + [x[rated:]]) for x in data)
         tok = codec.tokenizer(data_path)
         test_a = codec.load(data_path, "test")
         test_b = tuple(x.to(device) for x in codec.to_model(test_a))
@@ -95,7 +93,7 @@ def main() -> None:
 
         for section, steps in ((view["models"]["gpt2"]["pretrain"], args.lm_steps), (view["models"]["ae"]["train"], args.ae_steps)):
             section["steps"] = steps or section["steps"]
-        runs = work / f"{key}-{decoder}-m{slots}"
+        runs = work / f"{key}-{decoder}-m{slots}-rc{args.rated_copies}"
         # the registry's own stage trainers: gpt2/pretrain (shared by the encoder poolings), then ae/train from it
         lm, lm_res, _ = stages.train_stage("text", "gpt2", "pretrain", view, data, runs / "lm", device)
         ae_dir = runs / f"ae-{encoder_pool.replace(':', '')}"
