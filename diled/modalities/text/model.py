@@ -50,6 +50,23 @@ class TextEncoder(nn.Module):
         return self.head(torch.tanh(self.pooler(feats)))
 
 
+def pretrained_bert(folder, config) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """A ``BertModel`` of ``config`` holding the folder's pretrained tensors, and those tensors (safetensors only, so
+    nothing but tensors is read; the folder is pinned by sha256 in ``diled.weights``). Every tensor the model has must
+    be in the file."""
+    from safetensors.torch import load_file
+    from transformers import BertModel
+
+    bert = BertModel(config, add_pooling_layer=False)
+    pretrained = load_file(folder / "model.safetensors")
+    wanted = bert.state_dict()
+    missing = sorted(k for k in wanted if k not in pretrained)
+    if missing:
+        raise ValueError(f"{folder}/model.safetensors lacks {missing[:3]}... for a {config.num_hidden_layers}-layer model")
+    bert.load_state_dict({k: pretrained[k] for k in wanted})
+    return bert, pretrained
+
+
 class TokenEncoder(nn.Module):
     """WordPiece ids (B, L) -> the pretrained encoder's embedding layer (frozen) -> trainable layers -> masked mean
     pool -> the pooler and head of ``TextEncoder`` (``encoder_input: wordpieces``). Unlike a pool of frozen
@@ -67,8 +84,7 @@ class TokenEncoder(nn.Module):
 
     def __init__(self, encoder_name: str, layers: int, out_dim: int, width: int | None = None, pool: str = "mean"):
         super().__init__()
-        from safetensors.torch import load_file
-        from transformers import BertConfig, BertModel
+        from transformers import BertConfig
 
         from diled import weights
 
@@ -79,13 +95,7 @@ class TokenEncoder(nn.Module):
         if not 1 <= layers <= top:
             raise ValueError(f"net.encoder_layers must be in 1..{top} for {encoder_name}, got {layers}")
         config.num_hidden_layers = layers if width is None else 0
-        self.bert = BertModel(config, add_pooling_layer=False)
-        pretrained = load_file(folder / "model.safetensors")  # tensors only; pinned by sha256 in diled.weights
-        wanted = self.bert.state_dict()
-        missing = sorted(k for k in wanted if k not in pretrained)
-        if missing:
-            raise ValueError(f"{folder}/model.safetensors lacks {missing[:3]}... for a {layers}-layer encoder")
-        self.bert.load_state_dict({k: pretrained[k] for k in wanted})  # the embeddings (and the first ``layers`` layers)
+        self.bert, _ = pretrained_bert(folder, config)  # the embeddings (and the first ``layers`` layers)
         self.bert.embeddings.requires_grad_(False)  # the vocabulary stays the pretrained one
         h = config.hidden_size
         self.small = None
@@ -352,8 +362,7 @@ class LatentBert(ZMemoryDecoder):
     def __init__(self, encoder_name: str, vocab_ids: torch.Tensor, z_dim: int, block_size: int, frozen_layers: int = 0,
                  memory_slots: int = 1, dropout: float | None = None):
         super().__init__()
-        from safetensors.torch import load_file
-        from transformers import BertConfig, BertModel
+        from transformers import BertConfig
 
         from diled import weights
 
@@ -368,13 +377,7 @@ class LatentBert(ZMemoryDecoder):
         if not 0 <= frozen_layers <= config.num_hidden_layers:
             raise ValueError(f"frozen_layers must be in 0..{config.num_hidden_layers}, got {frozen_layers}")
         self.config = config
-        self.bert = BertModel(config, add_pooling_layer=False)
-        pretrained = load_file(folder / "model.safetensors")  # tensors only; pinned by sha256 in diled.weights
-        wanted = self.bert.state_dict()
-        missing = sorted(k for k in wanted if k not in pretrained)
-        if missing:
-            raise ValueError(f"{folder}/model.safetensors lacks {missing[:3]}")
-        self.bert.load_state_dict({k: pretrained[k] for k in wanted})
+        self.bert, pretrained = pretrained_bert(folder, config)
         h, n_layer = config.hidden_size, config.num_hidden_layers
         self.register_buffer("vocab_ids", vocab_ids.clone())
         self.wte = nn.Embedding(len(vocab_ids), h, padding_idx=PAD)
