@@ -47,8 +47,8 @@ def main() -> None:
     from diled.hardware import resolve_device, resolve_precision, setup_torch
     from diled.metrics import text as mt
     from diled.modalities.text import model as T
-    from diled.modalities.text.data import pretrained_encoder, wordpiece_text
-    from diled.modalities.text.evaluation import latent_health
+    from diled.modalities.text.data import decode_ids, pretrained_encoder, wordpiece_text
+    from diled.modalities.text.evaluation import latent_health, reconstruction
     from diled.train import TrainSpec, train
 
     device = resolve_device("auto")
@@ -69,16 +69,13 @@ def main() -> None:
     test[1] = T.decoder_rows(test[0][:, :block], lookup)
     tok, _ = pretrained_encoder(view["net"]["encoder"])
 
-    def text_of(rows: torch.Tensor) -> list[str]:
-        out = []
-        for row in rows.tolist():
-            body = []
-            for r in row[1:]:
-                if r in (T.EOS, T.PAD):
-                    break
-                body.append(int(vocab_ids[r]))
-            out.append(wordpiece_text(tok, body))
-        return out
+    class Pieces:
+        """The tokenizer face ``reconstruction`` and ``decode_ids`` read: decoder rows -> WordPiece ids -> text."""
+
+        def decode(self, rows: list[int]) -> str:
+            return wordpiece_text(tok, [int(vocab_ids[r]) for r in rows])
+
+    pieces = Pieces()
 
     z = int(view["net"]["z_dim"])
     torch.manual_seed(view["seed"])
@@ -96,18 +93,14 @@ def main() -> None:
     seen = [x[-400:].to(device) for x in data]
     scores = {}
     with torch.no_grad():
-        for name, rows, refs in (("test", [x.to(device) for x in test], sources), ("trained-on", seen, text_of(seen[1]))):
-            outs = []
-            for i in range(0, len(refs), 200):
-                part = tuple(x[i : i + 200] for x in rows)
-                caps = (part[1] != T.PAD).sum(1) - 1
-                outs += text_of(ema.decode_ids(ema.encode(part), caps).cpu())
-            lo, hi = mt.bootstrap_corpus_bleu(refs, outs)
-            scores[name] = {"bleu": round(mt.reconstruction_bleu(refs, outs), 2), "ci": [round(lo, 2), round(hi, 2)], "examples": list(zip(refs[:5], outs[:5]))}
+        for name, rows, refs in (("test", [x.to(device) for x in test], sources), ("trained-on", seen, decode_ids(pieces, seen[1].cpu().numpy()))):
+            outs, rec = reconstruction(ema, tuple(rows), pieces, refs, 200)  # Table 1's own scoring
+            scores[name] = {"bleu": round(rec["bleu"], 2), "ci": [round(rec["bleu_lo"], 2), round(rec["bleu_hi"], 2)],
+                            "examples": list(zip(refs[:5], outs[:5]))}
         health = latent_health(ema, tuple(x.to(device) for x in test), view["seed"])
     row = {"steps": res.steps, "batch_size": args.batch_size, "lr": args.lr, "frozen_layers": args.frozen_layers, "dropout": args.dropout,
            "rated copies": args.rated_copies, "precision": precision, "vocabulary": len(vocab_ids),
-           "ceiling BLEU": round(mt.reconstruction_bleu(sources, text_of(test[1])), 2),
+           "ceiling BLEU": round(mt.reconstruction_bleu(sources, decode_ids(pieces, test[1].numpy())), 2),
            "test BLEU": scores["test"]["bleu"], "test BLEU CI": scores["test"]["ci"], "trained-on BLEU": scores["trained-on"]["bleu"],
            "active units": health["active_units"], "z gain": round(health["z_gain"], 3), "s/step": res.s_per_step,
            "train s": round(res.wall_s, 1), "this call s": round(wall, 1),
