@@ -75,7 +75,7 @@ class DAAE(T.LatentTextModel, LatentAutoencoder):
 
 def build(cfg: dict) -> DAAE:
     z = int(cfg["net"]["z_dim"])
-    return DAAE(T.build_encoder(cfg, z), T.LatentGPT2(T.decoder_net(cfg), T.vocab_size(cfg), z), z,
+    return DAAE(T.build_encoder(cfg, z), T.LatentGPT2(T.decoder_net(cfg, "daae"), T.vocab_size(cfg), z), z,
                 cfg["models"]["daae"]["adv_weight"])
 
 

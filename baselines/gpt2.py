@@ -63,7 +63,7 @@ class LanguageModel(nn.Module):
 
 
 def build_lm(cfg: dict) -> LanguageModel:
-    return LanguageModel(decoder_net(cfg), vocab_size(cfg))
+    return LanguageModel(decoder_net(cfg, "gpt2"), vocab_size(cfg))
 
 
 def pretrained_folder(name: str):

@@ -83,7 +83,7 @@ class LatentOps(T.LatentTextModel, LatentAutoencoder):
 
 
 def build(cfg: dict) -> LatentOps:
-    net, m = T.decoder_net(cfg), cfg["models"]["latentops"]
+    net, m = T.decoder_net(cfg, "latentops"), cfg["models"]["latentops"]
     z = int(m["z_dim"])
     lat = m["latent_net"]
     sched = Schedule.make("linear", lat["T"], start=lat["beta_start"], end=lat["beta_end"])

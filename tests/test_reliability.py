@@ -527,6 +527,8 @@ CONFIG_CASES = [
     ("wrong type", {"seed": "one"}, [], 'seed = "one": \'one\' is not of type \'integer\''),
     ("protocol @4", {"image": {"eval": {"fid": {"protocol": "pytorch-fid@4", "batch_size": 50}}}}, [],
      "eval.fid.protocol: invalid FID protocol 'pytorch-fid@4': resolution must be an integer >= 8 or None, got 4"),
+    ("dropout 1", {"text": {"model_settings": {"ae": {"decoder_dropout": 1.0}}}}, [],
+     "text.models.ae.decoder_dropout = 1.0: 1.0 is greater than or equal to the maximum of 1"),
     ("downscale 4", {"image": {"fid_settings": {"downscale": 4}}}, [],
      "image.fid_settings.downscale = 4: 4 is less than the minimum of 8"),
     ("two T", {"image": {"latent": {"T": 500}}}, [], "net.pixel_T (1000) must equal latent.T (500): DiLED's image objective"),

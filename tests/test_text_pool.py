@@ -200,6 +200,31 @@ def test_latent_models_start_from_the_autoencoder_where_shapes_agree():
         T.init_from_autoencoder(T.build_diled(c), None)
 
 
+def test_each_model_sets_its_own_decoder_dropout_and_still_starts_from_the_autoencoder():
+    from diled.config.views import run_key
+
+    c = cfg(ae={"encoder_var": 0.008, "decoder_dropout": 0.0})
+    c["net"]["decoder"]["dropout"] = 0.5
+    c["models"]["diled"]["decoder_dropout"] = None  # null: the track's net.decoder.dropout
+    assert T.decoder_net(c, "ae")["decoder"]["dropout"] == 0.0 and c["net"]["decoder"]["dropout"] == 0.5  # not mutated
+    assert T.decoder_net(c, "diled")["decoder"]["dropout"] == 0.5 == T.decoder_net(c)["decoder"]["dropout"]
+    torch.manual_seed(0)
+    ae, dil = T.build_autoencoder(c).train(), T.init_from_autoencoder(T.build_diled(c), T.build_autoencoder(c)).train()
+    ids, z = batch()[1], torch.randn(5, 6)
+    torch.testing.assert_close(ae.decoder.nll(ids, z), ae.decoder.nll(ids, z))  # no dropout: training-mode NLL is fixed
+    assert not torch.allclose(dil.decoder.nll(ids, z), dil.decoder.nll(ids, z))  # 0.5 on the DiLED decoder
+    assert ae.decoder.state_dict().keys() == dil.decoder.state_dict().keys()  # dropout holds no tensor
+    # the setting is part of the run key of its model and of every model that starts from it
+    from diled import config as cfgmod
+
+    view = cfgmod.track_view(cfgmod.load_config(), "text")
+    assert "decoder_dropout" not in view["models"]["ae"]  # unset in the default: its run keys are as before the option
+    before = {m: run_key(view, "text", m, "train") for m in ("ae", "diled")}
+    view["models"]["ae"]["decoder_dropout"] = 0.0
+    after = {m: run_key(view, "text", m, "train") for m in before}
+    assert after["ae"] != before["ae"] and after["diled"] != before["diled"]  # DiLED starts from that autoencoder
+
+
 def test_autoencoder_resumes_exactly(tmp_path):
     c = cfg(ae={"encoder_var": 0.008})
     x = batch(12)
