@@ -218,9 +218,9 @@ def test_each_model_sets_its_own_decoder_dropout_and_still_starts_from_the_autoe
     from diled import config as cfgmod
 
     view = cfgmod.track_view(cfgmod.load_config(), "text")
-    assert "decoder_dropout" not in view["models"]["ae"]  # unset in the default: its run keys are as before the option
+    assert view["models"]["ae"]["decoder_dropout"] == 0.0 and "decoder_dropout" not in view["models"]["diled"]  # the default
     before = {m: run_key(view, "text", m, "train") for m in ("ae", "diled")}
-    view["models"]["ae"]["decoder_dropout"] = 0.0
+    view["models"]["ae"]["decoder_dropout"] = 0.1
     after = {m: run_key(view, "text", m, "train") for m in before}
     assert after["ae"] != before["ae"] and after["diled"] != before["diled"]  # DiLED starts from that autoencoder
 
