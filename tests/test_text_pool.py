@@ -11,6 +11,8 @@ import torch
 from test_text import BLOCK, VOCAB, Stop, batch, cfg, train_interrupted_and_resumed
 
 from baselines import daae, text_vae
+from diled import config as cfgmod
+from diled.config.views import run_key
 from diled.modalities.text import data
 from diled.modalities.text import model as T
 from diled.modalities.text import pool as P
@@ -201,8 +203,6 @@ def test_latent_models_start_from_the_autoencoder_where_shapes_agree():
 
 
 def test_each_model_sets_its_own_decoder_dropout_and_still_starts_from_the_autoencoder():
-    from diled.config.views import run_key
-
     c = cfg(ae={"encoder_var": 0.008, "decoder_dropout": 0.0})
     c["net"]["decoder"]["dropout"] = 0.5
     c["models"]["diled"]["decoder_dropout"] = None  # null: the track's net.decoder.dropout
@@ -215,8 +215,6 @@ def test_each_model_sets_its_own_decoder_dropout_and_still_starts_from_the_autoe
     assert not torch.allclose(dil.decoder.nll(ids, z), dil.decoder.nll(ids, z))  # 0.5 on the DiLED decoder
     assert ae.decoder.state_dict().keys() == dil.decoder.state_dict().keys()  # dropout holds no tensor
     # the setting is part of the run key of its model and of every model that starts from it
-    from diled import config as cfgmod
-
     view = cfgmod.track_view(cfgmod.load_config(), "text")
     assert view["models"]["ae"]["decoder_dropout"] == 0.0 and "decoder_dropout" not in view["models"]["diled"]  # the default
     before = {m: run_key(view, "text", m, "train") for m in ("ae", "diled")}
