@@ -210,7 +210,9 @@ def test_a_codec_names_a_crafted_or_truncated_dataset_and_passes_io_errors_throu
     truncated = tmp_path / "truncated.npz"
     np.savez(tmp_path / "good.npz", train_images=np.zeros((2, 1, 32, 32), np.uint8))
     truncated.write_bytes((tmp_path / "good.npz").read_bytes()[:200])
-    for path in (crafted, truncated):
+    foreign = tmp_path / "foreign.npz"  # a readable archive without the split's arrays
+    np.savez(foreign, something=np.zeros(3))
+    for path in (crafted, truncated, foreign):
         with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: not a prepared {track} dataset .*the prepare_data job rebuilds it"):
             codec.load(path, "train")
         assert path.exists()  # named, never deleted

@@ -436,7 +436,10 @@ def load(path: str | Path, split: str) -> dict[str, np.ndarray]:
     if split not in (*SPLITS, POOL):
         raise ValueError(f"split must be one of {(*SPLITS, POOL)}, got {split!r}")
     with np.load(path, allow_pickle=False) as z:
-        return {k[len(split) + 1 :]: z[k] for k in z.files if k.startswith(split + "_")}
+        arrays = {k[len(split) + 1 :]: z[k] for k in z.files if k.startswith(split + "_")}
+    if split != POOL and not {"text", "ids"} <= arrays.keys():
+        raise KeyError(f"{split}_text and {split}_ids")  # a foreign .npz: DatasetCodec.load names the file
+    return arrays
 
 
 def tokenizer_of(path: str | Path):
