@@ -6,6 +6,7 @@
     diled fid-stats --protocol P SRC OUT   feature statistics of SRC, tagged with the protocol
     diled protocols                        the FID protocol presets and their hashes
     diled info                             what a manifest would record about this machine
+    diled hardware [--reprobe]             bf16 features, the timing probe's fp32/bf16 ratios and what `auto` picks
 
 GEN, REF and SRC are image folders, .npy/.npz/.pt image arrays (uint8, or float in [-1, 1]), or
 .npz statistics (from fid-stats; for the adm protocol also guided-diffusion reference batches).
@@ -106,6 +107,21 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hardware(args: argparse.Namespace) -> int:
+    import torch
+
+    from diled import hardware
+
+    torch.set_num_threads(args.threads)
+    native = hardware.native_bf16_features()
+    probe = hardware.precision_probe(refresh=args.reprobe) if native else None
+    tracks = {t: hardware.choose_precision("auto", "cpu", t) for t in hardware.TRACK_WORKLOAD}
+    print(json.dumps({"cpu_model": hardware.cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                      "native_bf16": list(native), "threads": args.threads, "probe": probe,
+                      "auto": {t: {"precision": c["precision"], "reason": c["reason"]} for t, c in tracks.items()}}, indent=2))
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line (``diled fid: error: ...``) with exit status 2."""
 
@@ -172,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=_data)
     p = sub.add_parser("info", help="machine, packages and commit, as a manifest records them")
     p.set_defaults(fn=_info)
+    p = sub.add_parser("hardware", help="bf16 features, the fp32/bf16 timing probe and what precision `auto` picks per track")
+    p.add_argument("--reprobe", action="store_true", help="measure again and replace the cached probe of this machine")
+    p.add_argument("--threads", type=_positive, default=1, help="torch threads to probe with (the cache is per thread count)")
+    p.set_defaults(fn=_hardware)
     args = parser.parse_args(argv)
     from zipfile import BadZipFile
 

@@ -1,10 +1,28 @@
-"""The hardware a job runs on: device choice, torch threads, process priority, and native-bf16 detection (``precision: auto``)."""
+"""The hardware a job runs on: device choice, torch threads, process priority, and ``precision: auto``.
+
+``auto`` is decided by measurement, not by a CPU flag: a flag says which instructions exist, not whether bf16 autocast
+is faster than fp32 here (on one 2-core Xeon VM with AVX-512-BF16 it was 1.3-1.9x faster, on another 0.7-0.9x). A short
+probe (``run_probe``: a conv stack and a transformer block, forward + backward at the embedded sizes, fp32 and bf16
+alternating) runs once per machine and is cached as plain JSON under ``$DILED_CACHE/hardware/``, keyed by CPU model,
+core count, torch threads and torch version; bf16 is chosen only where it is faster by ``BF16_MARGIN`` for the kind of
+work the track does, so the choice does not flap between runs.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import json
+import math
 import os
 import platform
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -80,11 +98,204 @@ def native_bf16_features() -> tuple[str, ...]:
         return ()
 
 
-def resolve_precision(name: str, device: torch.device | str) -> str:
-    """A configured precision as run on ``device``: ``auto`` is bf16 on a CPU with native bf16 matrix instructions
-    (``native_bf16_features``) and fp32 elsewhere, CUDA included (a GPU run says bf16 or fp16 itself)."""
+# ----------------------------------------------------------------------------- precision: auto, by measurement
+
+PROBE_VERSION = 1  # bump when the probe's workloads change: older cache files then miss
+BF16_MARGIN = 1.15  # bf16 only when fp32 takes at least this many times as long (a clear margin, so the choice is stable)
+WORKLOADS = ("conv", "sequence")
+TRACK_WORKLOAD = {"image": "conv", "text": "sequence", "protein": "sequence"}  # what a track's stages mostly compute
+_PROBES: dict[str, dict] = {}  # key digest -> probe record, per process: every job of a process decides once
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (``platform.processor()`` where there is no /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model"):
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def probe_key() -> dict[str, Any]:
+    """What the probe's answer depends on: CPU model, cores, torch threads (now), torch version, probe version."""
+    return {"cpu_model": cpu_model(), "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "native_bf16": list(native_bf16_features()), "probe_version": PROBE_VERSION}
+
+
+def _key_digest(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def probe_cache_file(key: dict[str, Any]) -> Path:
+    """``$DILED_CACHE/hardware/precision-<digest of the key>.json``."""
+    from diled.weights import cache_dir
+
+    return cache_dir() / "hardware" / f"precision-{_key_digest(key)}.json"
+
+
+def _workload(kind: str) -> Callable[[], None]:
+    """One forward + backward of the probe's ``kind`` at the embedded sizes (a step of the image UNet's conv stack, of
+    the text / protein transformer), with its own weights and inputs: the global RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        if kind == "conv":
+            net = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.GroupNorm(8, 32), torch.nn.SiLU(),
+                                      torch.nn.Conv2d(32, 32, 3, padding=1), torch.nn.GroupNorm(8, 32), torch.nn.SiLU(),
+                                      torch.nn.Conv2d(32, 16, 3, padding=1))
+            x = torch.randn(16, 16, 32, 32)
+        elif kind == "sequence":
+            net = torch.nn.Sequential(torch.nn.TransformerEncoderLayer(128, 4, 512, dropout=0.0, batch_first=True),
+                                      torch.nn.Linear(128, 1024))
+            x = torch.randn(32, 24, 128)
+        else:
+            raise ValueError(f"unknown probe workload {kind!r}; known: {list(WORKLOADS)}")
+
+    def step() -> None:
+        net.zero_grad(set_to_none=True)
+        out = net(x)
+        out.float().square().mean().backward()
+    return step
+
+
+def run_probe(repeats: int = 5) -> dict[str, Any]:
+    """Median seconds of each workload under fp32 and under bf16 autocast (alternating, the order swapped each round,
+    after one warm-up of each) and their ratio fp32 / bf16 (> 1: bf16 is faster)."""
+    seconds: dict[str, dict[str, float]] = {}
+    for kind in WORKLOADS:
+        step = _workload(kind)
+        times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+        for r in range(repeats + 1):
+            for precision in (("fp32", "bf16") if r % 2 else ("bf16", "fp32")):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    t0 = time.perf_counter()
+                    step()
+                    dt = time.perf_counter() - t0
+                if r:  # round 0 warms both up
+                    times[precision].append(dt)
+        seconds[kind] = {p: statistics.median(v) for p, v in times.items()}
+    return {"seconds": seconds, "ratios": {k: round(v["fp32"] / v["bf16"], 4) for k, v in seconds.items()}}
+
+
+def _valid_record(record: Any, key: dict[str, Any]) -> bool:
+    """A cache file's content is this machine's probe: the same key, a finite positive ratio for every workload."""
+    if not isinstance(record, dict) or record.get("key") != key or not isinstance(record.get("ratios"), dict):
+        return False
+    ratios = record["ratios"]
+    return all(isinstance(ratios.get(k), (int, float)) and not isinstance(ratios.get(k), bool)
+               and math.isfinite(ratios[k]) and ratios[k] > 0 for k in WORKLOADS)
+
+
+def _read_probe(path: Path, key: dict[str, Any]) -> tuple[dict | None, bool]:
+    """(record or None, whether the file may be rewritten): a missing, corrupt or foreign file may be (it is a cache of
+    plain JSON, never unpickled); one that could not be read *now* (I/O error, memory) is left as it is."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return None, True
+    except (OSError, MemoryError) as exc:
+        warnings.warn(f"{path}: could not be read now ({type(exc).__name__}: {exc}); probing again without touching it", stacklevel=3)
+        return None, False
+    except UnicodeDecodeError:
+        record = None
+    else:
+        try:
+            record = json.loads(text)
+        except (ValueError, RecursionError):
+            record = None
+    if _valid_record(record, key):
+        return record, True
+    warnings.warn(f"{path}: not a precision probe of this machine (corrupt or foreign); ignored and measured again", stacklevel=3)
+    return None, True
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock beside ``path`` while one process measures (concurrent jobs then read its answer instead of
+    timing each other); no lock where the folder cannot be written or there is no ``fcntl``."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path.with_suffix(".lock"), "a")
+    except (ImportError, OSError):
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def precision_probe(refresh: bool = False) -> dict[str, Any]:
+    """This machine's probe record (``key``, ``seconds``, ``ratios``, ``measured_utc``, ``cache``): from the cache when
+    it holds one for this key, else measured now and cached (``refresh`` measures again whatever the cache holds).
+    A cache that cannot be written (read-only, disk full) costs a warning and a probe per process, nothing more."""
+    key = probe_key()
+    digest = _key_digest(key)
+    if not refresh and digest in _PROBES:
+        return _PROBES[digest]
+    path = probe_cache_file(key)
+    record, writable = (None, True) if refresh else _read_probe(path, key)
+    if record is None:
+        with _locked(path):
+            if not refresh:
+                record, writable = _read_probe(path, key)  # another job may have measured while this one waited
+            if record is None:
+                record = {"key": key, **run_probe(), "margin": BF16_MARGIN,
+                          "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                if writable:
+                    _write_probe(path, record)
+    record = {**record, "cache": str(path)}
+    _PROBES[digest] = record
+    return record
+
+
+def _write_probe(path: Path, record: dict[str, Any]) -> None:
+    from diled.fileio import atomic_path
+
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    except OSError as exc:
+        warnings.warn(f"{path}: the precision probe could not be cached ({exc.strerror or exc}); it is measured again in "
+                      "every process until the cache folder is writable", stacklevel=3)
+
+
+def choose_precision(name: str, device: torch.device | str, track: str | None = None) -> dict[str, Any]:
+    """A configured precision as run on ``device``, with the reason: ``{"configured", "precision", "reason"}`` and, for
+    ``auto`` decided by the probe, ``"ratios"`` (fp32 time / bf16 time per workload) and ``"margin"``.
+
+    ``auto`` is fp32 on CUDA (a GPU run names bf16 or fp16 itself) and on a CPU without native bf16 matrix
+    instructions (oneDNN would convert, always slower); on one with them, bf16 only where the probe measured the
+    track's workload (``TRACK_WORKLOAD``; every workload for an unknown track) faster by ``BF16_MARGIN``.
+    """
     if name not in PRECISION_CHOICES:
         raise ValueError(f"precision must be one of {list(PRECISION_CHOICES)}, got {name!r}")
     if name != "auto":
-        return name
-    return "bf16" if torch.device(device).type == "cpu" and native_bf16_features() else "fp32"
+        return {"configured": name, "precision": name, "reason": "configured"}
+    if torch.device(device).type != "cpu":
+        return {"configured": "auto", "precision": "fp32", "reason": f"auto on {torch.device(device).type}: fp32 unless the config names bf16/fp16"}
+    if not native_bf16_features():
+        return {"configured": "auto", "precision": "fp32", "reason": "auto: this CPU has no native bf16 matrix instructions"}
+    probe = precision_probe()
+    kinds = [TRACK_WORKLOAD[track]] if track in TRACK_WORKLOAD else list(WORKLOADS)
+    faster = all(probe["ratios"][k] >= BF16_MARGIN for k in kinds)
+    measured = ", ".join(f"{k} {probe['ratios'][k]:.2f}x" for k in kinds)
+    return {"configured": "auto", "precision": "bf16" if faster else "fp32", "ratios": dict(probe["ratios"]), "margin": BF16_MARGIN,
+            "reason": f"auto: the timing probe measured fp32/bf16 {measured} (bf16 only at >= {BF16_MARGIN:g}x)"}
+
+
+def resolve_precision(name: str, device: torch.device | str, track: str | None = None) -> str:
+    """``choose_precision``'s precision alone."""
+    return choose_precision(name, device, track)["precision"]
+
+
+def probes_used() -> list[dict[str, Any]]:
+    """The probe records this process decided ``auto`` with (what a manifest records beside the decision)."""
+    return [dict(rec) for rec in _PROBES.values()]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from diled.fileio import atomic_path
-from diled.hardware import native_bf16_features
+from diled.hardware import native_bf16_features, probes_used
 
 PACKAGES = ("diled", "torch", "torchvision", "numpy", "scipy", "pytorch-fid", "snakemake", "mlxtend", "pandas", "matplotlib")
 
@@ -58,7 +58,8 @@ def hardware() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the vector kernels torch dispatches to
-        "native_bf16": list(native_bf16_features()),  # what precision ``auto`` reads
+        "native_bf16": list(native_bf16_features()),  # whether precision ``auto`` probes at all
+        "precision_probes": probes_used(),  # the timing probes ``auto`` was decided with in this process (diled.hardware)
         "niceness": os.nice(0) if hasattr(os, "nice") else None,
         "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
     }

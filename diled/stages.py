@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from diled import checkpoint, registry
 from diled.diffusion import derive_seed
-from diled.hardware import resolve_precision
+from diled.hardware import choose_precision, resolve_precision
 from diled.train import LossFn, TrainResult, TrainSpec, train
 
 
@@ -68,11 +68,12 @@ class StagePlan:
 StageTrainer = Callable[[StageContext], StagePlan | TrainResult]
 
 
-def stage_spec(cfg: dict, name: str, stage: registry.Stage, device: torch.device) -> TrainSpec:
+def stage_spec(cfg: dict, name: str, stage: registry.Stage, device: torch.device, track: str | None = None) -> TrainSpec:
     """TrainSpec of one stage: ``models.<name>.<stage.section>`` of the track config, ``precision: auto`` resolved
-    for the device, the seed derived from the config's seed, the model and the stage."""
+    for the device and the track's kind of work (``diled.hardware.choose_precision``), the seed derived from the
+    config's seed, the model and the stage."""
     fields = dict(cfg["models"][name][stage.section])
-    fields["precision"] = resolve_precision(fields.get("precision", "fp32"), device)
+    fields["precision"] = resolve_precision(fields.get("precision", "fp32"), device, track)
     return TrainSpec(seed=derive_seed(cfg["seed"], name, stage.name), **fields)
 
 
@@ -84,7 +85,7 @@ def run_stage(variant: registry.Variant, stage: str, cfg: dict, data: Any, run_d
     st = spec.stage(stage)
     trainer: StageTrainer = registry.load_object(st.train)
     cfg = registry.apply_overrides(cfg, variant.overrides)
-    ctx = StageContext(spec.track, spec.name, stage, cfg, data, device, stage_spec(cfg, spec.name, st, device), init)
+    ctx = StageContext(spec.track, spec.name, stage, cfg, data, device, stage_spec(cfg, spec.name, st, device, spec.track), init)
     torch.manual_seed(derive_seed(ctx.spec.seed, "init"))  # weight initialisation is part of the run's determinism
     plan = trainer(ctx)
     if isinstance(plan, TrainResult):
@@ -119,11 +120,13 @@ def train_job(track: str, name: str, stage: str, view: dict, data_path: str, run
     model, res, cfg = run_stage(variant, stage, view, data, Path(run_dir), dev, init)
     if not world.main:
         return None
+    section = variant.spec.stage(stage).section
+    choice = choose_precision(cfg["models"][variant.spec.name][section].get("precision", "fp32"), dev, track)
     info = {"track": track, "model": variant.spec.name, "variant": name, "stage": stage, "overrides": variant.overrides,
             "steps": res.steps, "resumed_from_step": res.resumed_from, "train_wall_s": round(res.wall_s, 3),
             "s_per_step": res.s_per_step and round(res.s_per_step, 5), "final_loss": res.final_loss, "run_dir": str(run_dir),
             "parameters": sum(p.numel() for p in model.parameters()), "processes": world.size,
-            **({"weights_from": res.source} if res.source else {"precision": res.precision})}
+            **({"weights_from": res.source} if res.source else {"precision": res.precision, "precision_reason": choice["reason"]})}
     save_model(model, track, variant.spec.name, cfg, out_model, info)
     return info
 

@@ -162,30 +162,21 @@ def test_native_bf16_is_read_from_the_cpu_flags(extra, machine, found):
     assert bf16_flags(text, machine) == found
 
 
-def test_auto_precision_resolves_per_device(monkeypatch):
-    from diled import hardware
-
-    monkeypatch.setattr(hardware, "native_bf16_features", lambda: ("avx512_bf16",))
-    assert hardware.resolve_precision("auto", "cpu") == "bf16"
-    assert hardware.resolve_precision("auto", torch.device("cuda")) == "fp32"  # a GPU run names its precision itself
-    assert hardware.resolve_precision("fp16", "cpu") == "fp16"
-    monkeypatch.setattr(hardware, "native_bf16_features", lambda: ())
-    assert hardware.resolve_precision("auto", "cpu") == "fp32"
-    with pytest.raises(ValueError, match=r"precision must be one of \['auto', 'fp32', 'bf16', 'fp16'\], got 'tf32'"):
-        hardware.resolve_precision("tf32", "cpu")
-
-
-def test_stage_specs_resolve_auto_and_results_record_it(tmp_path, monkeypatch):
+def test_stage_specs_resolve_auto_by_the_probe_and_results_record_it(tmp_path, monkeypatch):
     from diled import hardware, stages
     from diled.registry import Stage
 
+    monkeypatch.setenv("DILED_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(hardware, "_PROBES", {})
     monkeypatch.setattr(hardware, "native_bf16_features", lambda: ("amx_bf16",))
+    monkeypatch.setattr(hardware, "run_probe", lambda: {"seconds": {}, "ratios": {"conv": 1.6, "sequence": 0.8}})
     cfg = {"seed": 0, "models": {"m": {"train": {"steps": 4, "batch_size": 8, "lr": 1e-2, "ema_decay": 0.9, "ckpt_every": 2,
                                                   "precision": "auto"}}}}
-    spec = stages.stage_spec(cfg, "m", Stage("distill", "x:y", section="train"), torch.device("cpu"))
+    spec = stages.stage_spec(cfg, "m", Stage("distill", "x:y", section="train"), torch.device("cpu"), "image")
     assert spec.precision == "bf16" and spec.steps == 4
+    assert stages.stage_spec(cfg, "m", Stage("distill", "x:y", section="train"), torch.device("cpu"), "text").precision == "fp32"
     assert spec.seed == derive_seed(0, "m", "distill")  # seeded by the stage, configured by its section
-    res = train(Quadratic(), lambda m, x: m.loss(x), torch.randn(64, 3), spec, tmp_path, progress=False)
+    res = train(Quadratic(), lambda m, x: m.loss(x), torch.randn(64, 3), spec, tmp_path / "run", progress=False)
     assert res.precision == "bf16"
 
 

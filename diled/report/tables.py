@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -309,8 +309,16 @@ def precision_note(records: list[dict]) -> str:
     training = [(r["training"].get("precision") or ("released weights" if r["training"].get("weights_from") else "fp32"), r["model"])
                 for r in records]
     sampling = [(r.get("sampling_precision", "fp32"), r["model"]) for r in records]
+    why = auto_precision_note(reason for r in records for reason in (r["training"].get("precision_reason"), r.get("sampling_precision_reason")))
     return (f"Autocast (the config's `precision`, `auto` resolved on this machine): final training stage {of(training)}; "
-            f"sampling {of(sampling)}. FID's Inception and LPIPS always run in strict fp32.")
+            f"sampling {of(sampling)}.{''.join(' ' + n for n in why)} FID's Inception and LPIPS always run in strict fp32.")
+
+
+def auto_precision_note(reasons: Iterable[str | None]) -> list[str]:
+    """How ``precision: auto`` was decided on this machine (``diled.hardware.choose_precision``'s reasons, once each);
+    empty when nothing said ``auto``."""
+    kept = dict.fromkeys(r for r in reasons if r and r != "configured")
+    return [f"`precision: auto` on this machine: {'; '.join(kept)}."] if kept else []
 
 
 def training_cost(manifests: dict[str, dict]) -> pd.DataFrame:

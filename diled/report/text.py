@@ -138,7 +138,8 @@ def training_cost(manifests: Sequence[dict], view: dict, n_train: int, n_pool: i
                               "time/epoch " + ", ".join(f"{tables.display('text', m)} {v:.2f}" + (" min" if i == 0 else "") for i, (m, v) in
                                                        enumerate(per_epoch_ref.items()))
                               + "; total " + " / ".join(f"{v:.2f}" for v in total_ref.values()) + " h (4 GPUs, Yelp).",
-                              "Jobs ran side by side, so times include contention."])
+                              "Jobs ran side by side, so times include contention.",
+                              *tables.auto_precision_note(m["training"].get("precision_reason") for m in manifests)])
 
 
 def loss_curves(manifests: Sequence[dict], out: Mapping[str, str]) -> None:

@@ -87,6 +87,6 @@ write_json({
     "latent_health": health, "latent_health_definition": latent_health.__doc__.strip(),
     "reference_count": reference.count, "shards": len(files), "protocol": {**protocol.record(), "digest": protocol.digest},
     "sample_manifest": snakemake.input.sample_manifest, "training": sample_manifest["training"],
-    "sampling_precision": sample_manifest.get("precision", "fp32"),
+    "sampling_precision": sample_manifest.get("precision", "fp32"), "sampling_precision_reason": sample_manifest.get("precision_reason"),
     "manifest": job.manifest(),
 }, snakemake.output[0])

@@ -4,7 +4,7 @@ import torch
 
 from diled import codecs, stages
 from diled.fileio import atomic_path
-from diled.hardware import resolve_precision
+from diled.hardware import choose_precision
 from diled.manifest import write_json
 from diled.snakemake_job import Job
 from diled.train import PRECISIONS
@@ -18,7 +18,8 @@ shard = int(snakemake.wildcards.shard) if sharded else 0
 rows = (shard * p.shard_size, min((shard + 1) * p.shard_size, p.num_samples)) if sharded else (0, p.num_samples)
 if sharded:
     desc += f"/shard{shard}"
-precision = resolve_precision(job.view["eval"].get("precision", "fp32"), job.device)  # sampling may autocast; FID features never do
+choice = choose_precision(job.view["eval"].get("precision", "fp32"), job.device, job.track)  # sampling may autocast; FID never does
+precision = choice["precision"]
 autocast = torch.autocast(job.device.type, dtype=PRECISIONS[precision], enabled=PRECISIONS[precision] is not None)
 if job.track == "image":
     from diled.latent_health import model_diagnostics
@@ -42,5 +43,5 @@ with atomic_path(snakemake.output.sets) as tmp:
         np.savez(f, **sets)
 job.log(f"{desc}: {len(sets['gen'])} samples per set in {job.wall_s:.1f} s")
 write_json(job.manifest(model=snakemake.wildcards.model, steps=steps, training=ckpt["info"], sets=sorted(sets), latent_health=health,
-                        rows=list(rows), precision=precision),
+                        rows=list(rows), precision=precision, precision_reason=choice["reason"]),
            snakemake.output.manifest)

@@ -14,6 +14,7 @@ notes = [
     "steps lost to an interruption after the last checkpoint are not counted).",
     "Totals: a model's stages, including the DiffAE stages DiLED is fine-tuned from.",
     "Jobs ran side by side (Snakemake `--cores`), so per-step times include contention with concurrent jobs.",
+    *tables.auto_precision_note(m["training"].get("precision_reason") for m in manifests.values()),
 ]
 shown = df.drop(columns=["file"]).astype(object)
 tables.write_table(df, title="Training cost", notes=notes, csv=snakemake.output.csv, md=snakemake.output.md,
