@@ -115,10 +115,10 @@ def _hardware(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     native = hardware.native_bf16_features()
     probe = hardware.precision_probe(refresh=args.reprobe) if native else None
-    tracks = {t: hardware.choose_precision("auto", "cpu", t) for t in hardware.TRACK_WORKLOAD}
+    auto = {f"{track}/{mode}": hardware.choose_precision("auto", "cpu", track, mode) for track, mode in hardware.WORKLOAD}
     print(json.dumps({"cpu_model": hardware.cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                       "native_bf16": list(native), "threads": args.threads, "probe": probe,
-                      "auto": {t: {"precision": c["precision"], "reason": c["reason"]} for t, c in tracks.items()}}, indent=2))
+                      "auto": {k: {"precision": c["precision"], "reason": c["reason"]} for k, c in auto.items()}}, indent=2))
     return 0
 
 

@@ -1,11 +1,13 @@
 """The hardware a job runs on: device choice, torch threads, process priority, and ``precision: auto``.
 
 ``auto`` is decided by measurement, not by a CPU flag: a flag says which instructions exist, not whether bf16 autocast
-is faster than fp32 here (on one 2-core Xeon VM with AVX-512-BF16 it was 1.3-1.9x faster, on another 0.7-0.9x). A short
-probe (``run_probe``: a conv stack and a transformer block, forward + backward at the embedded sizes, fp32 and bf16
-alternating) runs once per machine and is cached as plain JSON under ``$DILED_CACHE/hardware/``, keyed by CPU model,
-core count, torch threads and torch version; bf16 is chosen only where it is faster by ``BF16_MARGIN`` for the kind of
-work the track does, so the choice does not flap between runs.
+is faster than fp32 here (on one 2-core Xeon VM with AVX-512-BF16 it was 1.3-1.9x faster, on another 0.7-0.9x; on an
+AMD EPYC training was 1.2-1.7x faster and the small-batch latent chains of sampling 0.5-0.8x). A short probe
+(``run_probe``: four workloads at the embedded sizes, fp32 and bf16 autocast alternating: a conv stack and a transformer
+block with its vocabulary head, forward + backward, as training runs them; a conv stack and a small-batch MLP chain in
+inference mode, as sampling runs them) runs once per machine and is cached as plain JSON under
+``$DILED_CACHE/hardware/``, keyed by CPU model, core count, torch threads and torch version. bf16 is chosen only where
+the workload of that track and mode (``WORKLOAD``) is faster by ``BF16_MARGIN``, so the choice does not flap.
 """
 
 from __future__ import annotations
@@ -100,10 +102,14 @@ def native_bf16_features() -> tuple[str, ...]:
 
 # ----------------------------------------------------------------------------- precision: auto, by measurement
 
-PROBE_VERSION = 1  # bump when the probe's workloads change: older cache files then miss
+PROBE_VERSION = 2  # bump when the probe's workloads change: older cache files then miss
 BF16_MARGIN = 1.15  # bf16 only when fp32 takes at least this many times as long (a clear margin, so the choice is stable)
-WORKLOADS = ("conv", "sequence")
-TRACK_WORKLOAD = {"image": "conv", "text": "sequence", "protein": "sequence"}  # what a track's stages mostly compute
+WORKLOADS = ("conv", "sequence", "conv_sample", "chain_sample")
+MODES = ("train", "sample")
+# what a track's jobs mostly compute in each mode (image sampling: the pixel decoder's DDIM steps; text and protein
+# sampling: the latent chain of T small-batch denoiser calls)
+WORKLOAD = {("image", "train"): "conv", ("text", "train"): "sequence", ("protein", "train"): "sequence",
+            ("image", "sample"): "conv_sample", ("text", "sample"): "chain_sample", ("protein", "sample"): "chain_sample"}
 _PROBES: dict[str, dict] = {}  # key digest -> probe record, per process: every job of a process decides once
 
 
@@ -138,27 +144,38 @@ def probe_cache_file(key: dict[str, Any]) -> Path:
 
 
 def _workload(kind: str) -> Callable[[], None]:
-    """One forward + backward of the probe's ``kind`` at the embedded sizes (a step of the image UNet's conv stack, of
-    the text / protein transformer), with its own weights and inputs: the global RNG is left as it was."""
+    """One timed unit of the probe's ``kind`` at the embedded sizes, with its own weights and inputs (the global RNG is
+    left as it was): ``conv`` / ``sequence`` are a training step (forward + backward) of the image UNet's conv stack and
+    of a transformer block with a 4,096-way vocabulary head; ``conv_sample`` is five inference passes of the conv stack
+    at batch 8, ``chain_sample`` fifty steps of a small-batch MLP denoiser (a latent chain)."""
+    if kind not in WORKLOADS:
+        raise ValueError(f"unknown probe workload {kind!r}; known: {list(WORKLOADS)}")
+    nn = torch.nn
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        if kind == "conv":
-            net = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.GroupNorm(8, 32), torch.nn.SiLU(),
-                                      torch.nn.Conv2d(32, 32, 3, padding=1), torch.nn.GroupNorm(8, 32), torch.nn.SiLU(),
-                                      torch.nn.Conv2d(32, 16, 3, padding=1))
-            x = torch.randn(16, 16, 32, 32)
+        if kind in ("conv", "conv_sample"):
+            net = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.GroupNorm(8, 32), nn.SiLU(), nn.Conv2d(32, 32, 3, padding=1),
+                                nn.GroupNorm(8, 32), nn.SiLU(), nn.Conv2d(32, 16, 3, padding=1))
+            x = torch.randn(16 if kind == "conv" else 8, 16, 32, 32)
         elif kind == "sequence":
-            net = torch.nn.Sequential(torch.nn.TransformerEncoderLayer(128, 4, 512, dropout=0.0, batch_first=True),
-                                      torch.nn.Linear(128, 1024))
-            x = torch.randn(32, 24, 128)
+            net = nn.Sequential(nn.TransformerEncoderLayer(256, 4, 1024, dropout=0.0, batch_first=True), nn.Linear(256, 4096))
+            x, target = torch.randn(16, 24, 256), torch.randint(0, 4096, (16 * 24,))
         else:
-            raise ValueError(f"unknown probe workload {kind!r}; known: {list(WORKLOADS)}")
+            net = nn.Sequential(nn.Linear(64, 256), nn.SiLU(), nn.Linear(256, 256), nn.SiLU(), nn.Linear(256, 64))
+            x = torch.randn(8, 64)
 
-    def step() -> None:
+    def train_step() -> None:
         net.zero_grad(set_to_none=True)
         out = net(x)
-        out.float().square().mean().backward()
-    return step
+        loss = nn.functional.cross_entropy(out.flatten(0, 1).float(), target) if kind == "sequence" else out.float().square().mean()
+        loss.backward()
+
+    def sample() -> None:
+        with torch.inference_mode():
+            h = x
+            for _ in range(5 if kind == "conv_sample" else 50):
+                h = net(x) if kind == "conv_sample" else h - 0.01 * net(h)
+    return train_step if kind in ("conv", "sequence") else sample
 
 
 def run_probe(repeats: int = 5) -> dict[str, Any]:
@@ -267,16 +284,19 @@ def _write_probe(path: Path, record: dict[str, Any]) -> None:
                       "every process until the cache folder is writable", stacklevel=3)
 
 
-def choose_precision(name: str, device: torch.device | str, track: str | None = None) -> dict[str, Any]:
+def choose_precision(name: str, device: torch.device | str, track: str | None = None, mode: str = "train") -> dict[str, Any]:
     """A configured precision as run on ``device``, with the reason: ``{"configured", "precision", "reason"}`` and, for
     ``auto`` decided by the probe, ``"ratios"`` (fp32 time / bf16 time per workload) and ``"margin"``.
 
     ``auto`` is fp32 on CUDA (a GPU run names bf16 or fp16 itself) and on a CPU without native bf16 matrix
     instructions (oneDNN would convert, always slower); on one with them, bf16 only where the probe measured the
-    track's workload (``TRACK_WORKLOAD``; every workload for an unknown track) faster by ``BF16_MARGIN``.
+    workload of the track in this ``mode`` (``WORKLOAD``; every workload of the mode for an unknown track) faster by
+    ``BF16_MARGIN``.
     """
     if name not in PRECISION_CHOICES:
         raise ValueError(f"precision must be one of {list(PRECISION_CHOICES)}, got {name!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
     if name != "auto":
         return {"configured": name, "precision": name, "reason": "configured"}
     if torch.device(device).type != "cpu":
@@ -284,16 +304,17 @@ def choose_precision(name: str, device: torch.device | str, track: str | None = 
     if not native_bf16_features():
         return {"configured": "auto", "precision": "fp32", "reason": "auto: this CPU has no native bf16 matrix instructions"}
     probe = precision_probe()
-    kinds = [TRACK_WORKLOAD[track]] if track in TRACK_WORKLOAD else list(WORKLOADS)
+    kinds = [WORKLOAD[track, mode]] if (track, mode) in WORKLOAD else [w for (_, m), w in WORKLOAD.items() if m == mode]
+    kinds = list(dict.fromkeys(kinds))
     faster = all(probe["ratios"][k] >= BF16_MARGIN for k in kinds)
     measured = ", ".join(f"{k} {probe['ratios'][k]:.2f}x" for k in kinds)
     return {"configured": "auto", "precision": "bf16" if faster else "fp32", "ratios": dict(probe["ratios"]), "margin": BF16_MARGIN,
             "reason": f"auto: the timing probe measured fp32/bf16 {measured} (bf16 only at >= {BF16_MARGIN:g}x)"}
 
 
-def resolve_precision(name: str, device: torch.device | str, track: str | None = None) -> str:
+def resolve_precision(name: str, device: torch.device | str, track: str | None = None, mode: str = "train") -> str:
     """``choose_precision``'s precision alone."""
-    return choose_precision(name, device, track)["precision"]
+    return choose_precision(name, device, track, mode)["precision"]
 
 
 def probes_used() -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ def probe(tmp_path, monkeypatch):
     monkeypatch.setattr(hardware, "native_bf16_features", lambda: ("avx512_bf16",))
 
     class Stub:
-        ratios = {"conv": 1.6, "sequence": 0.8}
+        ratios = {"conv": 1.6, "sequence": 0.8, "conv_sample": 1.3, "chain_sample": 0.5}
         calls = 0
 
         def __call__(self):
@@ -43,8 +43,12 @@ def test_the_probe_drives_the_choice_both_ways(probe, monkeypatch):
     assert hardware.resolve_precision("auto", "cpu", "text") == "fp32"  # sequence 0.8x: slower
     assert hardware.resolve_precision("auto", "cpu", "protein") == "fp32"
     assert hardware.resolve_precision("auto", "cpu") == "fp32"  # an unknown track needs every workload faster
+    assert hardware.resolve_precision("auto", "cpu", "image", "sample") == "bf16"  # sampling has its own workloads
+    assert hardware.resolve_precision("auto", "cpu", "protein", "sample") == "fp32"
     choice = hardware.choose_precision("auto", "cpu", "text")
-    assert choice["ratios"] == {"conv": 1.6, "sequence": 0.8} and "sequence 0.80x" in choice["reason"]
+    assert choice["ratios"] == probe.ratios and "sequence 0.80x" in choice["reason"]
+    with pytest.raises(ValueError, match="mode must be one of"):
+        hardware.resolve_precision("auto", "cpu", "image", "eval")
     assert hardware.resolve_precision("bf16", "cpu", "text") == "bf16"  # a named precision is never second-guessed
     assert hardware.resolve_precision("auto", torch.device("cuda"), "image") == "fp32"  # a GPU run names bf16/fp16 itself
     with pytest.raises(ValueError, match=r"precision must be one of \['auto', 'fp32', 'bf16', 'fp16'\], got 'tf32'"):
@@ -53,7 +57,7 @@ def test_the_probe_drives_the_choice_both_ways(probe, monkeypatch):
 
 
 def test_a_ratio_inside_the_margin_keeps_fp32(probe):
-    probe.ratios = {"conv": hardware.BF16_MARGIN - 0.05, "sequence": hardware.BF16_MARGIN + 0.05}
+    probe.ratios = {**probe.ratios, "conv": hardware.BF16_MARGIN - 0.05, "sequence": hardware.BF16_MARGIN + 0.05}
     assert hardware.resolve_precision("auto", "cpu", "image") == "fp32"
     assert hardware.resolve_precision("auto", "cpu", "text") == "bf16"
 
@@ -80,15 +84,16 @@ def test_a_second_process_reads_the_cached_choice(probe, monkeypatch):
     record = json.loads(cache_file().read_text())
     assert record["key"] == hardware.probe_key() and record["ratios"] == probe.ratios
     monkeypatch.setattr(hardware, "_PROBES", {})  # a new process
-    probe.ratios = {"conv": 0.5, "sequence": 0.5}  # what a noisy re-measurement could say: it is not asked
+    first = dict(probe.ratios)
+    probe.ratios = dict.fromkeys(first, 0.5)  # what a noisy re-measurement could say: it is not asked
     assert hardware.resolve_precision("auto", "cpu", "image") == "bf16" and probe.calls == 1
-    assert hardware.probes_used()[0]["ratios"] == {"conv": 1.6, "sequence": 0.8}  # what a manifest records
+    assert hardware.probes_used()[0]["ratios"] == first  # what a manifest records
 
 
 @pytest.mark.parametrize("content", [
     b"\x80\x04\x95garbage",  # binary
     pickle.dumps({"ratios": {"conv": 9.0, "sequence": 9.0}}),  # a pickle: never unpickled
-    b'{"key": {"cpu_model": "elsewhere"}, "ratios": {"conv": 9.0, "sequence": 9.0}}',  # another machine's record
+    b'{"key": {"cpu_model": "elsewhere"}, "ratios": {"conv": 9.0, "sequence": 9.0, "conv_sample": 9.0, "chain_sample": 9.0}}',
     b"[" * 100000,  # nested past the parser's depth
     b'{"ratios": {"conv": NaN, "sequence": 1.0}}',
 ])
@@ -96,7 +101,7 @@ def test_a_corrupt_or_foreign_cache_file_is_ignored_and_rewritten(probe, content
     path = cache_file()
     path.parent.mkdir(parents=True)
     if content.startswith(b"{\"ratios\""):  # this machine's key, an impossible ratio
-        content = json.dumps({"key": hardware.probe_key(), "ratios": {"conv": float("nan"), "sequence": 1.0}}).encode()
+        content = json.dumps({"key": hardware.probe_key(), "ratios": {**dict.fromkeys(hardware.WORKLOADS, 1.0), "conv": float("nan")}}).encode()
     path.write_bytes(content)
     with pytest.warns(UserWarning, match="not a precision probe of this machine"):
         assert hardware.resolve_precision("auto", "cpu", "image") == "bf16"
@@ -150,5 +155,6 @@ def test_cli_hardware_prints_the_decision_per_track(probe, capsys):
     assert main(["hardware"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["native_bf16"] == ["avx512_bf16"] and out["probe"]["ratios"] == probe.ratios
-    assert {t: c["precision"] for t, c in out["auto"].items()} == {"image": "bf16", "text": "fp32", "protein": "fp32"}
+    assert {t: c["precision"] for t, c in out["auto"].items()} == {
+        "image/train": "bf16", "text/train": "fp32", "protein/train": "fp32", "image/sample": "bf16", "text/sample": "fp32", "protein/sample": "fp32"}
     assert main(["hardware", "--reprobe"]) == 0 and probe.calls == 2

@@ -169,7 +169,7 @@ def test_stage_specs_resolve_auto_by_the_probe_and_results_record_it(tmp_path, m
     monkeypatch.setenv("DILED_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(hardware, "_PROBES", {})
     monkeypatch.setattr(hardware, "native_bf16_features", lambda: ("amx_bf16",))
-    monkeypatch.setattr(hardware, "run_probe", lambda: {"seconds": {}, "ratios": {"conv": 1.6, "sequence": 0.8}})
+    monkeypatch.setattr(hardware, "run_probe", lambda: {"seconds": {}, "ratios": {"conv": 1.6, "sequence": 0.8, "conv_sample": 1, "chain_sample": 1}})
     cfg = {"seed": 0, "models": {"m": {"train": {"steps": 4, "batch_size": 8, "lr": 1e-2, "ema_decay": 0.9, "ckpt_every": 2,
                                                   "precision": "auto"}}}}
     spec = stages.stage_spec(cfg, "m", Stage("distill", "x:y", section="train"), torch.device("cpu"), "image")

@@ -18,7 +18,7 @@ shard = int(snakemake.wildcards.shard) if sharded else 0
 rows = (shard * p.shard_size, min((shard + 1) * p.shard_size, p.num_samples)) if sharded else (0, p.num_samples)
 if sharded:
     desc += f"/shard{shard}"
-choice = choose_precision(job.view["eval"].get("precision", "fp32"), job.device, job.track)  # sampling may autocast; FID never does
+choice = choose_precision(job.view["eval"].get("precision", "fp32"), job.device, job.track, "sample")  # sampling may autocast; FID never does
 precision = choice["precision"]
 autocast = torch.autocast(job.device.type, dtype=PRECISIONS[precision], enabled=PRECISIONS[precision] is not None)
 if job.track == "image":
