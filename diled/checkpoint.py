@@ -77,6 +77,9 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     raw = read_bytes(path)
     if not raw:
         raise CheckpointError(f"{path}: empty file (an interrupted write?)")
+    if not raw.startswith(b"PK\x03\x04"):  # torch.save's zip format, the only one ``save`` writes
+        raise CheckpointError(f"{path}: refused: not a zip-format torch file (a legacy-format or foreign file, which can claim "
+                              "storages of any size); the suite writes only zip checkpoints")
     try:
         record = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

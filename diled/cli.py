@@ -50,16 +50,54 @@ def _protocol(args: argparse.Namespace):
     return protocol
 
 
-def _fid(args: argparse.Namespace) -> int:
+def _check_output(out: str, inputs: list[str]) -> None:
+    """Before any work: ``out`` is none of the ``inputs`` (the same path, a hard link or a symlink to one, or a path
+    inside an input folder), and a file can be created beside it; each failure is a ``ValueError`` naming ``out``."""
+    import os
+
+    from diled.fileio import partial_name
+
+    target = Path(out)
+    for src in map(Path, inputs):
+        if not src.exists():
+            continue  # the input's own check names it
+        if target.resolve() == src.resolve() or (target.exists() and os.path.samefile(target, src)):
+            raise ValueError(f"{out}: this output is the input {src} (the same file, a hard link or a symlink to it); writing it "
+                             "would destroy the input: choose another output path")
+        if src.is_dir() and target.resolve().is_relative_to(src.resolve()):
+            raise ValueError(f"{out}: this output lies inside the input folder {src}; write it elsewhere")
+    if target.is_dir():
+        raise ValueError(f"{out}: is a folder; the output is a file")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        probe = partial_name(target)
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"{out}: cannot be written ({exc.strerror or exc})") from None
+
+
+def _write_output(out: str, write) -> None:
+    """``write(tmp)`` into a temporary beside ``out``, then renamed to it; a failure (disk full, read-only) names ``out``."""
     from diled.fileio import atomic_path
+
+    try:
+        with atomic_path(out) as tmp:
+            write(tmp)
+    except OSError as exc:
+        raise ValueError(f"{out}: could not be written ({exc.strerror or exc}); nothing was left there") from None
+
+
+def _fid(args: argparse.Namespace) -> int:
     from diled.manifest import dumps
     from diled.metrics import fid
 
+    if args.out:
+        _check_output(args.out, [args.gen, args.ref])
     result = fid.fid(args.gen, args.ref, _protocol(args), _device(args), args.batch_size)
     text = dumps(result)
     if args.out:
-        with atomic_path(args.out) as tmp:
-            Path(tmp).write_text(text + "\n")
+        _write_output(args.out, lambda tmp: Path(tmp).write_text(text + "\n"))
     print(text)
     return 0
 
@@ -69,9 +107,10 @@ def _fid_stats(args: argparse.Namespace) -> int:
 
     if not args.out.endswith(".npz"):
         raise ValueError(f"{args.out}: statistics files end in .npz")
+    _check_output(args.out, [args.src])
     protocol = _protocol(args)
     stats = fid.statistics(args.src, protocol, _device(args), args.batch_size, desc="fid-stats", role=args.role)
-    stats.save(args.out)
+    _write_output(args.out, stats.save)
     print(json.dumps({"out": args.out, "count": stats.count, "protocol": protocol.name, "protocol_digest": protocol.digest,
                       "content_sha256": stats.manifest["content_sha256"]}, indent=2))
     return 0
@@ -197,13 +236,20 @@ def main(argv: list[str] | None = None) -> int:
 
     from PIL import Image
 
-    input_errors = (ValueError, RuntimeError, OSError, EOFError, BadZipFile, Image.DecompressionBombError)
+    input_errors = (ValueError, RuntimeError, OSError, EOFError, BadZipFile, Image.DecompressionBombError, RecursionError)
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning
         try:
             return args.fn(args)
+        except MemoryError:
+            paths = [str(getattr(args, k)) for k in ("gen", "ref", "src", "out") if getattr(args, k, None)]
+            print(f"diled {args.command}: error: out of memory while working on {', '.join(paths) or 'the inputs'}; lower "
+                  "--batch-size, or pass the images as a folder (streamed)", file=sys.stderr)
+            return 2
         except input_errors as exc:
             message = " ".join(str(exc).split()) or type(exc).__name__
+            if len(message) > 2000:  # a message quoting a huge value is cut, not echoed whole
+                message = message[:2000] + f" ... ({len(message) - 2000} more characters)"
             print(f"diled {args.command}: error: {message}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:

@@ -3,12 +3,37 @@ could not be read *now* from a file that is corrupt."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+# A temporary whose writer cannot be asked (another host, container or boot) is stale only once nothing has touched
+# it for this long: a live writer in another PID namespace is never judged by a local pid.
+STALE_AFTER_S = 6 * 3600
+
+
+@functools.cache
+def writer_identity() -> str:
+    """12 hex digits naming this host, PID namespace and boot: two processes with the same identity can see each other's
+    pids; processes on another node of a shared home, in another container or before a reboot cannot."""
+    parts = [socket.gethostname()]
+    for probe in ("/proc/self/ns/pid", "/proc/sys/kernel/random/boot_id"):
+        try:
+            parts.append(os.readlink(probe) if probe.endswith("/pid") else Path(probe).read_text().strip())
+        except OSError:
+            parts.append("?")
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
+
+
+def partial_name(path: Path) -> Path:
+    """The temporary sibling ``<stem>.partial-<writer identity>-<pid><suffix>`` that ``atomic_path`` writes."""
+    return path.with_name(f"{path.stem}.partial-{writer_identity()}-{os.getpid()}{path.suffix}")
 
 
 @contextmanager
@@ -19,7 +44,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.partial-{os.getpid()}{path.suffix}")  # per process: concurrent writers never share one
+    tmp = partial_name(path)  # per host, namespace and process: concurrent writers never share one
     try:
         yield tmp
         tmp.replace(path)
@@ -28,26 +53,49 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def partial_owner(path: Path) -> int | None:
-    """The pid in an ``atomic_path`` temporary's name (``<stem>.partial-<pid><suffix>``), else None."""
+def partial_owner(path: Path) -> tuple[str | None, int] | None:
+    """(writer identity, pid) of an ``atomic_path`` temporary's name; the identity is None for the older
+    ``<stem>.partial-<pid><suffix>`` names, which do not say where the writer ran. None for any other name."""
     stem = path.name.split(".partial-", 1)
     if len(stem) != 2:
         return None
-    digits = stem[1].split(".", 1)[0]
-    return int(digits) if digits.isdigit() else None
+    token = stem[1].split(".", 1)[0]
+    ident, _, digits = token.rpartition("-")
+    if not digits.isdigit() or (ident and not (len(ident) == 12 and all(c in "0123456789abcdef" for c in ident))):
+        return None
+    return ident or None, int(digits)
+
+
+def is_stale_partial(path: Path, now: float | None = None) -> bool:
+    """Whether an ``atomic_path`` temporary was left by a writer that is gone: one of this host, namespace and boot
+    whose pid no longer runs; any other (or an old-style name) only when untouched for ``STALE_AFTER_S``."""
+    owner = partial_owner(path)
+    if owner is None:
+        return False
+    ident, pid = owner
+    if ident == writer_identity():
+        return pid != os.getpid() and not _alive(pid)
+    try:
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return age > STALE_AFTER_S
 
 
 def remove_stale_partials(folder: str | Path) -> list[Path]:
-    """Delete ``atomic_path`` temporaries in ``folder`` whose writing process is gone (killed mid-write).
+    """Delete ``atomic_path`` temporaries in ``folder`` whose writer is gone (``is_stale_partial``: killed mid-write).
 
-    A temporary of a live process (a concurrent job) is left alone. Returns what was removed.
+    A temporary of a live process (a concurrent job), or of a writer elsewhere that touched it recently, is left alone;
+    a folder that cannot be written (read-only cache) is left as it is. Returns what was removed.
     """
     removed = []
     for p in Path(folder).glob("*.partial-*"):
-        pid = partial_owner(p)
-        if pid is None or pid == os.getpid() or _alive(pid):
+        if not is_stale_partial(p):
             continue
-        p.unlink(missing_ok=True)
+        try:
+            p.unlink(missing_ok=True)
+        except OSError:  # read-only or foreign-owned: not ours to clean
+            continue
         removed.append(p)
     return removed
 
@@ -60,6 +108,22 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+def regular_file(path: str | Path, what: str = "file", error: type[Exception] = ValueError) -> Path:
+    """``path`` when it is a regular file (symlinks followed); otherwise ``error`` naming it. A FIFO, socket or device
+    would block a reader forever or never end, so it is refused before anything opens it."""
+    import stat
+
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise error(f"{path}: {kind}, not a regular file; a {what} must be a plain file")
+    return path
 
 
 class ReadFailure(RuntimeError):

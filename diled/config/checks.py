@@ -3,13 +3,50 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import reprlib
 from collections.abc import Sequence
 from pathlib import Path
 
 from diled import registry
 from diled.config.resolve import full_schema, resolve_models
 from diled.config.views import analyses, track_view, tracks
+
+TREE_LIMIT = 100_000  # values a config may hold once its YAML aliases are expanded (the largest shipped one holds a few thousand)
+_EXCERPT = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_EXCERPT.maxlevel, _EXCERPT.maxdict, _EXCERPT.maxlist, _EXCERPT.maxtuple = 2, 4, 4, 4
+_EXCERPT.maxstring = _EXCERPT.maxother = _EXCERPT.maxlong = 40
+
+
+def excerpt(value: object, limit: int = 80) -> str:
+    """A short, bounded rendering of a config value for an error line: a scalar as JSON, a container through ``reprlib``
+    (which never walks a whole huge value)."""
+    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) and not isinstance(value, str) or \
+        isinstance(value, str) and len(value) <= limit else _EXCERPT.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def tree_problems(config: object, limit: int = TREE_LIMIT) -> list[str]:
+    """Problems a walk of the whole config finds, before anything else walks it: a number that is NaN or infinite
+    (``lr: .nan`` would otherwise fail deep inside training), and a config that expands past ``limit`` values (a YAML
+    alias bomb: its aliases share objects, so loading it is cheap and every walk after it is not). Iterative and
+    stopped at the limit, so it costs at most ``limit`` steps."""
+    found, seen = [], 0
+    stack: list[tuple[tuple[str, ...], object]] = [((), config)]
+    while stack:
+        path, node = stack.pop()
+        seen += 1
+        if seen > limit:
+            return [f"the configuration expands to more than {limit:,} values (YAML anchors and aliases nested into a bomb?): "
+                    "refused before any check walks it"]
+        if isinstance(node, dict):
+            stack.extend(((*path, str(k)), v) for k, v in node.items())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(((*path, str(i)), v) for i, v in enumerate(node))
+        elif isinstance(node, float) and not math.isfinite(node):
+            found.append(f"{'.'.join(path) or '(top level)'} = {node}: not a finite number (NaN and infinities are refused everywhere)")
+    return sorted(found)
 
 
 def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
@@ -31,7 +68,8 @@ def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
         elif err.validator == "required":
             out.append(f"{where}: {err.message}")
         else:
-            out.append(f"{where} = {json.dumps(err.instance, default=str)[:80]}: {err.message}")
+            message = err.message if len(err.message) <= 200 else f"fails its {err.validator!r} rule ({excerpt(err.validator_value)})"
+            out.append(f"{where} = {excerpt(err.instance)}: {message}")
     return out
 
 
@@ -247,7 +285,10 @@ def check_device(config: dict) -> None:
 
 def check(config: dict, schema_path: str | Path | None = None) -> None:
     """Resolve the models (``resolve_models``), then raise one ValueError listing every problem (before any job
-    runs): schema first, then cross-field."""
+    runs): the whole tree first (size, finite numbers: ``tree_problems``), then the schema, then cross-field."""
+    found = tree_problems(config)
+    if found:
+        raise ValueError("invalid configuration:\n  - " + "\n  - ".join(found[:20]))
     resolve_models(config)
     found = schema_problems(config, schema_path) if schema_path else []
     if not found:

@@ -37,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from diled import weights
-from diled.fileio import atomic_path, npz_header, read_failure, remove_stale_partials
+from diled.fileio import atomic_path, npz_header, partial_name, read_failure, regular_file, remove_stale_partials
 from diled.metrics import uncertainty
 from diled.metrics.images import ImageInputError, ImageSource, downscale, open_source
 from diled.metrics.protocols import ADM, CLEAN_FID, PRESETS, PYTORCH_FID, FIDProtocol, get_protocol
@@ -49,6 +49,7 @@ __all__ = [
 
 DIM = 2048
 MIN_SIDE = 16  # smaller images are scored with a warning
+MANIFEST_LIMIT = 1 << 20  # bytes of a statistics file's manifest string (numpy stores 4 per character) read at most
 
 
 class ProtocolMismatch(ValueError):
@@ -203,6 +204,9 @@ class Statistics:
         for key, (shape, kinds) in members.items():
             if key in f.files:
                 _check_member(f, path, key, shape, kinds)
+        if "manifest" in f.files and (size := npz_header(f, "manifest")[1].itemsize) > MANIFEST_LIMIT:
+            raise ImageInputError(f"{path}: its manifest is a {size / 2**20:.0f} MiB string; statistics files made by the suite carry "
+                                  f"a JSON record of a few KiB (at most {MANIFEST_LIMIT // 2**20} MiB is read)")
         count = int(f["count"])
         if count < 2:
             raise ImageInputError(f"{path}: count is {count}; a covariance needs at least 2 images")
@@ -216,8 +220,8 @@ class Statistics:
             raise ImageInputError(f"{path}: empty protocol digest")
         try:
             manifest = json.loads(str(f["manifest"])) if "manifest" in f.files else {}
-        except json.JSONDecodeError as exc:
-            raise ImageInputError(f"{path}: its manifest is not JSON ({exc})") from exc
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise ImageInputError(f"{path}: its manifest is not JSON of a sane depth ({type(exc).__name__})") from exc
         if not isinstance(manifest, dict):
             raise ImageInputError(f"{path}: its manifest is a JSON {type(manifest).__name__}, not an object")
         return cls(mu, sigma, count, protocol, str(f["protocol_name"]) if "protocol_name" in f.files else "", manifest, features)
@@ -232,6 +236,7 @@ class Statistics:
 @contextmanager
 def _statistics_file(path: Path):
     """An open ``.npz`` whose every read error names ``path`` (a CRC error, a truncated member, an I/O error)."""
+    regular_file(path, "statistics file", ImageInputError)
     try:
         f = np.load(path, allow_pickle=False)
     except FileNotFoundError as exc:
@@ -312,11 +317,23 @@ class FeatureCache:
 
     An entry counts only when its record exists and the file matches it (rows, sha256, header shape);
     anything else (truncated, edited, empty, a record without features) is named in a warning, deleted and
-    recomputed. Temporaries of writers that were killed (``*.partial-<pid>*``) are removed on every use.
+    recomputed. Temporaries of writers that are gone are removed on every use (``diled.fileio.is_stale_partial``:
+    a writer elsewhere, on another node of a shared home or in another container, is never judged by a local pid).
+
+    The cache is optional: entries are written with ordinary buffered writes to a temporary in the entry's folder and
+    renamed into place, so a full disk is an ``OSError`` (never a memory map's SIGBUS); a cache that cannot be written
+    (disk full, read-only, no permission) turns itself off for the rest of the process with one warning, and the
+    features are computed all the same.
     """
+
+    unwritable: dict[Path, str] = {}  # folder -> why; class-wide, so one warning per process and folder
 
     def __init__(self, root: Path, protocol: FIDProtocol):
         self.dir = root / protocol.feature_digest
+
+    @property
+    def writable(self) -> bool:
+        return self.dir not in FeatureCache.unwritable
 
     def _paths(self, content: str) -> tuple[Path, Path]:
         return self.dir / f"{content}.npy", self.dir / f"{content}.json"
@@ -343,38 +360,96 @@ class FeatureCache:
             problem = f"incomplete entry ({Path(exc.filename).name} is missing)"
         except (OSError, MemoryError) as exc:  # could not be read now: says nothing about the entry, which stays
             raise read_failure(npy, exc) from exc
-        except (ValueError, EOFError, AttributeError) as exc:
-            problem = f"unreadable ({type(exc).__name__}: {exc})"
+        except (ValueError, EOFError, AttributeError, RecursionError) as exc:
+            problem = f"unreadable ({type(exc).__name__}: {str(exc)[:200]})"
         warnings.warn(f"feature cache entry {npy} discarded: {problem}; recomputing it", stacklevel=3)
-        npy.unlink(missing_ok=True)
-        meta.unlink(missing_ok=True)
+        for stale in (npy, meta):
+            try:
+                stale.unlink(missing_ok=True)
+            except OSError:  # a read-only cache: the entry is skipped, not removed
+                pass
         return None
+
+    def _turn_off(self, exc: OSError) -> None:
+        why = exc.strerror or str(exc)
+        if self.dir not in FeatureCache.unwritable:
+            warnings.warn(f"feature cache {self.dir} cannot be written ({why}); it is off for the rest of this run: features are "
+                          "computed, not stored (free space or set DILED_FEATURE_CACHE to another folder, or to off)", stacklevel=4)
+        FeatureCache.unwritable[self.dir] = why
 
     @contextmanager
     def writer(self, content: str, rows: int):
-        """Yield a (rows, 2048) float32 array to fill; committed only if every row was written."""
+        """Yield a row store for the (rows, 2048) float32 features; committed only if every row was written. A write
+        that fails (``OSError``) turns the cache off (``_turn_off``) and the store then takes rows without writing."""
         npy, meta = self._paths(content)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(npy) as tmp:
-            store = _RowStore(np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, DIM)))
+        store = _RowStore(rows)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            store.open(partial_name(npy))
+        except OSError as exc:
+            store.fail(exc)
+        try:
             yield store
-            if store.filled != rows:
-                raise RuntimeError(f"feature extraction wrote {store.filled} of {rows} rows; nothing cached")
-            store.array.flush()
-            digest = weights.sha256_file(tmp)
-        with atomic_path(meta) as tmp_meta:  # the record last: an entry without one is never trusted
-            tmp_meta.write_text(json.dumps({"rows": rows, "dim": DIM, "sha256": digest}) + "\n")
+        except BaseException:
+            store.discard()
+            raise
+        if store.error is None and store.filled != rows:
+            store.discard()
+            raise RuntimeError(f"feature extraction wrote {store.filled} of {rows} rows; nothing cached")
+        if store.error is None:
+            try:
+                store.close()
+                digest = weights.sha256_file(store.path)
+                store.path.replace(npy)
+                with atomic_path(meta) as tmp_meta:  # the record last: an entry without one is never trusted
+                    tmp_meta.write_text(json.dumps({"rows": rows, "dim": DIM, "sha256": digest}) + "\n")
+            except OSError as exc:
+                npy.unlink(missing_ok=True)
+                store.fail(exc)
+        if store.error is not None:
+            store.discard()
+            self._turn_off(store.error)
 
 
 class _RowStore:
-    """A feature array filled front to back, counting what was written."""
+    """Feature rows written front to back through a buffered file (a ``.npy`` header, then the rows), counting what
+    was written; after a failed write it keeps counting and writes nothing."""
 
-    def __init__(self, array: np.ndarray):
-        self.array, self.filled = array, 0
+    def __init__(self, rows: int):
+        self.rows, self.filled = rows, 0
+        self.fh, self.path, self.error = None, None, None
+
+    def open(self, path: Path) -> None:
+        self.path = path
+        self.fh = open(path, "wb")
+        np.lib.format.write_array_header_1_0(self.fh, {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")),
+                                                       "fortran_order": False, "shape": (self.rows, DIM)})
 
     def append(self, feats: np.ndarray) -> None:
-        self.array[self.filled : self.filled + len(feats)] = feats
         self.filled += len(feats)
+        if self.error is None and self.fh is not None:
+            try:
+                self.fh.write(np.ascontiguousarray(feats, dtype="<f4").tobytes())
+            except OSError as exc:
+                self.fail(exc)
+
+    def fail(self, exc: OSError) -> None:
+        self.error = exc
+        self.discard()
+
+    def close(self) -> None:
+        if self.fh is not None:
+            fh, self.fh = self.fh, None
+            fh.close()
+
+    def discard(self) -> None:
+        """Close and delete the temporary (a full disk may refuse the close's flush too: it is deleted all the same)."""
+        try:
+            self.close()
+        except OSError:
+            pass
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def statistics(
@@ -407,7 +482,7 @@ def statistics(
         src = src.head(protocol.sample_count)
     if keep_features is None:
         keep_features = _gram_sized(len(src))
-    content = src.content_hash()
+    content = src.content_hash(batch_size)
     manifest = {"source": src.description, "role": role, "images": len(src), "content_sha256": content,
                 "protocol": protocol.record(), "protocol_digest": protocol.digest}
     cdir = feature_cache_dir()
@@ -433,13 +508,13 @@ def statistics(
             if keep_features:
                 kept.append(f)
 
-    if store is None:
+    if store is None or not store.writable:
         run(None)
         manifest["features"] = "computed"
     else:
         with store.writer(content, len(src)) as rows:
             run(rows)
-        manifest["features"] = "computed (cached)"
+        manifest["features"] = "computed (cached)" if rows.error is None else "computed (the cache could not be written)"
     return acc.statistics(protocol, manifest, np.concatenate(kept) if keep_features else None)
 
 
@@ -531,7 +606,7 @@ def fid(gen, ref, protocol: FIDProtocol, device: torch.device | str = "cpu", bat
         gen = open_source(gen, protocol.quantization)
         if protocol.sample_count is not None:
             gen = gen.head(protocol.sample_count)
-        gen.content_hash()  # decodes every image: a bad generated set is refused before the reference's Inception pass
+        gen.content_hash(batch_size)  # decodes every image: a bad generated set is refused before the reference's Inception pass
     ref_stats, protocol = _as_reference(ref, protocol, device, batch_size)
     gen_stats = _as_statistics(gen, protocol, device, batch_size, "generated")
     value = frechet_distance(gen_stats, ref_stats)

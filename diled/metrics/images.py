@@ -28,10 +28,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from diled.fileio import memory_limit_bytes, npz_header
+from diled.fileio import memory_limit_bytes, npz_header, regular_file
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 ARRAY_EXTENSIONS = {".npy", ".npz", ".pt"}
+DECODE_BUDGET = 1 << 30  # bytes of decoded pixels one folder batch holds at most (whatever the batch size asks)
 
 
 class ImageInputError(ValueError):
@@ -52,14 +53,22 @@ def quantize(x: np.ndarray, mode: str) -> np.ndarray:
     return u.astype(np.uint8)
 
 
+def _check_layout(shape: tuple[int, ...], dtype: np.dtype, where: str) -> bool:
+    """Whether images of ``shape`` are (N, C, H, W) (else (N, H, W, C)); refuses any other shape or a dtype that is
+    neither uint8 nor float. Needs only what an array file's header says, so a bad file is refused before it inflates."""
+    if len(shape) != 4:
+        raise ImageInputError(f"{where}: expected 4-D images (N, C, H, W) or (N, H, W, C), got shape {tuple(shape)}")
+    if dtype != np.uint8 and not np.issubdtype(dtype, np.floating):
+        raise ImageInputError(f"{where}: images must be uint8 or float in [-1, 1], got {dtype}")
+    if shape[1] in (1, 3):
+        return True
+    if shape[-1] in (1, 3):
+        return False
+    raise ImageInputError(f"{where}: no channel axis of size 1 or 3 in shape {tuple(shape)}")
+
+
 def _to_nchw(arr: np.ndarray, where: str) -> np.ndarray:
-    if arr.ndim != 4:
-        raise ImageInputError(f"{where}: expected 4-D images (N, C, H, W) or (N, H, W, C), got shape {arr.shape}")
-    if arr.shape[1] in (1, 3):
-        return arr
-    if arr.shape[-1] in (1, 3):
-        return arr.transpose(0, 3, 1, 2)
-    raise ImageInputError(f"{where}: no channel axis of size 1 or 3 in shape {arr.shape}")
+    return arr if _check_layout(arr.shape, arr.dtype, where) else arr.transpose(0, 3, 1, 2)
 
 
 class ImageSource:
@@ -79,14 +88,15 @@ class ImageSource:
             raise ImageInputError(f"{self.description}: protocol wants {n} images, only {len(self)} given")
         return _Head(self, n)
 
-    def content_hash(self) -> str:
-        """sha256 of the uint8 (N, 3, H, W) bytes this source yields, with their shape (computed once per source).
-
-        It decodes every image, so it is also the check that the whole set can be read."""
+    def content_hash(self, batch_size: int = 50) -> str:
+        """sha256 of the uint8 (N, 3, H, W) bytes this source yields, with their shape (computed once per source; the
+        same whatever the batches). It decodes every image ``batch_size`` at a time, so it is also the check that the
+        whole set can be read."""
         if getattr(self, "_content_hash", None) is None:
             h = hashlib.sha256()
-            for b in self.batches(256):
-                h.update(f"{b.shape[1:]}".encode())
+            for i, b in enumerate(self.batches(batch_size)):
+                if i == 0:  # every image of a set has one shape: hashed once, so the batching does not change the hash
+                    h.update(f"{b.shape[1:]}".encode())
                 h.update(np.ascontiguousarray(b).tobytes())
             h.update(f"n={len(self)}".encode())
             self._content_hash = h.hexdigest()
@@ -185,6 +195,9 @@ class FolderSource(ImageSource):
             raise ImageInputError(f"{folder}: not a folder")
         files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
         others = [p.name for p in files if p.is_dir() or p.suffix.lower() not in IMAGE_EXTENSIONS]
+        if not others and (special := [p.name for p in files if not p.is_file()]):  # FIFOs, sockets, devices: reads would block
+            raise ImageInputError(f"{folder}: entries that are not regular files {special[:3]}{' ...' if len(special) > 3 else ''} "
+                                  "(a FIFO, socket, device or broken link); an image folder holds image files only")
         if others:
             raise ImageInputError(
                 f"{folder}: non-image entries {others[:3]}{' ...' if len(others) > 3 else ''} "
@@ -202,36 +215,47 @@ class FolderSource(ImageSource):
         return len(self.files)
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
-        for i in range(0, len(self.files), batch_size):
-            out = []
-            for p in self.files[i : i + batch_size]:
-                img = read_image(p)
-                if self._size is None:
-                    self._size = img.shape[1:]
-                elif img.shape[1:] != self._size:
-                    raise ImageInputError(
-                        f"{p}: size {img.shape[2]}x{img.shape[1]} differs from the folder's first image "
-                        f"({self._size[1]}x{self._size[0]}); all images of a set must have one size"
-                    )
-                out.append(img)
+        """At most ``batch_size`` images a batch, and fewer where their decoded pixels would pass ``DECODE_BUDGET``
+        (a few very large images never pile up in memory)."""
+        out: list[np.ndarray] = []
+        for p in self.files:
+            img = read_image(p)
+            if self._size is None:
+                self._size = img.shape[1:]
+            elif img.shape[1:] != self._size:
+                raise ImageInputError(
+                    f"{p}: size {img.shape[2]}x{img.shape[1]} differs from the folder's first image "
+                    f"({self._size[1]}x{self._size[0]}); all images of a set must have one size"
+                )
+            out.append(img)
+            if len(out) == batch_size or (len(out) + 1) * img.nbytes > DECODE_BUDGET:
+                yield np.stack(out)
+                out = []
+        if out:
             yield np.stack(out)
 
 
 def load_array_file(path: str | Path, quantization: str = "round") -> ArraySource:
     """``.npy`` / ``.npz`` (``arr_0``) / ``.pt`` image array -> ``ArraySource``."""
-    path = Path(path)
+    path = regular_file(path, "image array file", ImageInputError)
+
+    def check(shape: tuple[int, ...], dtype: np.dtype) -> None:  # from the header, before a byte of pixels is read
+        _check_layout(shape, dtype, str(path))
+        claimed, limit = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize, memory_limit_bytes()
+        if claimed > limit:
+            raise ImageInputError(f"{path}: images {tuple(shape)} {dtype} would take {claimed / 2**30:.1f} GiB in memory, more than "
+                                  f"half of this machine's ({limit / 2**30:.1f} GiB): pass the images as a folder, which is streamed")
+
     try:
         if path.suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)  # the header only, until it passes
+            check(arr.shape, arr.dtype)
+            arr = np.array(arr)
         elif path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as f:
                 if "arr_0" not in f.files:
                     raise ImageInputError(f"{path}: .npz image files need an 'arr_0' array (found {f.files})")
-                shape, dtype = npz_header(f, "arr_0")  # a compressed member can claim far more than the file's size
-                claimed, limit = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize, memory_limit_bytes()
-                if claimed > limit:
-                    raise ImageInputError(f"{path}: arr_0 {shape} {dtype} would take {claimed / 2**30:.1f} GiB in memory, more than "
-                                          f"half of this machine's ({limit / 2**30:.1f} GiB): pass the images as a folder, which is streamed")
+                check(*npz_header(f, "arr_0"))  # a compressed member can claim far more than the file's size
                 arr = f["arr_0"]
         elif path.suffix == ".pt":
             arr = torch.load(path, map_location="cpu", weights_only=True)
@@ -257,7 +281,7 @@ def open_source(src: str | Path | np.ndarray | torch.Tensor | ImageSource, quant
         raise ImageInputError(f"{path}: no such file or folder")
     if path.is_dir():
         return FolderSource(path)
-    return load_array_file(path, quantization)
+    return load_array_file(path, quantization)  # refuses a FIFO, socket or device before opening it
 
 
 def downscale(batch: np.ndarray, size: int) -> np.ndarray:

@@ -111,7 +111,12 @@ def load(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     if split not in ("train", "reference"):
         raise ValueError(f"split must be 'train' or 'reference', got {split!r}")
     with np.load(path, allow_pickle=False) as f:
-        return f[f"{split}_images"], f[f"{split}_labels"]
+        images, labels = f[f"{split}_images"], f[f"{split}_labels"]
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise ValueError(f"{split}_images are {images.dtype} {images.shape}, not uint8 (N, 1, 32, 32)")
+    if labels.dtype.kind not in "iu" or labels.shape != images.shape[:1] or (labels.size and (labels.min() < 0 or labels.max() > 9)):
+        raise ValueError(f"{split}_labels must be {len(images)} digit classes in 0..9, got {labels.dtype} {labels.shape}")
+    return images, labels
 
 
 def reference_images(path: str | Path, which: str = "held-out", seed: int = 0) -> np.ndarray:

@@ -221,4 +221,11 @@ def load(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     if split not in ("train", "valid", "test"):
         raise ValueError(f"split must be 'train', 'valid' or 'test', got {split!r}")
     with np.load(path, allow_pickle=False) as f:
-        return f[f"{split}_tokens"].astype(np.int64), f[f"{split}_fitness"]
+        tokens, fitness = f[f"{split}_tokens"], f[f"{split}_fitness"]
+    if tokens.dtype.kind not in "iu" or (tokens.size and (tokens.min() < 0 or tokens.max() >= len(VOCAB))):
+        raise ValueError(f"{split}_tokens hold values outside the alphabet's ids [0, {len(VOCAB)}) ({tokens.dtype}); "
+                         "a residue would decode as another one")
+    if fitness.dtype.kind != "f" or not np.isfinite(fitness).all() or fitness.shape != tokens.shape[:1]:
+        raise ValueError(f"{split}_fitness must be {len(tokens)} finite floats, got {fitness.dtype} {fitness.shape}"
+                         f"{'' if fitness.dtype.kind != 'f' or np.isfinite(fitness).all() else ' with NaN or inf'}")
+    return tokens.astype(np.int64), fitness

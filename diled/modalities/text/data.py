@@ -437,8 +437,19 @@ def load(path: str | Path, split: str) -> dict[str, np.ndarray]:
         raise ValueError(f"split must be one of {(*SPLITS, POOL)}, got {split!r}")
     with np.load(path, allow_pickle=False) as z:
         arrays = {k[len(split) + 1 :]: z[k] for k in z.files if k.startswith(split + "_")}
+        tokenizer = str(z["tokenizer"]) if "tokenizer" in z.files and "ids" in arrays else None
     if split != POOL and not {"text", "ids"} <= arrays.keys():
         raise KeyError(f"{split}_text and {split}_ids")  # a foreign .npz: DatasetCodec.load names the file
+    if "ids" in arrays:  # range-checked here, not as an IndexError deep inside an embedding
+        ids = arrays["ids"]
+        if ids.dtype.kind not in "iu":
+            raise ValueError(f"{split}_ids are {ids.dtype}, not integer token ids")
+        vocab = load_tokenizer(tokenizer).get_vocab_size() if tokenizer is not None else None
+        if ids.size and (ids.min() < 0 or (vocab is not None and ids.max() >= vocab)):
+            raise ValueError(f"{split}_ids hold ids outside the tokenizer's vocabulary [0, {vocab}) (min {ids.min()}, max {ids.max()})")
+    for key, value in arrays.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise ValueError(f"{split}_{key} holds NaN or infinite values")
     return arrays
 
 

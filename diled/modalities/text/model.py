@@ -54,11 +54,16 @@ def pretrained_bert(folder, config) -> tuple[nn.Module, dict[str, torch.Tensor]]
     """A ``BertModel`` of ``config`` holding the folder's pretrained tensors, and those tensors (safetensors only, so
     nothing but tensors is read; the folder is pinned by sha256 in ``diled.weights``). Every tensor the model has must
     be in the file."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
     from transformers import BertModel
 
     bert = BertModel(config, add_pooling_layer=False)
-    pretrained = load_file(folder / "model.safetensors")
+    try:
+        pretrained = load_file(folder / "model.safetensors")
+    except SafetensorError as exc:  # its message names no file
+        raise ValueError(f"{folder}/model.safetensors: not a readable safetensors file ({exc}); delete the folder and rerun "
+                         "to fetch and verify it again") from exc
     wanted = bert.state_dict()
     missing = sorted(k for k in wanted if k not in pretrained)
     if missing:
