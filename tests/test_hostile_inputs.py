@@ -41,7 +41,7 @@ def fake_fid(tmp_path, monkeypatch):
     """A feature cache in tmp_path, the fake extractor, a fresh record of unwritable caches, 6 tiny images."""
     monkeypatch.setenv("DILED_FEATURE_CACHE", str(tmp_path / "features"))
     monkeypatch.setattr(fid, "FeatureExtractor", _FakeExtractor)
-    monkeypatch.setattr(fid.FeatureCache, "unwritable", {})
+    monkeypatch.setattr(fid.FeatureCache, "unwritable", {}, raising=False)
     return np.random.default_rng(0).integers(0, 256, (6, 3, 16, 16), dtype=np.uint8)
 
 
