@@ -59,7 +59,7 @@ def smoke_runs(tmp_path_factory, feature_cache) -> list[Path]:
     state) deleted and its three training jobs forced (``--forcerun``), so Snakemake runs again, from step 0, each
     DiLED training (image, text, protein) and everything downstream of it: sampling, evaluation, probes, editing,
     the w ablation, the FID-settings chain and every table. Its tables must equal the first run's byte for byte:
-    the check of "two runs give identical tables" on the jobs that carry the method, at 31 of the DAG's 98 jobs.
+    the check of "two runs give identical tables" on the jobs that carry the method, at 31 of the DAG's 99 jobs.
     Data preparation is repeated by `test_data_preparation_again_gives_identical_files`; the baselines and the
     judges only by `test_two_fresh_smoke_runs_give_identical_tables` (marker ``slow``: ``pytest -m slow``), which
     repeats the whole DAG from nothing.
@@ -120,6 +120,9 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
     assert set(health["model"]) >= {"DDIM", "DiffAE", "DiffAE + FT", "DiLED", "LDM", "NVAE", "CM-CD"}
     assert health["class kept (random)"].between(0, 1).sum() == len(health) - 1  # all but DDIM (no random protocol)
     assert health.loc[health["model"].isin(["DiffAE", "DiLED"]), ["code spread", "z gain t=500"]].gt(0).all().all()
+    assert health[["samples recognisable", "sample class entropy"]].apply(lambda c: c.between(0, 1)).all().all()
+    judge = json.loads((out / "judges/image/digits.json").read_text())  # the digit judge's own job and record
+    assert 0 < judge["accuracy"] <= 1 and 0 < judge["pixel_accuracy"] <= 1 and judge["held_out"] == cfg["data"]["reference_size"]
     assert "± " in (out / "tables/table6_kid.md").read_text()
     for model in ("ddim", "diffae", "diled", "ldm", "nvae", "cmcd"):
         assert (out / f"figures/image/{model}_grid.png").stat().st_size > 1000
@@ -130,6 +133,8 @@ def test_smoke_produces_table_figures_and_card(smoke_runs):
         assert key in man
     assert man["hardware"]["niceness"] >= 5 and man["hardware"]["malloc_env"]["MALLOC_MMAP_THRESHOLD_"] == str(2**32)  # image: 5
     assert record["protocol"]["name"] == "pytorch-fid" and record["training"]["steps"] > 0
+    assert record["training"]["precision_reason"].startswith("auto")  # DDIM's config says auto: the reason is recorded
+    assert record["sampling_precision_reason"].startswith("auto") and "precision_probes" in man["hardware"]
     assert any(line.startswith("| DiLED") for line in (out / "tables/table6.md").read_text().splitlines())
     tex = (out / "tables/table6.tex").read_text()
     assert "\\begin{tabular}" in tex and "\\textbf{" in tex and "not run" in tex

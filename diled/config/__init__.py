@@ -32,10 +32,10 @@ from diled.config.checks import (
 )
 from diled.config.jobenv import JOB_ENV, job_threads, most_specific, niceness, set_job_env
 from diled.config.resolve import defaulted, full_schema, load_config, merge, resolve_models, user_config
-from diled.config.views import ANALYSES, GLOBAL_KEYS, analyses, run_key, stage_config, text_judges_key, track_view, tracks
+from diled.config.views import ANALYSES, GLOBAL_KEYS, analyses, image_labelled, run_key, stage_config, text_judges_key, track_view, tracks
 
 __all__ = [
-    "ANALYSES", "GLOBAL_KEYS", "JOB_ENV", "TRACK_CHECKS", "analyses", "check", "check_device", "cmcd_problems", "control_problems",
+    "ANALYSES", "GLOBAL_KEYS", "JOB_ENV", "TRACK_CHECKS", "analyses", "image_labelled", "check", "check_device", "cmcd_problems", "control_problems",
     "defaulted", "device_problems", "full_schema", "image_problems", "job_threads", "ldm_problems", "load_config", "merge",
     "most_specific", "niceness", "problems", "protein_problems", "protocol_problems", "resolve_models", "run_key",
     "schedule_problems", "schema_problems", "set_job_env", "stage_config", "text_judges_key", "text_problems", "track_view",

@@ -8,6 +8,12 @@ import json
 from diled import registry
 
 GLOBAL_KEYS = ("outdir", "seed", "device", "threads")  # merged into every track view ("tracks", "plugins" are not)
+LABELLED_IMAGE_DATASETS = ("mnist32",)  # image datasets with digit classes: the digit judge, probe and editing need them
+
+
+def image_labelled(view: dict) -> bool:
+    """Whether the image view's dataset has class labels (torch-free: the DAG asks before any job runs)."""
+    return view["data"]["dataset"] in LABELLED_IMAGE_DATASETS
 
 
 def track_view(config: dict, track: str) -> dict:

@@ -277,6 +277,10 @@ def latent_health(records: Sequence[dict], root: str | Path) -> pd.DataFrame:
             "class kept (random)": h.get("class_preservation_random", float("nan")),
             "class kept (inverted)": h.get("class_preservation_inverted", float("nan")),
             "judge on sources": h.get("judge_accuracy_on_sources", float("nan")),
+            "samples recognisable": h.get("generation_recognisable", float("nan")),
+            "sample class entropy": h.get("generation_class_entropy", float("nan")),
+            "class kept, previous pixel judge (random / inverted)": " / ".join(
+                f"{h[k]:.2f}" if k in h else "n/a" for k in ("class_preservation_random_pixel_judge", "class_preservation_inverted_pixel_judge")),
             "manifest": os.path.relpath(rec["_path"], root),
         })
     return pd.DataFrame(rows)
@@ -392,10 +396,33 @@ def table6_notes(records: Sequence[dict], cfg: dict) -> list[str]:
         "since resampling inflates FID's small-N bias); LPIPS/SSIM: mean ± 1.96 standard errors over images.",
         *[spec.note.format(**cfg) for spec in registry.models("image", config=cfg) if spec.note],
         precision_note(records),
+        *generation_health_note(records),
         "Each row's `manifest` is its metric record: protocol, counts, training info, and the job manifest "
         "(config hash, git commit, package versions, hardware, seed, wall time).",
     ]
     return notes
+
+
+UNRECOGNISABLE = 0.5  # a row whose generated samples the digit judge recognises less often than this is flagged
+
+
+def generation_health_note(records: Sequence[dict]) -> list[str]:
+    """Table 6's generation-health note: the digit judge's accuracy, the share of real digits it recognises, and the
+    rows whose samples it does not recognise as digits (flagged, with their share)."""
+    health = [(r, r.get("latent_health", {})) for r in records]
+    judged = [(r, h) for r, h in health if "generation_recognisable" in h]
+    if not judged:
+        return []
+    h0 = judged[0][1]
+    flagged = [f"{display(r.get('track', 'image'), r['model'])} T = {r['steps']} ({h['generation_recognisable']:.0%})"
+               for r, h in judged if h["generation_recognisable"] < UNRECOGNISABLE]
+    return [
+        f"Generation health (latent-health table): the independent digit judge (a small CNN trained on the training split; "
+        f"held-out accuracy {h0.get('judge_accuracy_held_out', float('nan')):.3f}) calls a sample recognisable when it gives a "
+        f"digit probability >= 0.9; it does so for {h0.get('real_recognisable', float('nan')):.0%} of real held-out digits. "
+        + (f"**Not recognisable as digits** (under {UNRECOGNISABLE:.0%} of samples): {', '.join(flagged)}: these rows' generation "
+           "FIDs score noise or blobs, not a generator of digits." if flagged else
+           f"Every row's samples are recognisable at least {UNRECOGNISABLE:.0%} of the time.")]
 
 
 def table6_caption(first: dict, scope: str) -> str:

@@ -165,6 +165,11 @@ def sample_sets(model, steps, ext="npz"):
     ]
 
 
+def digit_judge():
+    """The digit judge's file where the image dataset has classes (rule image_judge), else nothing."""
+    return {"judge": out("judges/image/digits.npz")} if cfg.image_labelled(IMAGE) else {}
+
+
 def evaluate_image_inputs(wc):
     return {
         "sets": sample_sets(wc.model, wc.steps),
@@ -172,6 +177,7 @@ def evaluate_image_inputs(wc):
         "data": dataset_file("image"),
         "reference": out("fid/reference.npz"),
         "weights": out("weights/verified.json"),
+        **digit_judge(),
     }
 
 

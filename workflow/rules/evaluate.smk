@@ -22,6 +22,25 @@ rule reference_stats:
         "../scripts/reference_stats.py"
 
 
+rule image_judge:
+    input:
+        data=dataset_file("image"),
+    output:
+        judge=out("judges/image/digits.npz"),
+        record=out("judges/image/digits.json"),
+    log:
+        out("logs/image_judge.log"),
+    conda:
+        "../envs/diled.yaml"
+    threads: config["threads"]
+    resources:
+        **job_resources("image_judge"),
+    params:
+        settings=IMAGE.get("judge", {}),
+    script:
+        "../scripts/image_judge.py"
+
+
 rule evaluate_image:
     input:
         unpack(evaluate_image_inputs),

@@ -55,6 +55,7 @@ rule editing:
         models=[model_file("image", m) for m in models("image", "edit")],
         latents=expand(out("probe/image/{model}.npz"), model=models("image", "edit")),
         data=dataset_file("image"),
+        judge=out("judges/image/digits.npz"),
         weights=out("weights/verified.json"),
     output:
         csv=report(

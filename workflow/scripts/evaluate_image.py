@@ -3,9 +3,10 @@ import json
 
 import numpy as np
 
-from diled import codecs, editing, latent_health, registry
+from diled import codecs, latent_health, registry
 from diled.manifest import write_json
 from diled.metrics import fid, recon, uncertainty
+from diled.modalities.image import judge as digit_judge
 from diled.modalities.image.model import eval_indices
 from diled.snakemake_job import Job
 
@@ -18,8 +19,9 @@ seed = job.config["seed"]
 scores, intervals, kids, counts, rec_metrics = {}, {}, {}, {}, {}
 lpips_model = recon.load_lpips("alex", job.device)
 codec = codecs.for_track("image", job.view)
-# the editing table's independent judge (labelled data only: photo sets have no classes to preserve)
-judge = editing.pixel_classifier(*codec.load(snakemake.input.data, "train"), seed) if codec.labelled else None
+# the independent digit judge, trained once by rule image_judge (labelled data only: photo sets have no classes to
+# preserve), and the pixel judge it replaced, whose verdicts are kept beside its own for one release
+judge, pixel_judge, judge_record = digit_judge.load(snakemake.input.judge) if "judge" in snakemake.input.keys() else (None, None, {})
 ref_x, ref_y = codec.load(snakemake.input.data, "reference")
 health = {}
 native = registry.resolve("image", snakemake.wildcards.model, job.view).spec.rec_protocols  # what its plain ``rec`` is
@@ -39,7 +41,9 @@ for k, path in enumerate(files):
             raise RuntimeError(f"{path}: its sources are not the held-out images this config selects")
         row += len(sets["source_a"])
         if judge is not None:
-            verdicts.setdefault("sources", []).append(editing.judge(judge, sets["source_a"]))
+            verdicts.setdefault("sources", []).append(digit_judge.predict(judge, sets["source_a"])[0])
+            if "gen" in sets.files:
+                verdicts.setdefault("gen", []).append(np.stack(digit_judge.predict(judge, sets["gen"])))
         for key in sorted(x for x in sets.files if x in ("gen", "rec", "rec_inverted") or x.startswith("interp_")):
             stats = fid.statistics(sets[key], protocol, job.device, p.batch_size, desc=f"{key} {k + 1}/{len(files)}",
                                    keep_features=True, use_count=False)  # a fixed count applies to the merged rows
@@ -47,11 +51,16 @@ for k, path in enumerate(files):
             if key.startswith("rec"):
                 per_image.setdefault(key, []).append(recon.per_image_metrics(sets[key], sets["source_a"], lpips_model))
                 if judge is not None:
-                    verdicts.setdefault(key, []).append(editing.judge(judge, sets[key]))
+                    verdicts.setdefault(key, []).append(digit_judge.predict(judge, sets[key])[0])
+                    verdicts.setdefault(f"{key}_pixel", []).append(pixel_judge.predict(sets[key]))
 if row != n:
     raise RuntimeError(f"{files}: {row} rows, but eval.num_samples is {n}")
 if judge is not None:
     health["judge_accuracy_on_sources"] = float((np.concatenate(verdicts["sources"]) == labels).mean())
+    if "gen" in verdicts:
+        gen_labels, gen_conf = np.concatenate(verdicts["gen"], axis=1)
+        health.update({f"generation_{k}": v for k, v in digit_judge.generation_health(gen_labels, gen_conf).items()})
+    health.update({"judge_accuracy_held_out": judge_record["accuracy"], "real_recognisable": judge_record["real"]["recognisable"]})
 for key in sorted(feats):
     rows = np.concatenate(feats[key])
     if protocol.sample_count is not None:  # a protocol that fixes the count takes the first rows, as unsharded
@@ -69,8 +78,10 @@ for key in sorted(feats):
         rec_metrics[key] = recon.summarize({m: np.concatenate([d[m] for d in per_image[key]]) for m in per_image[key][0]})
         if judge is not None:
             kept = float((np.concatenate(verdicts[key]) == labels).mean())
+            kept_pixel = float((np.concatenate(verdicts[f"{key}_pixel"]) == labels).mean())
             for protocol_name in (("inverted",) if key == "rec_inverted" else native):  # DDIM's plain rec is an inversion
                 health.setdefault(f"class_preservation_{protocol_name}", kept)
+                health.setdefault(f"class_preservation_{protocol_name}_pixel_judge", kept_pixel)
         job.log(f"{tag} {key}: " + ", ".join(f"{m} {v:.4f}" for m, v in rec_metrics[key].items() if not m.endswith("_sem")))
 sample_manifest = json.load(open(snakemake.input.sample_manifest))
 health.update(sample_manifest.get("latent_health") or {})

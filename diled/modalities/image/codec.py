@@ -37,7 +37,9 @@ class ImageCodec(DatasetCodec):
     @property
     def labelled(self) -> bool:
         """Whether images carry class labels (the digit judge, probe and editing need them)."""
-        return not self.streamed
+        from diled.config.views import LABELLED_IMAGE_DATASETS
+
+        return self.dataset in LABELLED_IMAGE_DATASETS
 
     @property
     def data_module(self) -> str:
