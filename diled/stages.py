@@ -122,9 +122,12 @@ def train_job(track: str, name: str, stage: str, view: dict, data_path: str, run
         return None
     section = variant.spec.stage(stage).section
     choice = choose_precision(cfg["models"][variant.spec.name][section].get("precision", "fp32"), dev, track)
+    batch = cfg["models"][variant.spec.name][section]["batch_size"]
     info = {"track": track, "model": variant.spec.name, "variant": name, "stage": stage, "overrides": variant.overrides,
             "steps": res.steps, "resumed_from_step": res.resumed_from, "train_wall_s": round(res.wall_s, 3),
             "s_per_step": res.s_per_step and round(res.s_per_step, 5), "final_loss": res.final_loss, "run_dir": str(run_dir),
+            "batch_size": batch, "rows_seen": res.steps * batch,  # images, sentences or sequences: the stage's training budget
+            "train_cpu_s": res.cpu_s and round(res.cpu_s, 3), "cpu_s_per_step": res.cpu_s_per_step and round(res.cpu_s_per_step, 5),
             "parameters": sum(p.numel() for p in model.parameters()), "processes": world.size,
             **({"weights_from": res.source} if res.source else {"precision": res.precision, "precision_reason": choice["reason"]})}
     save_model(model, track, variant.spec.name, cfg, out_model, info)

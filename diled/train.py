@@ -140,6 +140,12 @@ class TrainResult:
     final_loss: float | None  # loss of the last step (None: no step ran)
     source: str | None = None  # a released checkpoint the weights came from instead of training (baselines.released)
     precision: str | None = None  # the autocast the steps ran under (TrainSpec.precision, ``auto`` resolved)
+    cpu_s: float | None = None  # process CPU seconds (all threads) of the steps, summed over resumed fragments; None: not recorded
+
+    @property
+    def cpu_s_per_step(self) -> float | None:
+        """CPU seconds a step cost this process: unlike wall time, not inflated by jobs sharing the cores."""
+        return self.cpu_s / self.steps if self.cpu_s and self.steps else None
 
 
 def _checkpoints(run_dir: Path) -> list[Path]:
@@ -214,7 +220,7 @@ def train(
     opt = spec.make_optimizer(params)
     # rank 0 keeps the EMA; every rank does when the loss reads it (consistency distillation's target)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if world.main or ema_target else None
-    start, wall_before, loss_value = 0, 0.0, float("nan")
+    start, wall_before, cpu_before, loss_value = 0, 0.0, 0.0, float("nan")
     # rank 0 reads first (and sets a corrupt newest file aside), then the others read what it chose
     state = latest_state(run_dir, device) if world.main else None
     distributed.barrier(world)
@@ -227,7 +233,7 @@ def train(
         if ema is not None:
             ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
-        start, wall_before = state["step"], state.get("wall_s", 0.0)
+        start, wall_before, cpu_before = state["step"], state.get("wall_s", 0.0), state.get("cpu_s")
         loss_value = state.get("loss", float("nan"))
     distributed.broadcast_([*model.parameters(), *model.buffers()], world)  # every rank starts from rank 0's weights
     sampler = StepBatches(n_rows, spec, start, world, flips=streamed and getattr(data, "hflip", False))
@@ -242,8 +248,8 @@ def train(
         _trim_log(log_path, start)  # rows past the checkpoint resumed from (a fall-back or a restart) are redone
     history: list[dict[str, float]] = []
     model.train()
-    t0 = time.perf_counter()
-    wall = wall_before
+    t0, c0 = time.perf_counter(), time.process_time()
+    wall, cpu = wall_before, cpu_before
     bar = tqdm(range(start, spec.steps), initial=start, total=spec.steps, desc=desc, disable=not (progress and world.main), mininterval=2.0)
     for step in bar:
         step_seed = (spec.seed, "step", step) if world.size == 1 else (spec.seed, "step", step, world.rank)
@@ -281,16 +287,18 @@ def train(
         done = step + 1
         if done % spec.ckpt_every == 0 or done == spec.steps:
             wall = wall_before + time.perf_counter() - t0
+            cpu = None if cpu_before is None else cpu_before + time.process_time() - c0  # a run begun before this was recorded: none
             if world.main:
                 state = {"step": done, "spec": spec.digest(), "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                         "wall_s": wall, "loss": loss_value, **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {})}
+                         "wall_s": wall, "loss": loss_value, **({"cpu_s": cpu} if cpu is not None else {}),
+                         **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {})}
                 _save(run_dir, done, state, spec.keep)
                 _append_log(log_path, history)
             history = []
             distributed.barrier(world)
     # ``wall``: what the final checkpoint recorded (a rerun of a finished run reads it back)
     return TrainResult(ema if ema is not None else model.eval(), spec.steps, start, wall, wall / spec.steps if wall > 0 else None,
-                       loss_value if math.isfinite(loss_value) else None, precision=spec.precision)
+                       loss_value if math.isfinite(loss_value) else None, precision=spec.precision, cpu_s=cpu or None)
 
 
 def _trim_log(path: Path, last_step: int) -> None:

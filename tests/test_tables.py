@@ -116,3 +116,22 @@ def test_ldm_at_a_t_is_judged_against_every_t_not_its_own():
 def test_a_not_run_row_gives_way_to_a_model_that_ran():
     df = tables.with_not_run(pd.DataFrame([{"model": "NVAE", "T": 1, "Gen FID": 9.0}]), {"NVAE": "why", "GAN": "why not"})
     assert list(df["model"]) == ["NVAE", "GAN"] and list(df["status"]) == ["run", "not run: why not"]
+
+
+def test_budget_note_sums_each_rows_lineage():
+    from diled.report.tables import budget_note, training_cost
+
+    def manifest(model, stage, steps, batch, cpu):
+        return {"training": {"model": model, "stage": stage, "steps": steps, "parameters": 10, "s_per_step": 0.5,
+                             "train_wall_s": steps * 0.5, "resumed_from_step": 0, "precision": "fp32", "rows_seen": steps * batch,
+                             "train_cpu_s": cpu, "cpu_s_per_step": cpu / steps},
+                "hardware": {"torch_threads": 1, "cuda": None, "machine": "x86_64"}}
+
+    manifests = {"image/ddim/train": manifest("ddim", "train", 800, 64, 400.0),
+                 "image/diffae/autoencoder": manifest("diffae", "autoencoder", 4800, 32, 1000.0),
+                 "image/diffae/latent": manifest("diffae", "latent", 2000, 256, 50.0)}
+    cost = training_cost(manifests)
+    (note,) = budget_note(cost)
+    assert "DDIM: ddim/train 51,200 (400 CPU-s)" in note
+    assert "DiffAE: diffae/autoencoder 153,600 + diffae/latent 512,000 (1,050 CPU-s)" in note  # its lineage, stage by stage
+    assert cost.loc[cost["file"] == "image/ddim/train", "CPU ms/step"].item() == 500.0

@@ -38,10 +38,13 @@ def test_resume_is_exact(tmp_path):
         state = checkpoint.load(ckpt)
         state["spec"] = TrainSpec(steps=20, batch_size=8, lr=1e-2, ema_decay=0.9, seed=0, ckpt_every=5, keep=2).digest()
         checkpoint.save(state, ckpt)
+    first_cpu = checkpoint.load(tmp_path / "b" / "ckpt-00000010.pt")["cpu_s"]
     resumed, res = run(tmp_path / "b", 20)
     assert res.resumed_from == 10
     for p, q in zip(straight.parameters(), resumed.parameters()):
         assert torch.equal(p, q)
+    assert first_cpu > 0 and res.cpu_s > first_cpu  # process CPU time is summed over the resumed fragments
+    assert res.cpu_s_per_step == pytest.approx(res.cpu_s / 20)
 
 
 def test_rotation_keeps_last_checkpoints_and_log(tmp_path):

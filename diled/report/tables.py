@@ -337,8 +337,11 @@ def training_cost(manifests: dict[str, dict]) -> pd.DataFrame:
         t = man["training"]
         track = key.split("/")[0]
         label = t["stage"] + "".join(f" ({k.rsplit('.', 1)[-1]} = {v:g})" for k, v in t.get("overrides", {}).items())
+        cpu = t.get("cpu_s_per_step")
         rows.append({"track": track, "model": display(track, t["model"]), "stage": label, "file": key,
                      "steps": t["steps"], "parameters": t["parameters"], "ms/step": round(1e3 * t["s_per_step"], 1) if t["s_per_step"] is not None else float("nan"),
+                     "CPU ms/step": round(1e3 * cpu, 1) if cpu is not None else float("nan"),
+                     "rows seen": t.get("rows_seen", float("nan")), "train CPU (s)": round(t["train_cpu_s"], 1) if t.get("train_cpu_s") else float("nan"),
                      "train wall (s)": round(t["train_wall_s"], 1), "resumed from step": t["resumed_from_step"],
                      "precision": t.get("precision") or ("released" if t.get("weights_from") else "fp32"),
                      "torch threads": man["hardware"]["torch_threads"], "device": man["hardware"]["cuda"] or f"CPU ({man['hardware']['machine']})"})
@@ -352,7 +355,9 @@ def training_cost(manifests: dict[str, dict]) -> pd.DataFrame:
         totals.append({"track": spec.track, "model": spec.display,
                        "stage": "total (" + " + ".join(f.split("/", 1)[1] for f in files) + ")", "file": "",
                        "steps": int(part["steps"].sum()), "parameters": int(part["parameters"].iloc[-1]),
-                       "ms/step": float("nan"), "train wall (s)": round(float(part["train wall (s)"].sum()), 1),
+                       "ms/step": float("nan"), "CPU ms/step": float("nan"), "rows seen": part["rows seen"].sum(min_count=len(part)),
+                       "train CPU (s)": round(float(part["train CPU (s)"].sum(min_count=len(part))), 1),
+                       "train wall (s)": round(float(part["train wall (s)"].sum()), 1),
                        "resumed from step": int(part["resumed from step"].max()), "precision": "/".join(dict.fromkeys(part["precision"])),
                        "torch threads": None, "device": ""})
     return pd.concat([stages, pd.DataFrame(totals)], ignore_index=True)
@@ -423,6 +428,26 @@ def generation_health_note(records: Sequence[dict]) -> list[str]:
         + (f"**Not recognisable as digits** (under {UNRECOGNISABLE:.0%} of samples): {', '.join(flagged)}: these rows' generation "
            "FIDs score noise or blobs, not a generator of digits." if flagged else
            f"Every row's samples are recognisable at least {UNRECOGNISABLE:.0%} of the time.")]
+
+
+def budget_note(cost: pd.DataFrame, track: str = "image") -> list[str]:
+    """What each row was given to learn: the rows each stage it is trained from saw (images; codes for a latent stage)
+    and the process CPU seconds of all of them (``training_cost``'s totals), so a row that got a fraction of the
+    others' budget says so beside its scores."""
+    totals = cost[(cost["track"] == track) & cost["stage"].str.startswith("total")]
+    if totals.empty:
+        return []
+    stages = cost.set_index("file")
+
+    def cell(r) -> str:
+        files = [f"{track}/{f}" for f in r["stage"].removeprefix("total (").removesuffix(")").split(" + ")]
+        seen = " + ".join(f"{f.split('/', 1)[1]} {int(stages.at[f, 'rows seen']):,}" if pd.notna(stages.at[f, "rows seen"])
+                          else f"{f.split('/', 1)[1]} ?" for f in files)
+        cpu = "?" if pd.isna(r["train CPU (s)"]) else f"{r['train CPU (s)']:,.0f}"
+        return f"{r['model']}: {seen} ({cpu} CPU-s)"
+    return ["Training budget per row: rows seen by every stage it is trained from (images; latent stages: codes) and their "
+            "process CPU seconds (all threads; unlike wall time, not inflated by jobs sharing the cores): "
+            + "; ".join(cell(r) for _, r in totals.iterrows()) + "."]
 
 
 def table6_caption(first: dict, scope: str) -> str:

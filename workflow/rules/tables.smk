@@ -3,7 +3,8 @@
 
 rule table6:
     input:
-        metric_files("image", models("image")),
+        metrics=metric_files("image", models("image")),
+        manifests=training_manifests("image"),
     output:
         csv=report(out("tables/table6.csv"), caption="../report/table6.rst", category="Table 6"),
         md=out("tables/table6.md"),

@@ -1,13 +1,18 @@
 """Assemble Table 6 (CSV, Markdown, LaTeX) and Figure 3 from the per-(model, T) metric records (diled.report.tables)."""
+import json
+from pathlib import Path
+
 from diled.report import figures, tables
 from diled.snakemake_job import Job
 
 job = Job(snakemake)
-records = tables.load_records(snakemake.input)
+records = tables.load_records(snakemake.input.metrics)
+manifests = {f"image/{Path(p).parent.name}/{Path(p).stem}": json.loads(Path(p).read_text()) for p in snakemake.input.manifests}
 df = tables.with_not_run(tables.table6(records, job.config["outdir"]))
 scope = tables.scope(job.view)
 out = snakemake.output
-tables.write_table6(df, tables.table6_notes(records, job.view), out.csv, out.md, out.tex, tables.table6_caption(records[0], scope), scope)
+notes = [*tables.table6_notes(records, job.view), *tables.budget_note(tables.training_cost(manifests))]
+tables.write_table6(df, notes, out.csv, out.md, out.tex, tables.table6_caption(records[0], scope), scope)
 tables.write_kid_table(df, out.kid, records[0], scope)
 figures.figure3(df, out.figure3, scope)
 job.log("\n" + df[["model", "T", *tables.SHOWN]].to_string(index=False))
