@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from diled import registry
+from diled import convergence, registry
 
 COLUMNS = {"gen": "Gen FID", "rec": "Rec FID (random)", "rec_inverted": "Rec FID (inverted)",
            "interp_0.2": "Interp FID (α=0.2)", "interp_0.4": "Interp FID (α=0.4)"}
@@ -338,11 +338,13 @@ def training_cost(manifests: dict[str, dict]) -> pd.DataFrame:
         track = key.split("/")[0]
         label = t["stage"] + "".join(f" ({k.rsplit('.', 1)[-1]} = {v:g})" for k, v in t.get("overrides", {}).items())
         cpu = t.get("cpu_s_per_step")
+        trend = convergence.stage_trend(t["run_dir"]) if t.get("run_dir") else None
         rows.append({"track": track, "model": display(track, t["model"]), "stage": label, "file": key,
                      "steps": t["steps"], "parameters": t["parameters"], "ms/step": round(1e3 * t["s_per_step"], 1) if t["s_per_step"] is not None else float("nan"),
                      "CPU ms/step": round(1e3 * cpu, 1) if cpu is not None else float("nan"),
                      "rows seen": t.get("rows_seen", float("nan")), "train CPU (s)": round(t["train_cpu_s"], 1) if t.get("train_cpu_s") else float("nan"),
                      "train wall (s)": round(t["train_wall_s"], 1), "resumed from step": t["resumed_from_step"],
+                     "last-quarter loss fall": _trend_cell(trend), "still improving": bool(trend and trend["improving"]),
                      "precision": t.get("precision") or ("released" if t.get("weights_from") else "fp32"),
                      "torch threads": man["hardware"]["torch_threads"], "device": man["hardware"]["cuda"] or f"CPU ({man['hardware']['machine']})"})
     stages = pd.DataFrame(rows)
@@ -359,6 +361,7 @@ def training_cost(manifests: dict[str, dict]) -> pd.DataFrame:
                        "train CPU (s)": round(float(part["train CPU (s)"].sum(min_count=len(part))), 1),
                        "train wall (s)": round(float(part["train wall (s)"].sum()), 1),
                        "resumed from step": int(part["resumed from step"].max()), "precision": "/".join(dict.fromkeys(part["precision"])),
+                       "last-quarter loss fall": "", "still improving": bool(part["still improving"].any()),
                        "torch threads": None, "device": ""})
     return pd.concat([stages, pd.DataFrame(totals)], ignore_index=True)
 
@@ -428,6 +431,34 @@ def generation_health_note(records: Sequence[dict]) -> list[str]:
         + (f"**Not recognisable as digits** (under {UNRECOGNISABLE:.0%} of samples): {', '.join(flagged)}: these rows' generation "
            "FIDs score noise or blobs, not a generator of digits." if flagged else
            f"Every row's samples are recognisable at least {UNRECOGNISABLE:.0%} of the time.")]
+
+
+def _trend_cell(trend: dict | None) -> str:
+    """A stage's last-quarter loss fall as a share of its loss, with its 95% interval (``diled.convergence``)."""
+    if not trend or not trend["enough"]:
+        return "n/a"
+    level = trend["fall"] / trend["relative_fall"] if trend["relative_fall"] else float("nan")
+    return f"{trend['relative_fall']:+.1%} ± {trend['interval'] / abs(level):.1%}" + (" (still improving)" if trend["improving"] else "")
+
+
+def convergence_note(cost: pd.DataFrame, track: str = "image") -> list[str]:
+    """Table 6's convergence flags: each row trained from a stage whose loss was still falling (beyond its 95% interval
+    and by more than ``diled.convergence.MATERIAL`` over its last quarter) is "not converged at this budget"."""
+    totals = cost[(cost["track"] == track) & cost["stage"].str.startswith("total")]
+    stages = cost.set_index("file")
+    flagged = []
+    for _, r in totals.iterrows():
+        files = [f"{track}/{f}" for f in r["stage"].removeprefix("total (").removesuffix(")").split(" + ")]
+        falling = [f"{f.split('/', 1)[1]} {stages.at[f, 'last-quarter loss fall'].removesuffix(' (still improving)')}"
+                   for f in files if stages.at[f, "still improving"]]
+        if falling:
+            flagged.append(f"{r['model']} ({', '.join(falling)})")
+    if totals.empty:
+        return []
+    head = ("Convergence (training-cost table, figure training_curves.png): over the last quarter of each training stage, an OLS "
+            "line through the per-step losses gives the loss's fall and its 95% interval; a stage still falling beyond its "
+            f"interval and by more than {convergence.MATERIAL:.0%} marks every row trained from it. ")
+    return [head + (f"**Not converged at this budget**: {'; '.join(flagged)}." if flagged else "Every row's stages had flattened.")]
 
 
 def budget_note(cost: pd.DataFrame, track: str = "image") -> list[str]:

@@ -52,6 +52,11 @@ rule training_cost:
             out("tables/training_cost.csv"), caption="../report/training_cost.rst", category="Cost"
         ),
         md=out("tables/training_cost.md"),
+        curves=report(
+            out("figures/training_curves.png"),
+            caption="../report/training_curves.rst",
+            category="Cost",
+        ),
     log:
         out("logs/training_cost.log"),
     conda:

@@ -11,7 +11,8 @@ manifests = {f"image/{Path(p).parent.name}/{Path(p).stem}": json.loads(Path(p).r
 df = tables.with_not_run(tables.table6(records, job.config["outdir"]))
 scope = tables.scope(job.view)
 out = snakemake.output
-notes = [*tables.table6_notes(records, job.view), *tables.budget_note(tables.training_cost(manifests))]
+cost = tables.training_cost(manifests)
+notes = [*tables.table6_notes(records, job.view), *tables.budget_note(cost), *tables.convergence_note(cost)]
 tables.write_table6(df, notes, out.csv, out.md, out.tex, tables.table6_caption(records[0], scope), scope)
 tables.write_kid_table(df, out.kid, records[0], scope)
 figures.figure3(df, out.figure3, scope)

@@ -2,7 +2,8 @@
 import json
 from pathlib import Path
 
-from diled.report import tables
+from diled import convergence
+from diled.report import figures, tables
 from diled.snakemake_job import Job
 
 job = Job(snakemake)
@@ -19,4 +20,11 @@ notes = [
 shown = df.drop(columns=["file"]).astype(object)
 tables.write_table(df, title="Training cost", notes=notes, csv=snakemake.output.csv, md=snakemake.output.md,
                    shown=shown.where(shown.notna(), ""))
+curves = {}
+for key, m in manifests.items():
+    log = convergence.read_log(m["training"]["run_dir"]) if not key.startswith("text/") and m["training"].get("run_dir") else None
+    if log is not None:
+        flagged = df.loc[df["file"] == key, "still improving"].any()
+        curves[key + (" (still improving)" if flagged else "")] = log
+figures.loss_curves(curves, snakemake.output.curves, "Training losses of the image and protein stages")
 job.log("\n" + df.to_string(index=False))
