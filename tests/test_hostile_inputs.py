@@ -100,16 +100,9 @@ def test_an_output_inside_an_input_folder_or_unwritable_is_refused_before_any_wo
     assert code == 2 and err.startswith(f"diled fid: error: {blocked / 'r.json'}: cannot be written")
 
 
-def test_a_full_disk_while_writing_the_result_names_the_users_path(tmp_path, capsys, monkeypatch):
+def test_a_full_disk_while_writing_the_result_names_the_users_path(tmp_path, capsys, monkeypatch, failing_path):
     monkeypatch.setattr(fid, "fid", lambda *a, **k: {"fid": 1.0})
-    real = Path.write_text
-
-    def full(self, *args, **kwargs):
-        if ".partial-" in self.name:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "write_text", full)
+    failing_path("write_text", lambda p: ".partial-" in p.name, errno.ENOSPC, "No space left on device")
     out = tmp_path / "result.json"
     code, _, err = run_cli(["fid", "--protocol", "pytorch-fid", "a.npy", "b.npy", "--out", str(out)], capsys)
     assert code == 2 and f"{out}: could not be written (No space left on device)" in err
@@ -163,16 +156,9 @@ class _no_warnings:
         return self._cm.__exit__(*exc)
 
 
-def test_a_read_only_cache_still_gives_the_fid(fake_fid, monkeypatch):
+def test_a_read_only_cache_still_gives_the_fid(fake_fid, failing_path):
     expected = fid.statistics(fake_fid, fid.PYTORCH_FID, cache=False)
-    real = Path.mkdir
-
-    def read_only(self, *args, **kwargs):
-        if "features" in self.parts:
-            raise OSError(errno.EROFS, "Read-only file system")
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "mkdir", read_only)
+    failing_path("mkdir", lambda p: "features" in p.parts, errno.EROFS, "Read-only file system")
     with pytest.warns(UserWarning, match=r"cannot be written \(Read-only file system\)"):
         got = fid.statistics(fake_fid, fid.PYTORCH_FID)
     np.testing.assert_array_equal(got.sigma, expected.sigma)

@@ -108,32 +108,18 @@ def test_a_corrupt_or_foreign_cache_file_is_ignored_and_rewritten(probe, content
     assert probe.calls == 1 and json.loads(path.read_text())["ratios"] == probe.ratios
 
 
-def test_a_cache_file_that_cannot_be_read_now_is_left_alone(probe, monkeypatch):
+def test_a_cache_file_that_cannot_be_read_now_is_left_alone(probe, failing_path):
     path = cache_file()
     path.parent.mkdir(parents=True)
     path.write_text("kept")
-    real = Path.read_bytes
-
-    def failing(self):
-        if self == path:
-            raise OSError(errno.EIO, "Input/output error")
-        return real(self)
-
-    monkeypatch.setattr(Path, "read_bytes", failing)
+    failing_path("read_bytes", lambda p: p == path, errno.EIO, "Input/output error")
     with pytest.warns(UserWarning, match="could not be read now"):
         assert hardware.resolve_precision("auto", "cpu", "image") == "bf16"
     assert path.read_text() == "kept" and probe.calls == 1
 
 
-def test_an_unwritable_cache_costs_a_warning_not_the_run(probe, monkeypatch):
-    real = Path.write_text
-
-    def full(self, *args, **kwargs):
-        if "hardware" in self.parts:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "write_text", full)
+def test_an_unwritable_cache_costs_a_warning_not_the_run(probe, failing_path):
+    failing_path("write_text", lambda p: "hardware" in p.parts, errno.ENOSPC, "No space left on device")
     with pytest.warns(UserWarning, match="could not be cached .No space left on device"):
         assert hardware.resolve_precision("auto", "cpu", "image") == "bf16"
     assert [p.name for p in cache_file().parent.iterdir() if not p.name.endswith(".lock")] == []  # no partial file left
