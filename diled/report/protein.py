@@ -86,7 +86,8 @@ def generation_table(records: Sequence[dict], judges: dict, cfg: dict, name: Map
                               "within each sequence, and with random residues (same padding): what natural sequences score on each column.",
                               "Diversity: mean pairwise Levenshtein distance; novelty: median distance to the nearest training sequence; "
                               "'official' on space-joined strings with the J pads (upstream), 'plain' without pads.",
-                              *([f"Not generating (no prior): {', '.join(not_gen)}."] if not_gen else [])])
+                              *([f"Not generating (no prior): {', '.join(not_gen)}."] if not_gen else []),
+                              *tables.auto_precision_note(r["training"].get("precision_reason") for r in records if "training" in r)])
     return pd.DataFrame(gen)
 
 
