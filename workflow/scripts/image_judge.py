@@ -11,7 +11,7 @@ codec = codecs.for_track("image", job.view)
 train_x, train_y = codec.load(snakemake.input.data, "train")
 ref_x, ref_y = codec.load(snakemake.input.data, "reference")
 cnn = judge.train(train_x, train_y, seed, settings["epochs"], settings["batch_size"], settings["lr"], progress=True)
-pixel = judge.PixelJudge.fit(train_x, train_y, seed)
+pixel = judge.PixelJudge.fit(train_x, train_y, job.config["seed"])  # fitted exactly as it was before the CNN replaced it
 record = judge.assess(cnn, pixel, ref_x, ref_y, settings)
 job.log(f"digit judge: held-out accuracy {record['accuracy']:.4f} (previous pixel judge {record['pixel_accuracy']:.4f}); "
         f"real digits recognisable {record['real']['recognisable']:.3f}")

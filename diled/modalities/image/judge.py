@@ -149,7 +149,7 @@ class PixelJudge:
     def fit(cls, images: np.ndarray, labels: np.ndarray, seed: int) -> PixelJudge:
         from diled.editing import pixel_classifier
 
-        clf = pixel_classifier(images, labels, seed)
+        clf = pixel_classifier(images, labels, seed % 2**32)  # scikit-learn takes 32-bit seeds
         scaler, lr = clf[0], clf[-1]
         return cls(scaler.mean_, scaler.scale_, lr.coef_, lr.intercept_)
 
