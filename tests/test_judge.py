@@ -79,6 +79,7 @@ def test_the_pixel_judge_from_its_arrays_equals_scikit_learns():
     clf = pixel_classifier(x, y, seed=0)
     tx, _ = _digits(50, 3)
     assert np.array_equal(judge.PixelJudge.fit(x, y, seed=0).predict(tx), sklearn_judge(clf, tx))
+    judge.PixelJudge.fit(x, y, seed=2**62 + 5)  # a derived 63-bit seed is folded into scikit-learn's 32 bits
 
 
 @pytest.mark.slow
