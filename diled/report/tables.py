@@ -321,7 +321,7 @@ def precision_note(records: list[dict]) -> str:
 def auto_precision_note(reasons: Iterable[str | None]) -> list[str]:
     """How ``precision: auto`` was decided on this machine (``diled.hardware.choose_precision``'s reasons, once each);
     empty when nothing said ``auto``."""
-    kept = dict.fromkeys(r for r in reasons if r and r != "configured")
+    kept = dict.fromkeys(r.removeprefix("auto: ") for r in reasons if r and r != "configured")
     return [f"`precision: auto` on this machine: {'; '.join(kept)}."] if kept else []
 
 
