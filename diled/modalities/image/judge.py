@@ -154,7 +154,11 @@ class PixelJudge:
         return cls(scaler.mean_, scaler.scale_, lr.coef_, lr.intercept_)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        z = (images.reshape(len(images), -1).astype(np.float64) - self.mean) / self.scale
+        """The fitted pipeline's verdicts, step for step as scikit-learn computes them (pixels / 255 in float32,
+        standardised in place, then the linear decision function in float64)."""
+        z = images.reshape(len(images), -1).astype(np.float32) / 255.0
+        z -= self.mean
+        z /= self.scale
         return (z @ self.coef.T + self.intercept).argmax(1)
 
 
