@@ -209,8 +209,10 @@ def figure6(panels: dict, path: str | Path) -> None:
 
 
 def loss_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str, smooth: int = 20) -> None:
-    """Training losses of several runs on one log-scale axis (a ``smooth``-step running mean of each)."""
-    fig, ax = plt.subplots(1, 1, figsize=(7, 4))
+    """Training losses of several runs on one log-scale axis (a ``smooth``-step running mean of each; 20 distinct
+    colours, the legend beside the axis so it hides no curve)."""
+    fig, ax = plt.subplots(1, 1, figsize=(9, 4.5))
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)
     for label, (steps, loss) in curves.items():
         kernel = np.ones(min(smooth, len(loss))) / min(smooth, len(loss))
         y = np.convolve(loss, kernel, mode="valid") if len(loss) else loss
@@ -219,8 +221,7 @@ def loss_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Pa
     ax.set_ylabel(f"training loss ({smooth}-step mean)")
     ax.set_yscale("log")
     ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
