@@ -29,8 +29,8 @@ def trend(steps: np.ndarray, losses: np.ndarray, last: float = LAST) -> dict[str
     steps, losses = steps[keep], losses[keep]
     k = max(int(math.ceil(len(losses) * last)), 3)
     if len(losses) < 8:
-        return {"steps": int(len(losses)), "fall": float("nan"), "interval": float("nan"), "relative_fall": float("nan"),
-                "improving": False, "enough": False}
+        return {"steps": int(len(losses)), "fall": float("nan"), "interval": float("nan"), "level": float("nan"),
+                "relative_fall": float("nan"), "improving": False, "enough": False}
     x, y = steps[-k:], losses[-k:]
     xc = x - x.mean()
     slope = float((xc * (y - y.mean())).sum() / (xc * xc).sum())
@@ -38,7 +38,7 @@ def trend(steps: np.ndarray, losses: np.ndarray, last: float = LAST) -> dict[str
     se = math.sqrt(float((resid**2).sum()) / (k - 2) / float((xc * xc).sum()))
     span = float(x[-1] - x[0])
     fall, half, level = -slope * span, 1.96 * se * span, float(np.abs(y).mean()) or 1.0
-    return {"steps": int(len(losses)), "fall": fall, "interval": half, "relative_fall": fall / level,
+    return {"steps": int(len(losses)), "fall": fall, "interval": half, "level": level, "relative_fall": fall / level,
             "improving": bool(fall - half > 0 and fall / level > MATERIAL), "enough": True}
 
 

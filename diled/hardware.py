@@ -274,11 +274,10 @@ def precision_probe(refresh: bool = False) -> dict[str, Any]:
 
 
 def _write_probe(path: Path, record: dict[str, Any]) -> None:
-    from diled.fileio import atomic_path
+    from diled.manifest import write_json
 
     try:
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        write_json(record, path)
     except OSError as exc:
         warnings.warn(f"{path}: the precision probe could not be cached ({exc.strerror or exc}); it is measured again in "
                       "every process until the cache folder is writable", stacklevel=3)

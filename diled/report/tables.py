@@ -92,6 +92,12 @@ def table6(records: Sequence[dict], root: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def load_stage_manifests(paths: Sequence[str | Path]) -> dict[str, dict]:
+    """Training manifests (``models/<track>/<model>/<stage>.json``) keyed ``"<track>/<model>/<stage>"``, as
+    ``training_cost`` takes them."""
+    return {f"{Path(p).parents[1].name}/{Path(p).parent.name}/{Path(p).stem}": json.loads(Path(p).read_text()) for p in paths}
+
+
 def load_records(paths: Sequence[str | Path]) -> list[dict]:
     """Metric records with their own path attached (for the manifest column)."""
     out = []
@@ -437,8 +443,12 @@ def _trend_cell(trend: dict | None) -> str:
     """A stage's last-quarter loss fall as a share of its loss, with its 95% interval (``diled.convergence``)."""
     if not trend or not trend["enough"]:
         return "n/a"
-    level = trend["fall"] / trend["relative_fall"] if trend["relative_fall"] else float("nan")
-    return f"{trend['relative_fall']:+.1%} ± {trend['interval'] / abs(level):.1%}" + (" (still improving)" if trend["improving"] else "")
+    return f"{trend['relative_fall']:+.1%} ± {trend['interval'] / trend['level']:.1%}" + (" (still improving)" if trend["improving"] else "")
+
+
+def _lineage_files(total: pd.Series, track: str) -> list[str]:
+    """The stage keys a ``training_cost`` totals row sums (its stage reads ``total (model/stage + ...)``)."""
+    return [f"{track}/{f}" for f in total["stage"].removeprefix("total (").removesuffix(")").split(" + ")]
 
 
 def convergence_note(cost: pd.DataFrame, track: str = "image") -> list[str]:
@@ -448,7 +458,7 @@ def convergence_note(cost: pd.DataFrame, track: str = "image") -> list[str]:
     stages = cost.set_index("file")
     flagged = []
     for _, r in totals.iterrows():
-        files = [f"{track}/{f}" for f in r["stage"].removeprefix("total (").removesuffix(")").split(" + ")]
+        files = _lineage_files(r, track)
         falling = [f"{f.split('/', 1)[1]} {stages.at[f, 'last-quarter loss fall'].removesuffix(' (still improving)')}"
                    for f in files if stages.at[f, "still improving"]]
         if falling:
@@ -471,7 +481,7 @@ def budget_note(cost: pd.DataFrame, track: str = "image") -> list[str]:
     stages = cost.set_index("file")
 
     def cell(r) -> str:
-        files = [f"{track}/{f}" for f in r["stage"].removeprefix("total (").removesuffix(")").split(" + ")]
+        files = _lineage_files(r, track)
         seen = " + ".join(f"{f.split('/', 1)[1]} {int(stages.at[f, 'rows seen']):,}" if pd.notna(stages.at[f, "rows seen"])
                           else f"{f.split('/', 1)[1]} ?" for f in files)
         cpu = "?" if pd.isna(r["train CPU (s)"]) else f"{r['train CPU (s)']:,.0f}"

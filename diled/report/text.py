@@ -4,12 +4,11 @@ the examples, from the per-model evaluation records (``workflow/scripts/text_tab
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from diled import registry
+from diled import convergence, registry
 from diled.fileio import atomic_path
 from diled.report import figures, tables
 
@@ -154,10 +153,9 @@ def loss_curves(manifests: Sequence[dict], out: Mapping[str, str]) -> None:
     curves = {}
     for m in manifests:
         t = m["training"]
-        log = Path(t["run_dir"]) / "log.csv"
-        if log.exists():
-            c = pd.read_csv(log)
-            curves[f"{t['model']}/{t['stage']}"] = (c["step"].to_numpy(), c["loss"].to_numpy())
+        log = convergence.read_log(t["run_dir"])
+        if log is not None:
+            curves[f"{t['model']}/{t['stage']}"] = log
     figures.loss_curves(curves, out["curves"], "Text track: training losses (each model's own objective)")
 
 

@@ -46,7 +46,7 @@ rule fid_settings:
 
 rule training_cost:
     input:
-        [f for t in TRACKS for f in training_manifests(t)],
+        manifests=[f for t in TRACKS for f in training_manifests(t)],
     output:
         csv=report(
             out("tables/training_cost.csv"), caption="../report/training_cost.rst", category="Cost"

@@ -43,7 +43,8 @@ for k, path in enumerate(files):
         if judge is not None:
             verdicts.setdefault("sources", []).append(digit_judge.predict(judge, sets["source_a"])[0])
             if "gen" in sets.files:
-                verdicts.setdefault("gen", []).append(np.stack(digit_judge.predict(judge, sets["gen"])))
+                for part, v in zip(("gen", "gen_confidence"), digit_judge.predict(judge, sets["gen"])):
+                    verdicts.setdefault(part, []).append(v)
         for key in sorted(x for x in sets.files if x in ("gen", "rec", "rec_inverted") or x.startswith("interp_")):
             stats = fid.statistics(sets[key], protocol, job.device, p.batch_size, desc=f"{key} {k + 1}/{len(files)}",
                                    keep_features=True, use_count=False)  # a fixed count applies to the merged rows
@@ -58,8 +59,8 @@ if row != n:
 if judge is not None:
     health["judge_accuracy_on_sources"] = float((np.concatenate(verdicts["sources"]) == labels).mean())
     if "gen" in verdicts:
-        gen_labels, gen_conf = np.concatenate(verdicts["gen"], axis=1)
-        health.update({f"generation_{k}": v for k, v in digit_judge.generation_health(gen_labels, gen_conf).items()})
+        gen_health = digit_judge.generation_health(np.concatenate(verdicts["gen"]), np.concatenate(verdicts["gen_confidence"]))
+        health.update({f"generation_{k}": v for k, v in gen_health.items()})
     health.update({"judge_accuracy_held_out": judge_record["accuracy"], "real_recognisable": judge_record["real"]["recognisable"]})
 for key in sorted(feats):
     rows = np.concatenate(feats[key])

@@ -1,13 +1,10 @@
 """Assemble Table 6 (CSV, Markdown, LaTeX) and Figure 3 from the per-(model, T) metric records (diled.report.tables)."""
-import json
-from pathlib import Path
-
 from diled.report import figures, tables
 from diled.snakemake_job import Job
 
 job = Job(snakemake)
 records = tables.load_records(snakemake.input.metrics)
-manifests = {f"image/{Path(p).parent.name}/{Path(p).stem}": json.loads(Path(p).read_text()) for p in snakemake.input.manifests}
+manifests = tables.load_stage_manifests(snakemake.input.manifests)
 df = tables.with_not_run(tables.table6(records, job.config["outdir"]))
 scope = tables.scope(job.view)
 out = snakemake.output

@@ -1,13 +1,10 @@
 """Training-cost table: time per step and wall time of every training stage, and per model, measured in this run."""
-import json
-from pathlib import Path
-
 from diled import convergence
 from diled.report import figures, tables
 from diled.snakemake_job import Job
 
 job = Job(snakemake)
-manifests = {f"{Path(p).parents[1].name}/{Path(p).parent.name}/{Path(p).stem}": json.loads(Path(p).read_text()) for p in snakemake.input}
+manifests = tables.load_stage_manifests(snakemake.input.manifests)
 df = tables.training_cost(manifests)
 notes = [
     "Measured by the training jobs (their manifests: models/<track>/<model>/<stage>.json); wall time covers every step of the run, "
