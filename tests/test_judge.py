@@ -65,10 +65,27 @@ def test_saved_judges_load_as_tensors_only(tmp_path):
     assert np.array_equal(pixel2.predict(x), pixel.predict(x))
     np.savez(tmp_path / "evil.npz", record=crafted_npy_object_array(tmp_path / "ran"))
     np.savez(tmp_path / "foreign.npz", something=np.zeros(3))
-    for bad in ("evil.npz", "foreign.npz"):
+    (tmp_path / "truncated.npz").write_bytes((tmp_path / "j.npz").read_bytes()[:5000])
+    for bad in ("evil.npz", "foreign.npz", "truncated.npz"):
         with pytest.raises(ValueError, match=rf"{bad}: not a digit judge file .*the image_judge job rebuilds it"):
             judge.load(tmp_path / bad)
+        assert (tmp_path / bad).exists()  # named, never deleted
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_judge_file_that_cannot_be_read_now_is_not_called_corrupt(tmp_path, monkeypatch):
+    import errno
+
+    x, y = _digits(60, 0)
+    judge.save(tmp_path / "j.npz", judge.train(x, y, seed=0, epochs=1), judge.PixelJudge.fit(x, y, seed=0), {})
+
+    def eio(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(np, "load", eio)
+    with pytest.raises(OSError, match="Input/output error"):
+        judge.load(tmp_path / "j.npz")
+    assert (tmp_path / "j.npz").exists()
 
 
 def test_the_pixel_judge_from_its_arrays_equals_scikit_learns():
