@@ -189,3 +189,27 @@ def test_bf16_training_is_deterministic_and_differs_from_fp32(tmp_path):
     c, _ = run(tmp_path / "c", 10)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))  # the autocast really ran
+
+
+def test_update_ema_is_the_per_parameter_lerp_bitwise_and_copies_buffers():
+    """The EMA update is one foreach kernel call: same bits as the loop it replaced, buffers (e.g. BatchNorm's) copied."""
+    import copy
+
+    from diled.train import update_ema
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(3))
+    model(torch.randn(2, 1, 6, 6))
+    ema, reference = copy.deepcopy(model), copy.deepcopy(model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+        model[1].running_mean.add_(1.0)
+    update_ema(ema, model, 0.99)
+    with torch.no_grad():
+        for pe, pm in zip(reference.parameters(), model.parameters()):
+            pe.lerp_(pm, 1 - 0.99)
+    for a, b in zip(ema.parameters(), reference.parameters()):
+        assert torch.equal(a, b)
+    assert not torch.equal(next(ema.parameters()), next(model.parameters()))
+    assert torch.equal(ema[1].running_mean, model[1].running_mean)
