@@ -170,3 +170,21 @@ def test_a_preset_sits_between_a_models_defaults_and_the_users_settings():
         load_config(overrides={"image": {"model_settings": {"ldm": None}}})
     with pytest.raises(ValueError, match="image.models: a list of the models to run"):
         load_config(overrides={"image": {"models": {"ddim": {}}}})
+
+
+def test_default_gives_pixel_ddim_at_least_the_images_diffae_sees_and_converged_only_lengthens():
+    """Issue 39's compute-fair budgets: DDIM's pixel model sees at least the images of DiffAE's autoencoder stage (which
+    DiLED and its control start from); config/converged.yaml only lengthens stages, and keeps DiLED = its control."""
+    from diled.config import track_view
+
+    default = track_view(load_config(ROOT / "config/config.yaml"), "image")["models"]
+    seen = {k: default[m][s]["steps"] * default[m][s]["batch_size"] for k, (m, s) in
+            {"ddim": ("ddim", "train"), "diffae": ("diffae", "autoencoder")}.items()}
+    assert seen["ddim"] >= seen["diffae"]
+    converged = track_view(load_config(ROOT / "config/converged.yaml"), "image")["models"]
+    for model, sections in default.items():
+        for section, value in sections.items():
+            if isinstance(value, dict) and "steps" in value:
+                assert converged[model][section]["steps"] >= value["steps"], (model, section)
+    assert converged["diled"]["train"] == converged["diffae_ft"]["train"] == default["diled"]["train"]
+    assert converged["ddim"]["train"]["steps"] > default["ddim"]["train"]["steps"]
