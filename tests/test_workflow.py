@@ -324,12 +324,15 @@ def test_default_config_dry_run(tmp_path):
     assert "models/text/diled/train.pt" in res.stdout and "tables/table1.csv" in res.stdout and "protein_tables" in res.stdout
 
 
-@pytest.mark.parametrize("config", ["protein_paper.yaml", "protein_gfp.yaml", "gpu.yaml", "text_paper.yaml", "text_long.yaml", "fp32.yaml"])
+@pytest.mark.parametrize("config", ["protein_paper.yaml", "protein_gfp.yaml", "gpu.yaml", "text_paper.yaml", "text_long.yaml", "fp32.yaml",
+                                    "converged.yaml"])
 def test_paper_configs_dry_run(tmp_path, config):
     res = snakemake(tmp_path, "-n", f"--configfile={ROOT / 'config' / config}", "--cores", "8", "all")
     assert res.returncode == 0, res.stderr[-2000:]
     if config.startswith("text"):  # text-only configurations
         assert "tables/table1.csv" in res.stdout and "table6" not in res.stdout
+    elif config == "converged.yaml":  # the image track at plateau budgets
+        assert "table6" in res.stdout and "protein_tables" not in res.stdout and "table1" not in res.stdout
     else:
         assert "protein_tables" in res.stdout and "table6" in res.stdout
 
