@@ -135,3 +135,22 @@ def test_budget_note_sums_each_rows_lineage():
     assert "DDIM: ddim/train 51,200 (400 CPU-s)" in note
     assert "DiffAE: diffae/autoencoder 153,600 + diffae/latent 512,000 (1,050 CPU-s)" in note  # its lineage, stage by stage
     assert cost.loc[cost["file"] == "image/ddim/train", "CPU ms/step"].item() == 500.0
+
+
+def test_generation_health_note_flags_unrecognisable_rows_and_one_digit_blobs_separately():
+    """A row under 50% recognisable is flagged as such; a row the judge reads confidently as one digit (recognisable 100%,
+    class entropy 0: what DDIM with EMA 0.999 drew after 800 steps) is flagged as drawing few digits; a healthy row neither."""
+    def record(model, recognisable, entropy):
+        return {"track": "image", "model": model, "steps": 50,
+                "latent_health": {"generation_recognisable": recognisable, "generation_class_entropy": entropy,
+                                  "judge_accuracy_held_out": 0.986, "real_recognisable": 0.97}}
+
+    note = " ".join(tables.generation_health_note([record("diffae", 0.78, 0.98), record("ddim", 0.42, 0.87),
+                                                   record("cmcd", 1.0, 0.0)]))
+    assert "held-out accuracy 0.986" in note and "97% of real" in note
+    flagged, few = note.split("**Not recognisable as digits**")[1].split("**Few digits drawn**")
+    assert "DDIM T = 50 (42%)" in flagged and "DiffAE" not in flagged and "CM-CD" not in flagged
+    assert "CM-CD T = 50 (0.00)" in few and "DDIM" not in few and "DiffAE" not in few
+    healthy = " ".join(tables.generation_health_note([record("diffae", 0.78, 0.98)]))
+    assert "Every row's samples are recognisable" in healthy and "Few digits" not in healthy
+    assert tables.generation_health_note([{"model": "diffae", "steps": 50, "latent_health": {}}]) == []
