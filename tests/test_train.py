@@ -213,3 +213,42 @@ def test_update_ema_is_the_per_parameter_lerp_bitwise_and_copies_buffers():
         assert torch.equal(a, b)
     assert not torch.equal(next(ema.parameters()), next(model.parameters()))
     assert torch.equal(ema[1].running_mean, model[1].running_mean)
+
+
+def test_ema_skips_what_the_optimiser_does_not_move_and_a_partly_frozen_run_is_unchanged(tmp_path):
+    """update_ema(trained=...) leaves other parameters alone, and a run with a frozen part ends with the same EMA as an
+    update of every parameter would give (an unmoved parameter's average is itself)."""
+    import copy
+
+    from diled.train import update_ema
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 1))
+    ema = copy.deepcopy(model)
+    before = copy.deepcopy(ema)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    update_ema(ema, model, 0.5, trained=list(model[1].parameters()))
+    assert torch.equal(ema[0].weight, before[0].weight)  # skipped
+    assert torch.allclose(ema[1].weight, before[1].weight + 0.5)  # averaged
+
+    def frozen_run(tmp, skip):
+        torch.manual_seed(123)
+        m = Quadratic()
+        m.lin.bias.requires_grad_(False)
+        spec = TrainSpec(steps=7, batch_size=8, lr=1e-2, ema_decay=0.9, ckpt_every=5)
+        data = torch.randn(64, 3, generator=torch.Generator().manual_seed(0))
+        if not skip:  # the update before: every parameter, frozen ones included
+            import diled.train as t
+            original = t.update_ema
+            t.update_ema = lambda e, mm, d, trained=None: original(e, mm, d)
+            try:
+                return train(m, lambda mm, x: mm.loss(x), data, spec, tmp, progress=False).ema
+            finally:
+                t.update_ema = original
+        return train(m, lambda mm, x: mm.loss(x), data, spec, tmp, progress=False).ema
+
+    a, b = frozen_run(tmp_path / "a", True), frozen_run(tmp_path / "b", False)
+    for x, y in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(x, y)
