@@ -60,8 +60,7 @@ class StepTimer:
         self.variant = variant
         self.model = copy.deepcopy(plan.model).train()
         self.loss, self.ema_target = plan.loss, plan.ema_target
-        wanted = trained
-        self.params = [p for n, p in self.model.named_parameters() if n in wanted]
+        self.params = [p for n, p in self.model.named_parameters() if n in trained]
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.decay = spec.ema_decay
         self.batch = spec.batch_size * (2 if variant == "batch_x2" else 1)
@@ -99,7 +98,7 @@ class StepTimer:
                 for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
                     pe.lerp_(pm, 1 - self.decay)
             else:
-                update_ema(self.ema, self.model, self.decay)
+                update_ema(self.ema, self.model, self.decay, self.params)
         return time.perf_counter() - t0
 
     def flops(self) -> int:
