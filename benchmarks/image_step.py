@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from diled.train import update_ema
+from diled.train import PRECISIONS, update_ema
 
 VARIANTS = ("before", "configured", "fp32", "channels_last", "batch_x2", "fused_adam")
 
@@ -56,15 +56,17 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
 class StepTimer:
     """The optimisation step of ``diled.train.train`` on one stage's plan, under a variant."""
 
-    def __init__(self, plan, trained: set[str], spec, variant: str):
+    def __init__(self, plan, spec, variant: str):
         self.variant = variant
+        moved = plan.params if plan.params is not None else [p for p in plan.model.parameters() if p.requires_grad]
+        trained = {n for n, p in plan.model.named_parameters() if any(p is q for q in moved)}
         self.model = copy.deepcopy(plan.model).train()
         self.loss, self.ema_target = plan.loss, plan.ema_target
         self.params = [p for n, p in self.model.named_parameters() if n in trained]
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.decay = spec.ema_decay
         self.batch = spec.batch_size * (2 if variant == "batch_x2" else 1)
-        self.dtype = None if variant == "fp32" else {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[spec.precision]
+        self.dtype = None if variant == "fp32" else PRECISIONS[spec.precision]
         self.loop_ema = variant == "before"
         self.opt = torch.optim.Adam(self.params, lr=spec.lr, fused=True if variant == "fused_adam" else None)
         self.data = plan.data
@@ -110,14 +112,25 @@ class StepTimer:
         return counter.get_total_flops()
 
 
+def stage_plan(view: dict, name: str, stage: str, data, init: nn.Module | None = None):
+    """(TrainSpec, StagePlan with its parameter list materialised) of one image stage on the CPU, through the stage
+    runner's own ``diled.stages.plan_stage``; (spec, None) where the stage takes released weights instead."""
+    from diled import registry, stages
+
+    ctx, plan = stages.plan_stage(registry.resolve("image", name, view), stage, view, data, torch.device("cpu"), init)
+    if not isinstance(plan, stages.StagePlan):
+        return ctx.spec, None
+    if plan.params is not None:
+        plan.params = list(plan.params)  # a generator would be spent by the first variant
+    return ctx.spec, plan
+
+
 def bench(config: dict, data: Path, steps: int, repeats: int, only: list[str] | None) -> dict:
     """Images per second of every image stage under every variant, FLOPs per image and the share of the peak."""
-    from diled import codecs, registry, stages
+    from diled import codecs, registry
     from diled.config import track_view
-    from diled.diffusion import derive_seed
 
     view = track_view(config, "image")
-    device = torch.device("cpu")
     x = codecs.for_track("image", view).training_data(data)
     plan_order: list[tuple[str, str]] = []
     for spec in registry.models("image", config=view):
@@ -128,19 +141,12 @@ def bench(config: dict, data: Path, steps: int, repeats: int, only: list[str] | 
     built: dict[tuple[str, str], nn.Module] = {}
     rows = {}
     for name, stage in plan_order:
-        variant = registry.resolve("image", name, view)
-        st = variant.spec.stage(stage)
-        init = built[tuple(st.starts_from.split("/"))] if st.starts_from else None
-        spec = stages.stage_spec(view, name, st, device, "image")
-        ctx = stages.StageContext("image", name, stage, view, x, device, spec, init)
-        torch.manual_seed(derive_seed(spec.seed, "init"))
-        plan = registry.load_object(st.train)(ctx)
-        if not isinstance(plan, stages.StagePlan):
+        starts = registry.get("image", name).stage(stage).starts_from
+        spec, plan = stage_plan(view, name, stage, x, built[tuple(starts.split("/"))] if starts else None)
+        if plan is None:
             continue  # weights from a release: nothing trains
         built[(name, stage)] = plan.model.eval()
-        names = {id(p): n for n, p in plan.model.named_parameters()}
-        trained = {names[id(p)] for p in (plan.params if plan.params is not None else plan.model.parameters()) if p.requires_grad}
-        timers = {v: StepTimer(plan, trained, spec, v) for v in VARIANTS if not (v == "fp32" and spec.precision == "fp32")}
+        timers = {v: StepTimer(plan, spec, v) for v in VARIANTS if not (v == "fp32" and spec.precision == "fp32")}
         times: dict[str, list[float]] = {v: [] for v in timers}
         for r in range(repeats + 1):  # round 0 warms every variant up (oneDNN builds its kernels on first use)
             for v, timer in timers.items():
@@ -163,20 +169,15 @@ def bench(config: dict, data: Path, steps: int, repeats: int, only: list[str] | 
 
 
 def profile_table(config: dict, data: Path, model: str = "ddim", stage: str = "train", row_limit: int = 15) -> str:
-    """``torch.profiler``'s table (self CPU time) of 3 configured steps of one stage."""
+    """``torch.profiler``'s table (self CPU time) of 3 configured steps of one stage (one without a starting stage)."""
     from torch.profiler import ProfilerActivity, profile
 
-    from diled import codecs, registry, stages
+    from diled import codecs
     from diled.config import track_view
 
     view = track_view(config, "image")
-    device = torch.device("cpu")
-    st = registry.resolve("image", model, view).spec.stage(stage)
-    spec = stages.stage_spec(view, model, st, device, "image")
-    plan = registry.load_object(st.train)(stages.StageContext("image", model, stage, view,
-                                                              codecs.for_track("image", view).training_data(data), device, spec))
-    timer = StepTimer(plan, {n for n, p in plan.model.named_parameters() if p.requires_grad} if plan.params is None
-                      else {n for n, p in plan.model.named_parameters() if any(p is q for q in plan.params)}, spec, "configured")
+    spec, plan = stage_plan(view, model, stage, codecs.for_track("image", view).training_data(data))
+    timer = StepTimer(plan, spec, "configured")
     timer.step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(3):

@@ -77,17 +77,27 @@ def stage_spec(cfg: dict, name: str, stage: registry.Stage, device: torch.device
     return TrainSpec(seed=derive_seed(cfg["seed"], name, stage.name), **fields)
 
 
-def run_stage(variant: registry.Variant, stage: str, cfg: dict, data: Any, run_dir: Path, device: torch.device,
-              init: nn.Module | None = None, progress: bool = True) -> tuple[nn.Module, TrainResult, dict]:
-    """The stage runner: one stage of a resolved model or variant, trained by ``diled.train.train`` with state in
-    ``run_dir``; returns (EMA model, result, the config it trained under)."""
+def plan_stage(variant: registry.Variant, stage: str, cfg: dict, data: Any, device: torch.device,
+               init: nn.Module | None = None) -> tuple[StageContext, StagePlan | TrainResult]:
+    """What one stage of a resolved model or variant would train: its context (the ``TrainSpec`` and the config with
+    the variant's overrides) and its trainer's plan, with the seeded weight initialisation ``run_stage`` trains from
+    (``benchmarks/image_step.py`` times the plan's step without training it)."""
     spec = variant.spec
     st = spec.stage(stage)
     trainer: StageTrainer = registry.load_object(st.train)
     cfg = registry.apply_overrides(cfg, variant.overrides)
     ctx = StageContext(spec.track, spec.name, stage, cfg, data, device, stage_spec(cfg, spec.name, st, device, spec.track), init)
     torch.manual_seed(derive_seed(ctx.spec.seed, "init"))  # weight initialisation is part of the run's determinism
-    plan = trainer(ctx)
+    return ctx, trainer(ctx)
+
+
+def run_stage(variant: registry.Variant, stage: str, cfg: dict, data: Any, run_dir: Path, device: torch.device,
+              init: nn.Module | None = None, progress: bool = True) -> tuple[nn.Module, TrainResult, dict]:
+    """The stage runner: one stage of a resolved model or variant, trained by ``diled.train.train`` with state in
+    ``run_dir``; returns (EMA model, result, the config it trained under)."""
+    spec = variant.spec
+    ctx, plan = plan_stage(variant, stage, cfg, data, device, init)
+    cfg = ctx.cfg
     if isinstance(plan, TrainResult):
         return plan.ema, plan, cfg
     res = train(plan.model, plan.loss, plan.data, ctx.spec, run_dir, params=plan.params, desc=f"{spec.name}/{stage}",
